@@ -1,0 +1,226 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Every setting of the service, read from the environment once, validated, typed.
+ * The defaults need nothing installed: embedded PostgreSQL and filesystem storage
+ * under the data directory. A wrong value stops start-up with a message naming
+ * the variable (see ConfigError).
+ */
+export type UserLevel = 'member' | 'standard';
+
+export interface LevelSettings {
+  /** Upload space in bytes (S5). */
+  quotaBytes: number;
+  /** Default lifetime of shared files and folders, in days (S2). */
+  expiryDays: number;
+}
+
+export type StorageConfig =
+  | { driver: 'fs'; root: string }
+  | {
+      driver: 's3';
+      endpoint?: string;
+      region: string;
+      bucket: string;
+      accessKeyId?: string;
+      secretAccessKey?: string;
+      forcePathStyle: boolean;
+    };
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  dataDir: string;
+  host: string;
+  port: number;
+  /** The address people and devices use to reach this server (links, signed URLs). */
+  publicUrl: string;
+  /** Secret for signing download URLs; shared by every instance of a deployment. */
+  secret: string;
+  database: { url: string } | { embedded: { dir: string } };
+  storage: StorageConfig;
+  smtpUrl?: string;
+  graphiql: boolean;
+  levels: Record<UserLevel, LevelSettings>;
+  auth: {
+    /** Browser sessions (cookie) last this long after the last request. */
+    sessionDays: number;
+    /** Failed log-ins allowed per email (and 4× per address) inside the window. */
+    maxLoginFailures: number;
+    loginWindowSeconds: number;
+    /** argon2id cost; lowered only in tests. */
+    argon2MemoryKiB: number;
+  };
+  limits: {
+    /** Largest accepted GraphQL request body that is not a file upload. */
+    maxRequestBytes: number;
+    maxQueryDepth: number;
+    maxQueryCost: number;
+    maxAliases: number;
+    maxTokens: number;
+  };
+  devices: {
+    /** A device seen within this many seconds counts as online (D1). */
+    onlineWindowSeconds: number;
+  };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`Invalid setting ${setting}: ${message}`);
+  }
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** Parses "512MiB", "10 GB", "1048576" into bytes. */
+export function parseByteSize(value: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+  if (!match) return undefined;
+  const unit = SIZE_UNITS[match[2]!.toLowerCase()];
+  if (unit === undefined) return undefined;
+  const bytes = Math.floor(Number(match[1]) * unit);
+  return Number.isSafeInteger(bytes) ? bytes : undefined;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads one variable through a zod schema; failures name the variable. */
+function read<T>(env: Env, name: string, schema: z.ZodType<T>): T {
+  const raw = env[name];
+  const result = schema.safeParse(raw === '' ? undefined : raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ConfigError(name, `${issue?.message ?? 'invalid value'} (got ${JSON.stringify(raw)})`);
+  }
+  return result.data;
+}
+
+const integer = (min: number, max: number) =>
+  z.coerce
+    .number({ message: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+const byteSize = z.string().transform((value, ctx) => {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined || bytes <= 0) {
+    ctx.addIssue({ code: 'custom', message: 'must be a size such as 10GiB, 500MB or 1048576' });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' }).transform((v) => ['true', '1', 'yes'].includes(v));
+
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+/** A deployment's signing secret: taken from PIXSHARE_SECRET, else created once under the data directory. */
+function loadSecret(env: Env, dataDir: string): string {
+  const given = read(env, 'PIXSHARE_SECRET', z.string().min(32, 'must be at least 32 characters').optional());
+  if (given) return given;
+  const file = path.join(dataDir, 'secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  return secret;
+}
+
+function loadStorage(env: Env, dataDir: string): StorageConfig {
+  const s3Vars = ['S3_ENDPOINT', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'].filter((name) => env[name]);
+  if (s3Vars.length === 0) return { driver: 'fs', root: path.join(dataDir, 'blobs') };
+  const bucket = read(env, 'S3_BUCKET', z.string({ message: `is required when ${s3Vars.join(', ')} is set` }).regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'));
+  const endpoint = read(env, 'S3_ENDPOINT', url(['http:', 'https:']).optional());
+  const accessKeyId = read(env, 'S3_ACCESS_KEY_ID', z.string().optional());
+  const secretAccessKey = read(env, 'S3_SECRET_ACCESS_KEY', z.string().optional());
+  if (!!accessKeyId !== !!secretAccessKey) {
+    throw new ConfigError(accessKeyId ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID', 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together');
+  }
+  return {
+    driver: 's3',
+    bucket,
+    endpoint,
+    region: read(env, 'S3_REGION', z.string().default('us-east-1')),
+    accessKeyId,
+    secretAccessKey,
+    // Self-hosted stores (MinIO, Garage, s3rver) want path-style addressing.
+    forcePathStyle: read(env, 'S3_FORCE_PATH_STYLE', boolean.optional()) ?? endpoint !== undefined,
+  };
+}
+
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const nodeEnv = read(env, 'NODE_ENV', z.enum(['development', 'production', 'test']).default('development'));
+  const dataDir = path.resolve(cwd, read(env, 'PIXSHARE_DATA_DIR', z.string().default('data')));
+  const port = read(env, 'PORT', integer(0, 65535).default(4000));
+  const host = read(env, 'HOST', z.string().default('0.0.0.0'));
+  const publicUrl = read(env, 'PUBLIC_URL', url(['http:', 'https:']).optional()) ?? `http://localhost:${port}`;
+  const databaseUrl = read(env, 'DATABASE_URL', url(['postgres:', 'postgresql:']).optional());
+
+  return {
+    env: nodeEnv,
+    dataDir,
+    host,
+    port,
+    publicUrl: publicUrl.replace(/\/+$/, ''),
+    secret: loadSecret(env, dataDir),
+    database: databaseUrl ? { url: databaseUrl } : { embedded: { dir: path.join(dataDir, 'pg') } },
+    storage: loadStorage(env, dataDir),
+    smtpUrl: read(env, 'SMTP_URL', url(['smtp:', 'smtps:']).optional()),
+    graphiql: read(env, 'PIXSHARE_GRAPHIQL', boolean.optional()) ?? nodeEnv !== 'production',
+    levels: {
+      member: {
+        quotaBytes: read(env, 'PIXSHARE_MEMBER_QUOTA', byteSize.default(50 * 2 ** 30)),
+        expiryDays: read(env, 'PIXSHARE_MEMBER_EXPIRY_DAYS', integer(1, 36500).default(30)),
+      },
+      standard: {
+        quotaBytes: read(env, 'PIXSHARE_STANDARD_QUOTA', byteSize.default(10 * 2 ** 30)),
+        expiryDays: read(env, 'PIXSHARE_STANDARD_EXPIRY_DAYS', integer(1, 36500).default(15)),
+      },
+    },
+    auth: {
+      sessionDays: read(env, 'PIXSHARE_SESSION_DAYS', integer(1, 3650).default(30)),
+      maxLoginFailures: read(env, 'PIXSHARE_LOGIN_MAX_FAILURES', integer(1, 1000).default(5)),
+      loginWindowSeconds: read(env, 'PIXSHARE_LOGIN_WINDOW_SECONDS', integer(1, 86400).default(900)),
+      argon2MemoryKiB: read(env, 'PIXSHARE_ARGON2_MEMORY_KIB', integer(1024, 1 << 22).default(19456)),
+    },
+    limits: {
+      maxRequestBytes: read(env, 'PIXSHARE_MAX_REQUEST_SIZE', byteSize.default(1 << 20)),
+      maxQueryDepth: read(env, 'PIXSHARE_MAX_QUERY_DEPTH', integer(2, 100).default(12)),
+      maxQueryCost: read(env, 'PIXSHARE_MAX_QUERY_COST', integer(10, 1_000_000).default(5000)),
+      maxAliases: read(env, 'PIXSHARE_MAX_ALIASES', integer(1, 1000).default(30)),
+      maxTokens: read(env, 'PIXSHARE_MAX_TOKENS', integer(100, 1_000_000).default(5000)),
+    },
+    devices: {
+      onlineWindowSeconds: read(env, 'PIXSHARE_DEVICE_ONLINE_SECONDS', integer(5, 86400).default(120)),
+    },
+  };
+}

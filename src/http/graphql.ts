@@ -1,0 +1,96 @@
+import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
+import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
+import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
+import { GraphQLError, type ValidationContext } from 'graphql';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import type { Config } from '../config.js';
+import type { GraphQLContext, Services } from '../schema/context.js';
+import { schema } from '../schema/index.js';
+import { AppError } from '../services/app-error.js';
+import type { Viewer } from '../services/devices.js';
+import type { RequestOrigin } from '../services/request-origin.js';
+
+/** What the transport (HTTP handler or WebSocket) knows before GraphQL runs. */
+export interface ServerContext {
+  viewer: Viewer | null;
+  origin: RequestOrigin;
+  /** Set-Cookie values the HTTP handler adds to the response. */
+  responseCookies: (string | null)[];
+}
+
+export type GraphQLServer = YogaServerInstance<ServerContext, GraphQLContext>;
+
+export interface Logger {
+  info(message: string): void;
+  error(message: string, error?: unknown): void;
+}
+
+interface GraphQLErrorLike extends Error {
+  originalError?: unknown;
+  path?: readonly (string | number)[];
+  nodes?: GraphQLError['nodes'];
+  extensions?: Record<string, unknown>;
+}
+
+/**
+ * By shape, not instanceof: graphql may be loaded twice (its CommonJS and ESM
+ * builds) by the libraries around it, and an error from one copy is not an
+ * instance of the other's class.
+ */
+function isGraphQLErrorLike(error: unknown): error is GraphQLErrorLike {
+  return error instanceof Error && error.name === 'GraphQLError';
+}
+
+/** Turns every error into one with a stable `extensions.code`; anything unexpected is logged and masked. */
+export function maskError(log: Logger) {
+  return (error: unknown): Error => {
+    const located = isGraphQLErrorLike(error) ? error : undefined;
+    const original = located?.originalError ?? error;
+    const path = located?.path;
+    if (original instanceof AppError) {
+      return new GraphQLError(original.message, { path, extensions: { code: original.code, ...original.details } });
+    }
+    if (isGraphQLErrorLike(original) && (original.originalError === undefined || isGraphQLErrorLike(original.originalError))) {
+      // Parse, validation and limit errors from GraphQL itself: keep the message, make sure there is a code.
+      const code = typeof original.extensions?.code === 'string' ? original.extensions.code : 'GRAPHQL_VALIDATION_FAILED';
+      return new GraphQLError(original.message, { path, nodes: original.nodes, extensions: { ...original.extensions, code } });
+    }
+    log.error('unexpected error while executing GraphQL', original);
+    return new GraphQLError('Unexpected error.', { path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+  };
+}
+
+/** graphql-armor reports limits as plain "Syntax Error"s; we report them with our own codes and keep validating. */
+function reject(code: string) {
+  return (context: ValidationContext | null, error: GraphQLError) => {
+    context?.reportError(new GraphQLError(error.message.replace(/^Syntax Error: /, ''), { extensions: { code } }));
+  };
+}
+
+export function createGraphQLServer(deps: { config: Config; services: Services; log: Logger }): GraphQLServer {
+  const { limits } = deps.config;
+  return createYoga<ServerContext, GraphQLContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: deps.config.graphiql ? { subscriptionsProtocol: 'WS', title: 'pixshare GraphiQL' } : false,
+    batching: false,
+    // Uploads arrive on the upload routes; /graphql takes JSON and GET queries only for now.
+    multipart: false,
+    logging: false,
+    maskedErrors: { maskError: maskError(deps.log) },
+    context: ({ viewer, origin, responseCookies }): GraphQLContext => ({
+      services: deps.services,
+      viewer,
+      origin,
+      setSessionCookie: (token) => void responseCookies.push(token),
+    }),
+    plugins: [
+      maxDepthPlugin({ n: limits.maxQueryDepth, propagateOnRejection: false, onReject: [reject('QUERY_TOO_DEEP')] }),
+      costLimitPlugin({ maxCost: limits.maxQueryCost, propagateOnRejection: false, onReject: [reject('QUERY_TOO_COMPLEX')] }),
+      maxAliasesPlugin({ n: limits.maxAliases, propagateOnRejection: false, onReject: [reject('TOO_MANY_ALIASES')] }),
+      maxTokensPlugin({ n: limits.maxTokens, propagateOnRejection: false, onReject: [reject('QUERY_TOO_LARGE')] }),
+    ],
+  });
+}

@@ -1,0 +1,67 @@
+/**
+ * The one domain error. Every failure a client can act on carries a stable
+ * `code`; transports map it (GraphQL `extensions.code`, HTTP status + JSON body).
+ * Anything that is not an AppError is a bug and is masked before it leaves the server.
+ */
+export type AppErrorCode =
+  | 'BAD_USER_INPUT'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'EMAIL_TAKEN'
+  | 'INVALID_CREDENTIALS'
+  | 'TOO_MANY_ATTEMPTS'
+  | 'CSRF_REJECTED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'INVALID_SIGNATURE'
+  | 'URL_EXPIRED'
+  | 'RANGE_NOT_SATISFIABLE'
+  | 'DIGEST_MISMATCH'
+  | 'CHUNK_DIGEST_MISMATCH'
+  | 'CHUNK_LENGTH_MISMATCH'
+  | 'METHOD_NOT_ALLOWED'
+  | 'STORAGE_ERROR'
+  | 'INTERNAL_SERVER_ERROR';
+
+const httpStatus: Record<AppErrorCode, number> = {
+  BAD_USER_INPUT: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  EMAIL_TAKEN: 409,
+  INVALID_CREDENTIALS: 401,
+  TOO_MANY_ATTEMPTS: 429,
+  CSRF_REJECTED: 403,
+  PAYLOAD_TOO_LARGE: 413,
+  INVALID_SIGNATURE: 403,
+  URL_EXPIRED: 410,
+  RANGE_NOT_SATISFIABLE: 416,
+  DIGEST_MISMATCH: 422,
+  CHUNK_DIGEST_MISMATCH: 422,
+  CHUNK_LENGTH_MISMATCH: 400,
+  METHOD_NOT_ALLOWED: 405,
+  STORAGE_ERROR: 502,
+  INTERNAL_SERVER_ERROR: 500,
+};
+
+export class AppError extends Error {
+  override readonly name = 'AppError';
+  constructor(
+    readonly code: AppErrorCode,
+    message: string,
+    /** Extra facts a client may use (limits, numbers); must never contain secrets. */
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+
+  get httpStatus(): number {
+    return httpStatus[this.code];
+  }
+}
+
+export function isAppError(error: unknown): error is AppError {
+  return error instanceof AppError;
+}

@@ -1,0 +1,112 @@
+import { EventEmitter } from 'node:events';
+import type postgres from 'postgres';
+
+const CHANNEL = 'pixshare_events';
+/** PostgreSQL's NOTIFY payload limit is 8000 bytes; events are small by design (ids and counters). */
+const MAX_PAYLOAD = 7900;
+
+/**
+ * Events for live subscriptions, carried by PostgreSQL LISTEN/NOTIFY so that an
+ * event published on one server instance reaches subscribers on every instance,
+ * with no extra server to run. One LISTEN connection per process; topics fan out
+ * locally.
+ */
+export class PubSub {
+  private readonly local = new EventEmitter();
+  private listening?: Promise<unknown>;
+  private unlisten?: () => Promise<void>;
+
+  constructor(private readonly sql: postgres.Sql) {
+    this.local.setMaxListeners(0);
+  }
+
+  async start(): Promise<void> {
+    this.listening ??= this.sql
+      .listen(CHANNEL, (payload) => {
+        let event: { topic: string; data: unknown };
+        try {
+          event = JSON.parse(payload) as { topic: string; data: unknown };
+        } catch {
+          return;
+        }
+        this.local.emit(event.topic, event.data);
+      })
+      .then((meta) => {
+        this.unlisten = meta.unlisten;
+      });
+    await this.listening;
+  }
+
+  async publish(topic: string, data: unknown): Promise<void> {
+    const payload = JSON.stringify({ topic, data });
+    if (Buffer.byteLength(payload) > MAX_PAYLOAD) throw new Error(`event on ${topic} is too large for NOTIFY`);
+    await this.sql.notify(CHANNEL, payload);
+  }
+
+  /**
+   * Events of one topic until the consumer returns. The listener is attached at
+   * once (not on the first next()), so a caller can subscribe, read the current
+   * state, then consume without missing a change made in between.
+   */
+  subscribe<T>(topic: string): AsyncIterableIterator<T> {
+    const queue: T[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const listener = (data: T) => {
+      queue.push(data);
+      wake?.();
+    };
+    this.local.on(topic, listener);
+    const finish = () => {
+      done = true;
+      this.local.off(topic, listener);
+      wake?.();
+    };
+    const iterator: AsyncIterableIterator<T> = {
+      next: async () => {
+        while (!done && queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        if (queue.length > 0) return { value: queue.shift()!, done: false };
+        return { value: undefined, done: true };
+      },
+      return: async () => {
+        finish();
+        queue.length = 0;
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  async close(): Promise<void> {
+    await this.unlisten?.().catch(() => {});
+    this.local.removeAllListeners();
+  }
+}
+
+/**
+ * A live view for subscriptions: the current state first, then the state again
+ * after each event. return() reaches the event source at once, so a client that
+ * unsubscribes while nothing happens frees its listener immediately (an async
+ * generator would stay suspended in its await until the next event).
+ */
+export function liveState<S>(events: AsyncIterableIterator<unknown>, load: () => Promise<S>): AsyncIterableIterator<S> {
+  let first = true;
+  const iterator: AsyncIterableIterator<S> = {
+    async next() {
+      if (!first) {
+        const event = await events.next();
+        if (event.done) return { value: undefined, done: true };
+      }
+      first = false;
+      return { value: await load(), done: false };
+    },
+    async return() {
+      await events.return?.();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}

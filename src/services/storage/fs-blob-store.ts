@@ -1,0 +1,345 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AppError } from '../app-error.js';
+import {
+  assertValidBlobKey,
+  assertValidChunk,
+  assertValidSha256,
+  assertValidUploadId,
+  assertWellFormedRange,
+  rangeNotSatisfiable,
+  type AssembleOptions,
+  type BlobStat,
+  type BlobStore,
+  type ByteRange,
+  type FsBlobStoreSettings,
+  type SignedUrlOptions,
+  type WriteStagedChunkOptions,
+} from './blob-store.js';
+import { ChunkVerifier } from './chunk-verifier.js';
+import { signBlobUrl } from './signed-url.js';
+import { planAssembly } from './staged-chunks.js';
+
+/** Read buffer per open stream: big enough for throughput, small enough for many downloads. */
+const READ_HIGH_WATER_MARK = 256 * 1024;
+
+/**
+ * Blobs as files under one root:
+ *   objects/<key>       the blobs (keys may contain `/`, which become directories)
+ *   staging/<uploadId>  one file per upload; chunks are written at their offset
+ *   tmp/                whole-object writes in progress, renamed into objects/ when done
+ * All three live on one filesystem so every `rename` is atomic: nobody ever sees a
+ * partial object, and assembly is a rename, not a copy.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly driver = 'fs' as const;
+  private readonly objectsDir: string;
+  private readonly stagingDir: string;
+  private readonly tmpDir: string;
+  private directoriesReady: Promise<void> | undefined;
+
+  constructor(private readonly settings: Omit<FsBlobStoreSettings, 'driver'>) {
+    const root = path.resolve(settings.root);
+    this.objectsDir = path.join(root, 'objects');
+    this.stagingDir = path.join(root, 'staging');
+    this.tmpDir = path.join(root, 'tmp');
+  }
+
+  async checkReady(): Promise<void> {
+    try {
+      await this.ensureDirectories();
+      for (const dir of [this.objectsDir, this.stagingDir, this.tmpDir]) await access(dir, fsConstants.W_OK);
+    } catch (error) {
+      this.directoriesReady = undefined;
+      throw new Error(`Blob storage directory ${this.settings.root} is not writable: ${(error as Error).message}`);
+    }
+  }
+
+  async put(key: string, body: Readable): Promise<BlobStat> {
+    assertValidBlobKey(key);
+    await this.ensureDirectories();
+    const target = this.objectPath(key);
+    const temp = path.join(this.tmpDir, randomUUID());
+    let size: number;
+    try {
+      const file = await open(temp, 'wx');
+      try {
+        size = await writeAt(file, body, 0);
+        await file.sync(); // durable before it becomes visible under its name
+      } finally {
+        await file.close();
+      }
+      await mkdir(path.dirname(target), { recursive: true });
+      await rename(temp, target);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw storageError(error);
+    }
+    await syncDirectory(path.dirname(target));
+    return { size };
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    assertValidBlobKey(key);
+    if (range) assertWellFormedRange(range);
+    return this.openForRead(this.objectPath(key), range, () => notFound(key));
+  }
+
+  async stat(key: string): Promise<BlobStat | null> {
+    assertValidBlobKey(key);
+    try {
+      const info = await stat(this.objectPath(key));
+      return info.isFile() ? { size: info.size } : null; // a directory is a key prefix, not a blob
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw storageError(error);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.stat(key)) !== null;
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidBlobKey(key);
+    try {
+      await unlink(this.objectPath(key));
+    } catch (error) {
+      // EISDIR/EPERM: the key names a directory of other keys, so there is no such blob.
+      if (isMissing(error) || hasCode(error, 'EISDIR', 'EPERM')) return;
+      throw storageError(error);
+    }
+  }
+
+  async signedUrl(key: string, opts: SignedUrlOptions): Promise<string> {
+    assertValidBlobKey(key);
+    const expiresAt = Math.floor(Date.now() / 1000) + Math.max(1, Math.ceil(opts.expiresInSeconds));
+    return signBlobUrl(this.settings.publicBaseUrl, this.settings.signingSecret, {
+      key,
+      expiresAt,
+      downloadName: opts.downloadName,
+      contentType: opts.contentType,
+    });
+  }
+
+  async writeStagedChunk(
+    uploadId: string,
+    offset: number,
+    length: number,
+    body: Readable,
+    opts: WriteStagedChunkOptions = {},
+  ): Promise<void> {
+    assertValidUploadId(uploadId);
+    assertValidChunk(offset, length);
+    if (opts.expectedSha256 !== undefined) assertValidSha256(opts.expectedSha256);
+    await this.ensureDirectories();
+
+    const file = this.stagingPath(uploadId);
+    // No O_APPEND (Linux ignores the position of positional writes under it) and no
+    // truncation: chunks arrive in any order and in parallel, each at its own offset.
+    let handle: FileHandle;
+    let created = true;
+    try {
+      handle = await open(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL);
+    } catch (error) {
+      if (!hasCode(error, 'EEXIST')) throw storageError(error);
+      created = false;
+      handle = await open(file, fsConstants.O_WRONLY);
+    }
+    try {
+      await pipeline(body, new ChunkVerifier(length, opts.expectedSha256), (source: AsyncIterable<Buffer>) =>
+        writeAt(handle, source, offset),
+      );
+      await handle.sync(); // the caller counts the chunk as received once this resolves
+    } catch (error) {
+      throw storageError(error);
+    } finally {
+      await handle.close();
+    }
+    if (created) await syncDirectory(this.stagingDir);
+  }
+
+  async readStaged(uploadId: string, range: ByteRange): Promise<Readable> {
+    assertValidUploadId(uploadId);
+    assertWellFormedRange(range);
+    return this.openForRead(this.stagingPath(uploadId), range, () => stagingNotFound(uploadId));
+  }
+
+  async assembleStaged(uploadId: string, opts: AssembleOptions): Promise<{ sha256: string; size: number }> {
+    assertValidUploadId(uploadId);
+    assertValidBlobKey(opts.key);
+    assertValidSha256(opts.expectedSha256);
+    planAssembly(opts.chunks, opts.size);
+    const expected = opts.expectedSha256.toLowerCase();
+    const target = this.objectPath(opts.key);
+    const staged = this.stagingPath(uploadId);
+
+    if (opts.size === 0) {
+      // Nothing can have been staged for an empty file; it is stored like any other blob.
+      if (expected !== EMPTY_SHA256) throw digestMismatch(expected, EMPTY_SHA256, 0, 0);
+      await this.put(opts.key, Readable.from([]));
+      await this.dropStaged(uploadId);
+      return { sha256: EMPTY_SHA256, size: 0 };
+    }
+
+    let handle: FileHandle;
+    try {
+      handle = await open(staged, 'r+');
+    } catch (error) {
+      if (isMissing(error)) throw stagingNotFound(uploadId);
+      throw storageError(error);
+    }
+    try {
+      const hash = createHash('sha256');
+      let read = 0;
+      for await (const piece of handle.createReadStream({
+        start: 0,
+        end: opts.size - 1,
+        autoClose: false,
+        highWaterMark: 1024 * 1024,
+      }) as AsyncIterable<Buffer>) {
+        hash.update(piece);
+        read += piece.length;
+      }
+      const actual = hash.digest('hex');
+      // `read` falls short when the staging file is shorter than declared (chunks missing).
+      if (actual !== expected || read !== opts.size) throw digestMismatch(expected, actual, opts.size, read);
+      // A chunk written past the declared size must not become part of the blob.
+      if ((await handle.stat()).size > opts.size) {
+        await handle.truncate(opts.size);
+        await handle.sync();
+      }
+    } finally {
+      await handle.close();
+    }
+
+    try {
+      await mkdir(path.dirname(target), { recursive: true });
+      // Atomic replace: if the same content is already there (two users finishing the same
+      // file), readers of the old file keep their handle and everyone else sees the new one.
+      await rename(staged, target);
+    } catch (error) {
+      throw storageError(error);
+    }
+    await syncDirectory(path.dirname(target));
+    await syncDirectory(this.stagingDir);
+    return { sha256: expected, size: opts.size }; // verified equal above
+  }
+
+  async dropStaged(uploadId: string): Promise<void> {
+    assertValidUploadId(uploadId);
+    await rm(this.stagingPath(uploadId), { force: true });
+  }
+
+  async close(): Promise<void> {
+    // Nothing pooled: every operation closes its own file handles.
+  }
+
+  private objectPath(key: string): string {
+    return path.join(this.objectsDir, ...key.split('/'));
+  }
+
+  private stagingPath(uploadId: string): string {
+    return path.join(this.stagingDir, uploadId);
+  }
+
+  private ensureDirectories(): Promise<void> {
+    this.directoriesReady ??= Promise.all(
+      [this.objectsDir, this.stagingDir, this.tmpDir].map((dir) => mkdir(dir, { recursive: true })),
+    ).then(() => undefined);
+    return this.directoriesReady;
+  }
+
+  /**
+   * Opens before returning, so NOT_FOUND and RANGE_NOT_SATISFIABLE are thrown while the
+   * caller can still choose a status code; the stream owns (and closes) the handle.
+   */
+  private async openForRead(file: string, range: ByteRange | undefined, missing: () => AppError): Promise<Readable> {
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'r');
+    } catch (error) {
+      if (isMissing(error)) throw missing();
+      throw storageError(error);
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw missing(); // a directory (key prefix) opens fine on Linux
+      if (range && range.end >= info.size) throw rangeNotSatisfiable(range, info.size);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return handle.createReadStream({ ...(range ?? {}), highWaterMark: READ_HIGH_WATER_MARK });
+  }
+}
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
+/** Writes every byte of `source` from `position` on; returns how many were written. */
+async function writeAt(handle: FileHandle, source: AsyncIterable<Buffer>, position: number): Promise<number> {
+  let written = 0;
+  for await (const piece of source) {
+    let done = 0;
+    while (done < piece.length) {
+      const { bytesWritten } = await handle.write(piece, done, piece.length - done, position + written + done);
+      done += bytesWritten;
+    }
+    written += done;
+  }
+  return written;
+}
+
+/** Makes a rename or a new file's directory entry survive a crash (no-op where unsupported). */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (error) {
+    if (!hasCode(error, 'EISDIR', 'EINVAL', 'EPERM', 'EBADF')) throw storageError(error);
+  } finally {
+    await handle?.close();
+  }
+}
+
+function digestMismatch(expected: string, actualSha256: string, expectedSize: number, actualSize: number): AppError {
+  return new AppError('DIGEST_MISMATCH', 'The assembled file does not match its declared SHA-256 and size', {
+    expected,
+    actual: actualSha256,
+    expectedSize,
+    actualSize,
+  });
+}
+
+function notFound(key: string): AppError {
+  return new AppError('NOT_FOUND', 'No such blob', { key });
+}
+
+function stagingNotFound(uploadId: string): AppError {
+  return new AppError('NOT_FOUND', 'Nothing is staged for this upload', { uploadId });
+}
+
+function hasCode(error: unknown, ...codes: string[]): boolean {
+  return typeof error === 'object' && error !== null && codes.includes((error as NodeJS.ErrnoException).code ?? '');
+}
+
+function isMissing(error: unknown): boolean {
+  return hasCode(error, 'ENOENT', 'ENOTDIR');
+}
+
+/**
+ * Domain errors and errors of the caller's own stream pass through; a full disk becomes
+ * STORAGE_ERROR (an operator problem a client cannot fix); anything else is a bug and
+ * stays as it is, to be masked and logged upstream.
+ */
+function storageError(error: unknown): unknown {
+  if (hasCode(error, 'ENOSPC', 'EDQUOT', 'EROFS', 'EIO')) {
+    return new AppError('STORAGE_ERROR', `Blob storage failed: ${(error as NodeJS.ErrnoException).code}`);
+  }
+  return error;
+}

@@ -1,0 +1,532 @@
+import { createCipheriv, createHash, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBlobDownloadHandler } from '../../src/http/blob-download.js';
+import type { BlobStore, StagedChunk } from '../../src/services/storage/blob-store.js';
+import { createBlobStore } from '../../src/services/storage/create-blob-store.js';
+import { S3BlobStore } from '../../src/services/storage/s3-blob-store.js';
+import { startS3rver } from '../support/s3rver.js';
+
+const MiB = 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------
+// Test bytes: a keystream (AES-CTR over zeros) is fast, reproducible from a seed and
+// incompressible, so a stream can be regenerated for comparison instead of kept in memory.
+
+function patternStream(size: number, seed: string): Readable {
+  const cipher = createCipheriv('aes-256-ctr', createHash('sha256').update(seed).digest(), Buffer.alloc(16));
+  const zeros = Buffer.alloc(256 * 1024);
+  let left = size;
+  return new Readable({
+    read() {
+      if (left === 0) return void this.push(null);
+      const n = Math.min(left, zeros.length);
+      left -= n;
+      this.push(cipher.update(zeros.subarray(0, n)));
+    },
+  });
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream as AsyncIterable<Buffer>) parts.push(part);
+  return Buffer.concat(parts);
+}
+
+async function fingerprint(stream: Readable): Promise<{ sha256: string; length: number }> {
+  const hash = createHash('sha256');
+  let length = 0;
+  for await (const part of stream as AsyncIterable<Buffer>) {
+    hash.update(part);
+    length += part.length;
+  }
+  return { sha256: hash.digest('hex'), length };
+}
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const newKey = () => `blobs/${randomUUID()}`;
+
+function shuffled<T>(items: T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
+}
+
+/** Splits [0, size) into chunks of varying sizes, the way a client adapting to its bandwidth would. */
+function chunksOf(size: number, lengths: number[]): StagedChunk[] {
+  const chunks: StagedChunk[] = [];
+  for (let offset = 0, i = 0; offset < size; i++) {
+    const length = Math.min(lengths[i % lengths.length]!, size - offset);
+    chunks.push({ offset, length });
+    offset += length;
+  }
+  return chunks;
+}
+
+async function stageAll(store: BlobStore, uploadId: string, source: Buffer, chunks: StagedChunk[]): Promise<void> {
+  await Promise.all(
+    shuffled(chunks).map((c) =>
+      store.writeStagedChunk(uploadId, c.offset, c.length, Readable.from([source.subarray(c.offset, c.offset + c.length)]), {
+        expectedSha256: sha256(source.subarray(c.offset, c.offset + c.length)),
+      }),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+
+interface Harness {
+  store: BlobStore;
+  close(): Promise<void>;
+}
+
+/** The behaviour every driver owes the services, whatever it stores bytes in. */
+function blobStoreContract<H extends Harness>(driver: string, open: () => Promise<H>, driverSpecific?: (harness: () => H) => void): void {
+  describe(`BlobStore contract: ${driver}`, () => {
+    let harness: H;
+    let store: BlobStore;
+    beforeAll(async () => {
+      harness = await open();
+      store = harness.store;
+      await store.checkReady();
+    });
+    afterAll(async () => {
+      await harness?.close();
+    });
+
+    describe('blobs', () => {
+      const bigSize = 20 * MiB + 12_345; // not a multiple of any part or buffer size
+      const bigKey = newKey();
+
+      it('streams a 20 MiB object in and out byte for byte', async () => {
+        const { size } = await store.put(bigKey, patternStream(bigSize, 'big'), { contentType: 'image/jpeg' });
+        expect(size).toBe(bigSize);
+        const expected = await fingerprint(patternStream(bigSize, 'big'));
+        expect(await fingerprint(await store.get(bigKey))).toEqual(expected);
+        expect(await store.stat(bigKey)).toEqual({ size: bigSize });
+      });
+
+      it('reads byte ranges of a large object', async () => {
+        const source = await readAll(patternStream(bigSize, 'big'));
+        const middle = { start: 9 * MiB - 7, end: 13 * MiB + 3 };
+        for (const range of [{ start: 0, end: 0 }, middle, { start: bigSize - 1, end: bigSize - 1 }]) {
+          const bytes = await readAll(await store.get(bigKey, range));
+          expect(bytes.length).toBe(range.end - range.start + 1);
+          expect(bytes.equals(source.subarray(range.start, range.end + 1))).toBe(true);
+        }
+      });
+
+      it('refuses ranges outside the object', async () => {
+        for (const range of [
+          { start: 0, end: bigSize },
+          { start: bigSize, end: bigSize + 10 },
+          { start: 5, end: 4 },
+          { start: -1, end: 3 },
+          { start: 0.5, end: 3 },
+        ]) {
+          await expect(store.get(bigKey, range), JSON.stringify(range)).rejects.toMatchObject({ code: 'RANGE_NOT_SATISFIABLE' });
+        }
+      });
+
+      it('stores small and empty objects, and overwrites atomically', async () => {
+        const key = newKey();
+        await store.put(key, Readable.from([Buffer.from('first version')]));
+        expect((await readAll(await store.get(key))).toString()).toBe('first version');
+        await store.put(key, Readable.from([Buffer.from('second')]));
+        expect((await readAll(await store.get(key))).toString()).toBe('second');
+
+        const empty = `${newKey()}/nested/empty`;
+        expect(await store.put(empty, Readable.from([]))).toEqual({ size: 0 });
+        expect((await readAll(await store.get(empty))).length).toBe(0);
+        expect(await store.stat(empty)).toEqual({ size: 0 });
+      });
+
+      it('stat, exists and delete (idempotent), then NOT_FOUND', async () => {
+        const key = newKey();
+        expect(await store.stat(key)).toBeNull();
+        expect(await store.exists(key)).toBe(false);
+        await store.put(key, Readable.from([Buffer.from('x')]));
+        expect(await store.exists(key)).toBe(true);
+        await store.delete(key);
+        await store.delete(key);
+        expect(await store.exists(key)).toBe(false);
+        await expect(store.get(key)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+        await expect(store.get(key, { start: 0, end: 0 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      });
+
+      it('refuses keys that could escape or collide', async () => {
+        for (const key of ['', '../etc/passwd', 'a/../../b', '/abs', 'a\u0000b', 'a\\b', 'a//b', 'a/', './a', 'staging/x', 'assembling/x']) {
+          await expect(store.put(key, Readable.from([Buffer.from('x')])), JSON.stringify(key)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+          await expect(store.get(key)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+          await expect(store.stat(key)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+          await expect(store.delete(key)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+        }
+        await expect(store.writeStagedChunk('../up', 0, 1, Readable.from([Buffer.from('x')]))).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+        await expect(store.dropStaged('a/b')).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+      });
+
+      it('signs URLs that a plain HTTP client can download', async () => {
+        const key = newKey();
+        const bytes = await readAll(patternStream(300_000, 'signed'));
+        await store.put(key, Readable.from([bytes]));
+        const url = await store.signedUrl(key, { expiresInSeconds: 60, downloadName: 'Été 2024 "beach".jpg', contentType: 'image/jpeg' });
+        const response = await fetch(url);
+        expect(response.status).toBe(200);
+        const body = Buffer.from(await response.arrayBuffer());
+        expect(body.length).toBe(bytes.length);
+        expect(sha256(body)).toBe(sha256(bytes));
+        expect(response.headers.get('content-disposition')).toContain("filename*=UTF-8''%C3%89t%C3%A9%202024%20%22beach%22.jpg");
+      });
+    });
+
+    describe('staging', () => {
+      const size = 12 * MiB + 777; // more than one S3 part (tests use 5 MiB parts)
+      let source: Buffer;
+      beforeAll(async () => {
+        source = await readAll(patternStream(size, 'upload'));
+      });
+
+      it('assembles chunks written out of order and in parallel', async () => {
+        const uploadId = randomUUID();
+        const key = `blobs/${sha256(source)}-${randomUUID()}`;
+        const chunks = chunksOf(size, [1 * MiB, 3 * MiB + 5, 512 * 1024, 2 * MiB - 3]);
+        await stageAll(store, uploadId, source, chunks);
+
+        // Re-sending received chunks, and an overlapping chunk with the same bytes, is harmless.
+        const again = chunks[1]!;
+        await store.writeStagedChunk(uploadId, again.offset, again.length, Readable.from([source.subarray(again.offset, again.offset + again.length)]));
+        const overlap = { offset: 100, length: 2 * MiB };
+        await store.writeStagedChunk(uploadId, overlap.offset, overlap.length, Readable.from([source.subarray(100, 100 + 2 * MiB)]));
+
+        // Staged bytes can be read back across chunk boundaries (proofs of possession).
+        const probe = { start: MiB - 10, end: 4 * MiB + 10 };
+        expect((await readAll(await store.readStaged(uploadId, probe))).equals(source.subarray(probe.start, probe.end + 1))).toBe(true);
+
+        const result = await store.assembleStaged(uploadId, { size, chunks: [...chunks, overlap], expectedSha256: sha256(source), key });
+        expect(result).toEqual({ sha256: sha256(source), size });
+        expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(source), length: size });
+        // Staging is gone once assembled.
+        await expect(store.readStaged(uploadId, { start: 0, end: 0 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      });
+
+      it('rejects chunk bodies shorter or longer than declared, or with the wrong digest', async () => {
+        const uploadId = randomUUID();
+        const piece = source.subarray(0, 64 * 1024);
+        await expect(store.writeStagedChunk(uploadId, 0, piece.length + 1, Readable.from([piece]))).rejects.toMatchObject({
+          code: 'CHUNK_LENGTH_MISMATCH',
+        });
+        await expect(store.writeStagedChunk(uploadId, 0, piece.length - 1, Readable.from([piece]))).rejects.toMatchObject({
+          code: 'CHUNK_LENGTH_MISMATCH',
+        });
+        await expect(
+          store.writeStagedChunk(uploadId, 0, piece.length, Readable.from([piece]), { expectedSha256: sha256(Buffer.from('other')) }),
+        ).rejects.toMatchObject({ code: 'CHUNK_DIGEST_MISMATCH' });
+        // A stream that fails midway rejects with its own error.
+        const broken = new Readable({ read() { this.destroy(new Error('client went away')); } });
+        await expect(store.writeStagedChunk(uploadId, 0, piece.length, broken)).rejects.toThrow('client went away');
+
+        // The upload is still usable: the right bytes then assemble.
+        const small = source.subarray(0, 200_000);
+        await store.writeStagedChunk(uploadId, 0, small.length, Readable.from([small]), { expectedSha256: sha256(small) });
+        const key = newKey();
+        await store.assembleStaged(uploadId, { size: small.length, chunks: [{ offset: 0, length: small.length }], expectedSha256: sha256(small), key });
+        expect(sha256(await readAll(await store.get(key)))).toBe(sha256(small));
+      });
+
+      it('on a digest mismatch writes nothing under the key and leaves a good blob there untouched', async () => {
+        const good = source.subarray(0, 300_000);
+        const goodKey = `blobs/${sha256(good)}-${randomUUID()}`;
+        await store.put(goodKey, Readable.from([good]));
+
+        // Someone stages other bytes but claims the good blob's hash and address.
+        const forged = Buffer.from(good);
+        forged[1234] = forged[1234]! ^ 0xff;
+        const chunks = chunksOf(forged.length, [100_000]);
+        const attempt = randomUUID();
+        await stageAll(store, attempt, forged, chunks);
+        const error = await store
+          .assembleStaged(attempt, { size: forged.length, chunks, expectedSha256: sha256(good), key: goodKey })
+          .catch((e: unknown) => e);
+        expect(error).toMatchObject({ code: 'DIGEST_MISMATCH', details: { expected: sha256(good), actual: sha256(forged) } });
+        expect(sha256(await readAll(await store.get(goodKey)))).toBe(sha256(good));
+
+        // And at a fresh address nothing appears at all.
+        const freshKey = newKey();
+        await expect(
+          store.assembleStaged(attempt, { size: forged.length, chunks, expectedSha256: sha256(good), key: freshKey }),
+        ).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+        expect(await store.exists(freshKey)).toBe(false);
+
+        // A declared size larger than what is staged is a mismatch too, not a hang or a short blob.
+        await expect(
+          store.assembleStaged(attempt, {
+            size: forged.length + 10,
+            chunks: [...chunks, { offset: forged.length, length: 10 }],
+            expectedSha256: sha256(good),
+            key: freshKey,
+          }),
+        ).rejects.toMatchObject({ code: expect.stringMatching(/DIGEST_MISMATCH|NOT_FOUND/) });
+        expect(await store.exists(freshKey)).toBe(false);
+        await store.dropStaged(attempt);
+      });
+
+      it('refuses to assemble when the counted chunks leave a gap', async () => {
+        const uploadId = randomUUID();
+        const chunks = chunksOf(200_000, [50_000]);
+        await stageAll(store, uploadId, source.subarray(0, 200_000), chunks);
+        await expect(
+          store.assembleStaged(uploadId, { size: 200_000, chunks: chunks.slice(1), expectedSha256: sha256(source.subarray(0, 200_000)), key: newKey() }),
+        ).rejects.toMatchObject({ code: 'BAD_USER_INPUT', details: { missingFrom: 0 } });
+        await store.dropStaged(uploadId);
+      });
+
+      it('succeeds when the key already holds the same content, also for two uploads at once', async () => {
+        const file = source.subarray(0, 6 * MiB + 1);
+        const key = `blobs/${sha256(file)}-${randomUUID()}`;
+        const chunks = chunksOf(file.length, [2 * MiB]);
+        const first = randomUUID();
+        const second = randomUUID();
+        const third = randomUUID();
+        await Promise.all([stageAll(store, first, file, chunks), stageAll(store, second, file, chunks), stageAll(store, third, file, chunks)]);
+
+        const opts = { size: file.length, chunks, expectedSha256: sha256(file), key };
+        await store.assembleStaged(first, opts);
+        await store.assembleStaged(second, opts); // key exists already
+        await Promise.all([store.assembleStaged(third, opts), store.put(key, Readable.from([file]))]); // racing writers
+        expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+      });
+
+      it('assembles an empty file', async () => {
+        const key = newKey();
+        const empty = sha256(Buffer.alloc(0));
+        await store.assembleStaged(randomUUID(), { size: 0, chunks: [], expectedSha256: empty, key });
+        expect(await store.stat(key)).toEqual({ size: 0 });
+      });
+
+      it('readStaged refuses what is not staged', async () => {
+        await expect(store.readStaged(randomUUID(), { start: 0, end: 0 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+        const uploadId = randomUUID();
+        await store.writeStagedChunk(uploadId, 0, 1000, Readable.from([source.subarray(0, 1000)]));
+        await expect(store.readStaged(uploadId, { start: 500, end: 1000 })).rejects.toMatchObject({ code: 'RANGE_NOT_SATISFIABLE' });
+        await store.dropStaged(uploadId);
+      });
+
+      it('dropStaged is idempotent', async () => {
+        const uploadId = randomUUID();
+        await store.dropStaged(uploadId); // never staged
+        await store.writeStagedChunk(uploadId, 0, 10, Readable.from([source.subarray(0, 10)]));
+        await store.dropStaged(uploadId);
+        await store.dropStaged(uploadId);
+        await expect(store.readStaged(uploadId, { start: 0, end: 9 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      });
+    });
+
+    driverSpecific?.(() => harness);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// The filesystem driver, with its download route served by a real HTTP server.
+
+const signingSecret = 'test-secret-not-for-production';
+
+blobStoreContract(
+  'fs',
+  async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'pixshare-blobs-'));
+    const server = http.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const store = createBlobStore({ driver: 'fs', root, publicBaseUrl: baseUrl, signingSecret });
+    const handle = createBlobDownloadHandler({ store, signingSecret });
+    server.on('request', (req, res) => {
+      handle(req, res)
+        .then((handled) => {
+          if (!handled) res.writeHead(404).end();
+        })
+        .catch(() => (res.headersSent ? res.destroy() : res.writeHead(500).end()));
+    });
+    return {
+      store,
+      baseUrl,
+      async close() {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+        await store.close();
+        await rm(root, { recursive: true, force: true });
+      },
+    };
+  },
+  (harness) => {
+    describe('download route', () => {
+      const bytes = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+      let key: string;
+      let sign: (opts?: { expiresInSeconds?: number; downloadName?: string }) => Promise<string>;
+      beforeAll(async () => {
+        const { store } = harness();
+        key = newKey();
+        await store.put(key, Readable.from([bytes]));
+        sign = (opts = {}) => store.signedUrl(key, { expiresInSeconds: opts.expiresInSeconds ?? 60, downloadName: opts.downloadName });
+      });
+
+      it('serves GET and HEAD with length, ranges and caching headers', async () => {
+        const url = await sign({ downloadName: 'photo.jpg' });
+        const head = await fetch(url, { method: 'HEAD' });
+        expect(head.status).toBe(200);
+        expect(head.headers.get('content-length')).toBe('5000');
+        expect(head.headers.get('accept-ranges')).toBe('bytes');
+        expect(head.headers.get('cache-control')).toMatch(/^private, max-age=(59|60)$/);
+        expect(head.headers.get('content-disposition')).toBe(`attachment; filename="photo.jpg"; filename*=UTF-8''photo.jpg`);
+
+        const cases: [string, number, number][] = [
+          ['bytes=0-0', 0, 0],
+          ['bytes=100-199', 100, 199],
+          ['bytes=4990-', 4990, 4999],
+          ['bytes=-10', 4990, 4999],
+          ['bytes=4000-99999', 4000, 4999],
+        ];
+        for (const [range, start, end] of cases) {
+          const response = await fetch(url, { headers: { range } });
+          expect(response.status, range).toBe(206);
+          expect(response.headers.get('content-range')).toBe(`bytes ${start}-${end}/5000`);
+          expect(Buffer.from(await response.arrayBuffer()).equals(bytes.subarray(start, end + 1))).toBe(true);
+        }
+
+        const unsatisfiable = await fetch(url, { headers: { range: 'bytes=5000-5001' } });
+        expect(unsatisfiable.status).toBe(416);
+        expect(unsatisfiable.headers.get('content-range')).toBe('bytes */5000');
+        expect((await unsatisfiable.json()) as unknown).toMatchObject({ error: { code: 'RANGE_NOT_SATISFIABLE' } });
+
+        const ignored = await fetch(url, { headers: { range: 'bytes=0-1,5-6' } }); // multi-range: whole file
+        expect(ignored.status).toBe(200);
+        expect(Buffer.from(await ignored.arrayBuffer()).equals(bytes)).toBe(true);
+      });
+
+      it('refuses tampered, expired and foreign URLs with stable codes', async () => {
+        const { store, baseUrl } = harness();
+        const url = new URL(await sign());
+        const errorOf = async (target: string | URL, init?: RequestInit) => {
+          const response = await fetch(target, init);
+          return { status: response.status, body: (await response.json()) as { error: { code: string; message: string } } };
+        };
+
+        const otherKey = new URL(url);
+        otherKey.pathname = `/blobs/${newKey()}`;
+        const longer = new URL(url);
+        longer.searchParams.set('exp', String(Number(url.searchParams.get('exp')) + 3600));
+        const renamed = new URL(url);
+        renamed.searchParams.set('name', 'evil.html');
+        const retyped = new URL(url);
+        retyped.searchParams.set('type', 'text/html');
+        const unsigned = new URL(url);
+        unsigned.searchParams.delete('sig');
+        const otherSecret = new URL(
+          await createBlobStore({ driver: 'fs', root: tmpdir(), publicBaseUrl: baseUrl, signingSecret: 'another' }).signedUrl(key, {
+            expiresInSeconds: 60,
+          }),
+        );
+        for (const tampered of [otherKey, longer, renamed, retyped, unsigned, otherSecret]) {
+          expect(await errorOf(tampered), tampered.href).toMatchObject({ status: 403, body: { error: { code: 'INVALID_SIGNATURE' } } });
+        }
+
+        const expiredUrl = await sign({ expiresInSeconds: 1 });
+        await new Promise((resolve) => setTimeout(resolve, 2100));
+        expect(await errorOf(expiredUrl)).toMatchObject({ status: 410, body: { error: { code: 'URL_EXPIRED' } } });
+
+        expect(await errorOf(url, { method: 'POST' })).toMatchObject({ status: 405, body: { error: { code: 'METHOD_NOT_ALLOWED' } } });
+
+        const gone = newKey();
+        await store.put(gone, Readable.from([Buffer.from('bye')]));
+        const goneUrl = await store.signedUrl(gone, { expiresInSeconds: 60 });
+        await store.delete(gone);
+        expect(await errorOf(goneUrl)).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+
+        const notOurs = await fetch(`${baseUrl}/elsewhere`);
+        expect(notOurs.status).toBe(404); // the handler answered false; the test server's fallback replied
+      });
+
+      it('survives clients that abort mid-download without leaking file handles', async () => {
+        const { store } = harness();
+        const bigKey = newKey();
+        await store.put(bigKey, patternStream(8 * MiB, 'abort'));
+        const url = new URL(await store.signedUrl(bigKey, { expiresInSeconds: 60 }));
+        const canCount = existsSync('/proc/self/fd');
+        const openFiles = async () => (canCount ? (await readdir('/proc/self/fd')).length : 0);
+        const before = await openFiles();
+
+        for (let i = 0; i < 5; i++) {
+          await new Promise<void>((resolve, reject) => {
+            const request = http.get(url, (response) => {
+              response.once('data', () => {
+                request.destroy();
+                resolve();
+              });
+            });
+            request.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? resolve() : reject(error)));
+          });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(await openFiles()).toBeLessThanOrEqual(before);
+        // And the route still answers.
+        const response = await fetch(url, { headers: { range: 'bytes=0-9' } });
+        expect(response.status).toBe(206);
+        expect((await response.arrayBuffer()).byteLength).toBe(10);
+      });
+    });
+  },
+);
+
+// ---------------------------------------------------------------------------------------
+// The S3 driver against s3rver.
+
+blobStoreContract(
+  's3',
+  async () => {
+    const s3 = await startS3rver();
+    const store = new S3BlobStore({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      bucket: s3.bucket,
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+      forcePathStyle: true,
+      partSize: 5 * MiB, // the minimum, so modest test files already take the multipart path
+    });
+    return {
+      store,
+      s3,
+      async close() {
+        await store.close();
+        await s3.close();
+      },
+    };
+  },
+  (harness) => {
+    it('checkReady names the bucket and endpoint it cannot reach', async () => {
+      const { s3 } = harness();
+      const store = createBlobStore({ ...s3, driver: 's3', bucket: 'no-such-bucket', forcePathStyle: true });
+      await expect(store.checkReady()).rejects.toThrow(`S3 bucket "no-such-bucket" is not reachable at ${s3.endpoint}`);
+      await store.close();
+    });
+
+    it('presigned URLs carry the download name and content type', async () => {
+      const { store } = harness();
+      const key = newKey();
+      await store.put(key, Readable.from([Buffer.from('hello')]));
+      const response = await fetch(await store.signedUrl(key, { expiresInSeconds: 60, downloadName: 'a b.jpg', contentType: 'image/jpeg' }));
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe('image/jpeg');
+      expect(response.headers.get('content-disposition')).toBe(`attachment; filename="a b.jpg"; filename*=UTF-8''a%20b.jpg`);
+      expect(await response.text()).toBe('hello');
+    });
+  },
+);
