@@ -42,8 +42,11 @@ export async function run(): Promise<void> {
     console.log(`storage bench: ${mib} MiB object, generated on the fly; MB/s = 10^6 bytes/s`);
     const expected = await fingerprint(pattern(0, size));
 
+    rss.phasePeakMib();
     const baseline = await measureBaseline(path.join(work, 'baseline'), size, expected);
+    baseline.peakRssMib = rss.phasePeakMib();
     report('baseline (fs.createWriteStream + fsync / createReadStream)', baseline);
+    results.baseline_peak_rss_mib = baseline.peakRssMib;
     results.baseline_write_MBps = baseline.put;
     results.baseline_read_MBps = baseline.get;
     await rm(path.join(work, 'baseline'), { force: true });
@@ -55,7 +58,9 @@ export async function run(): Promise<void> {
     for (const [name, store] of drivers) {
       await store.checkReady();
       const figures = await measureDriver(store, size, expected);
+      figures.peakRssMib = rss.phasePeakMib();
       report(`${name} driver`, figures);
+      results[`${name}_peak_rss_mib`] = figures.peakRssMib;
       results[`${name}_MBps`] = figures.roundTrip;
       results[`${name}_put_MBps`] = figures.put;
       results[`${name}_get_MBps`] = figures.get;
@@ -96,6 +101,7 @@ interface Figures {
   get: number;
   roundTrip: number;
   staged?: number;
+  peakRssMib?: number;
 }
 
 async function measureBaseline(file: string, size: number, expected: Fingerprint): Promise<Figures> {
@@ -146,9 +152,10 @@ async function measureDriver(store: BlobStore, size: number, expected: Fingerpri
 }
 
 function report(label: string, figures: Figures): void {
-  const staged = figures.staged === undefined ? '' : `, staged upload ${figures.staged.toFixed(0)}`;
+  const staged = figures.staged === undefined ? '' : `, staged upload (${PARALLEL_CHUNKS}×${CHUNK_SIZE / MiB} MiB chunks + assembly) ${figures.staged.toFixed(0)} MB/s`;
+  const memory = figures.peakRssMib === undefined ? '' : `; peak RSS ${figures.peakRssMib.toFixed(0)} MiB`;
   console.log(
-    `${label}: put ${figures.put.toFixed(0)} MB/s, get+hash ${figures.get.toFixed(0)} MB/s, round trip ${figures.roundTrip.toFixed(0)} MB/s${staged}`,
+    `${label}: put ${figures.put.toFixed(0)} MB/s, get+hash ${figures.get.toFixed(0)} MB/s, round trip ${figures.roundTrip.toFixed(0)} MB/s${staged}${memory}`,
   );
 }
 
@@ -204,17 +211,35 @@ async function timed(work: () => Promise<void>): Promise<number> {
 const mbps = (bytes: number, seconds: number) => bytes / 1e6 / seconds;
 const round = (value: number | undefined) => (value === undefined ? null : Math.round(value * 10) / 10);
 
-function sampleRss(everyMs: number): { readonly peakMib: number; readonly startMib: number; stop(): void } {
+interface RssSampler {
+  readonly peakMib: number;
+  readonly startMib: number;
+  /** Peak since the previous call (or the start): attributes memory to one phase. */
+  phasePeakMib(): number;
+  stop(): void;
+}
+
+function sampleRss(everyMs: number): RssSampler {
   const startMib = process.memoryUsage().rss / MiB;
   let peakMib = startMib;
-  const timer = setInterval(() => {
-    peakMib = Math.max(peakMib, process.memoryUsage().rss / MiB);
-  }, everyMs);
+  let phaseMib = startMib;
+  const sample = () => {
+    const now = process.memoryUsage().rss / MiB;
+    peakMib = Math.max(peakMib, now);
+    phaseMib = Math.max(phaseMib, now);
+  };
+  const timer = setInterval(sample, everyMs);
   return {
     get peakMib() {
       return peakMib;
     },
     startMib,
+    phasePeakMib() {
+      sample();
+      const phase = phaseMib;
+      phaseMib = process.memoryUsage().rss / MiB;
+      return phase;
+    },
     stop: () => clearInterval(timer),
   };
 }

@@ -65,6 +65,27 @@ export interface Config {
     /** A device seen within this many seconds counts as online (D1). */
     onlineWindowSeconds: number;
   };
+  uploads: {
+    /** `global`: a file any user stored can be claimed by others after a proof of possession; `user`: only within one account. */
+    dedupScope: 'global' | 'user';
+    /** What happens when an upload would exceed the user's quota. */
+    quotaPolicy: 'refuse' | 'evict-oldest';
+    minChunkBytes: number;
+    maxChunkBytes: number;
+    maxFileBytes: number;
+    /** Unfinished uploads idle this long are removed with their staged bytes. */
+    sessionIdleSeconds: number;
+    /** Unreferenced blobs are deleted this long after their last asset went away. */
+    blobGraceSeconds: number;
+    /** Proof-of-possession challenges must be answered within this time. */
+    challengeSeconds: number;
+    /** Largest image (in pixels) that thumbnails are made for: guards against decompression bombs. */
+    maxImagePixels: number;
+    /** How often each instance looks for expired sessions and unreferenced blobs. */
+    housekeepingSeconds: number;
+    /** Lifetime of signed download URLs handed out in asset listings. */
+    downloadUrlSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -177,6 +198,26 @@ function loadStorage(env: Env, dataDir: string): StorageConfig {
   };
 }
 
+function loadUploads(env: Env): Config['uploads'] {
+  const minChunkBytes = read(env, 'PIXSHARE_MIN_CHUNK_SIZE', byteSize.default(64 * 1024));
+  const maxChunkBytes = read(env, 'PIXSHARE_MAX_CHUNK_SIZE', byteSize.default(64 * 2 ** 20));
+  if (maxChunkBytes < minChunkBytes) throw new ConfigError('PIXSHARE_MAX_CHUNK_SIZE', 'must not be smaller than PIXSHARE_MIN_CHUNK_SIZE');
+  if (maxChunkBytes > 2 ** 31 - 1) throw new ConfigError('PIXSHARE_MAX_CHUNK_SIZE', 'must be below 2 GiB');
+  return {
+    dedupScope: read(env, 'PIXSHARE_DEDUP_SCOPE', z.enum(['global', 'user'], { message: 'must be global or user' }).default('global')),
+    quotaPolicy: read(env, 'PIXSHARE_QUOTA_POLICY', z.enum(['refuse', 'evict-oldest'], { message: 'must be refuse or evict-oldest' }).default('refuse')),
+    minChunkBytes,
+    maxChunkBytes,
+    maxFileBytes: read(env, 'PIXSHARE_MAX_FILE_SIZE', byteSize.default(4 * 2 ** 30)),
+    sessionIdleSeconds: read(env, 'PIXSHARE_UPLOAD_IDLE_SECONDS', integer(10, 365 * 86400).default(7 * 86400)),
+    blobGraceSeconds: read(env, 'PIXSHARE_BLOB_GRACE_SECONDS', integer(0, 365 * 86400).default(3600)),
+    challengeSeconds: read(env, 'PIXSHARE_CHALLENGE_SECONDS', integer(1, 3600).default(120)),
+    maxImagePixels: read(env, 'PIXSHARE_MAX_IMAGE_PIXELS', integer(1, 2 ** 31).default(100_000_000)),
+    housekeepingSeconds: read(env, 'PIXSHARE_HOUSEKEEPING_SECONDS', integer(1, 86400).default(60)),
+    downloadUrlSeconds: read(env, 'PIXSHARE_DOWNLOAD_URL_SECONDS', integer(10, 7 * 86400).default(3600)),
+  };
+}
+
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
   const nodeEnv = read(env, 'NODE_ENV', z.enum(['development', 'production', 'test']).default('development'));
   const dataDir = path.resolve(cwd, read(env, 'PIXSHARE_DATA_DIR', z.string().default('data')));
@@ -222,5 +263,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     devices: {
       onlineWindowSeconds: read(env, 'PIXSHARE_DEVICE_ONLINE_SECONDS', integer(5, 86400).default(120)),
     },
+    uploads: loadUploads(env),
   };
 }

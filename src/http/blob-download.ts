@@ -39,8 +39,39 @@ async function serveBlob(
     throw new AppError('METHOD_NOT_ALLOWED', 'Only GET and HEAD are allowed here');
   }
   const claims = verifySignedBlobUrl(url, deps.signingSecret);
-  const blob = await deps.store.stat(claims.key);
-  if (!blob) throw new AppError('NOT_FOUND', 'No such blob');
+  await serveStoredObject(req, res, deps.store, {
+    key: claims.key,
+    contentType: claims.contentType ?? 'application/octet-stream',
+    downloadName: claims.downloadName,
+    // A browser may keep it as long as the link is valid, not longer.
+    maxAgeSeconds: Math.max(0, claims.expiresAt - Math.floor(Date.now() / 1000)),
+  });
+}
+
+export interface StoredObjectResponse {
+  key: string;
+  contentType: string;
+  /** Sent as Content-Disposition: attachment when given. */
+  downloadName?: string;
+  /** For `Cache-Control: private, max-age=…`. */
+  maxAgeSeconds: number;
+}
+
+/**
+ * Answers a GET or HEAD (the caller has checked the method and authorized the request)
+ * with a stored object: length, single byte ranges, caching and disposition headers, body
+ * streamed with back-pressure. NOT_FOUND and RANGE_NOT_SATISFIABLE are thrown as
+ * AppErrors before anything is written, for the caller to send; once the head is out, a
+ * failure can only cut the body short.
+ */
+export async function serveStoredObject(
+  req: IncomingMessage,
+  res: ServerResponse,
+  store: BlobStore,
+  object: StoredObjectResponse,
+): Promise<void> {
+  const blob = await store.stat(object.key);
+  if (!blob) throw new AppError('NOT_FOUND', 'No such file');
 
   const range = parseRange(req.headers.range, blob.size);
   if (range === 'unsatisfiable') {
@@ -49,16 +80,16 @@ async function serveBlob(
   }
 
   const headers: Record<string, string | number> = {
-    'content-type': claims.contentType ?? 'application/octet-stream',
+    'content-type': object.contentType,
     'content-length': range ? range.end - range.start + 1 : blob.size,
     'accept-ranges': 'bytes',
-    // Private: the URL is a capability for one recipient; shared caches must not keep it.
-    'cache-control': `private, max-age=${Math.max(0, claims.expiresAt - Math.floor(Date.now() / 1000))}`,
+    // Private: these URLs are capabilities or need a session; shared caches must not keep them.
+    'cache-control': `private, max-age=${object.maxAgeSeconds}`,
     'x-content-type-options': 'nosniff',
     // Stored bytes are user content: never let them run as a page on our origin.
     'content-security-policy': "default-src 'none'; sandbox",
   };
-  if (claims.downloadName !== undefined) headers['content-disposition'] = attachmentDisposition(claims.downloadName);
+  if (object.downloadName !== undefined) headers['content-disposition'] = attachmentDisposition(object.downloadName);
   if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${blob.size}`;
 
   if (req.method === 'HEAD' || blob.size === 0) {
@@ -66,7 +97,7 @@ async function serveBlob(
     return;
   }
   // Opened before the head is written, so a blob deleted since `stat` is still a clean 404.
-  const body = await deps.store.get(claims.key, range ?? undefined);
+  const body = await store.get(object.key, range ?? undefined);
   res.writeHead(range ? 206 : 200, headers);
   try {
     await pipeline(body, res);

@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { AppError } from '../services/app-error.js';
+import type { Config } from '../config.js';
+import { AppError, isAppError } from '../services/app-error.js';
+import type { DeviceService, Viewer } from '../services/devices.js';
 import type { RequestOrigin } from '../services/request-origin.js';
 
 export const SESSION_COOKIE = 'pixshare_session';
@@ -72,4 +74,33 @@ export function sessionCookie(token: string | null, options: { secure: boolean; 
   const attributes = ['Path=/', 'HttpOnly', 'SameSite=Lax', ...(options.secure ? ['Secure'] : [])];
   if (token === null) return [`${SESSION_COOKIE}=`, 'Max-Age=0', ...attributes].join('; ');
   return [`${SESSION_COOKIE}=${encodeURIComponent(token)}`, `Max-Age=${options.maxAgeSeconds}`, ...attributes].join('; ');
+}
+
+export type Authenticate = (req: IncomingMessage, options?: { upgrade?: boolean }) => Promise<{ viewer: Viewer | null; clearCookie: boolean }>;
+
+/**
+ * Who is asking: resolves the request's credentials to a viewer and records the
+ * request on the device's control-list entry. An expired browser session simply
+ * means signed out (and the cookie is cleared); a bad bearer token is refused.
+ */
+export function createAuthenticator(deps: { config: Pick<Config, 'publicUrl'>; devices: DeviceService }): Authenticate {
+  const publicOrigin = new URL(deps.config.publicUrl).origin;
+  return async (req, options = {}) => {
+    const allowedOrigins = [publicOrigin, `http://${req.headers.host}`, `https://${req.headers.host}`];
+    const credentials = readCredentials(req, { allowedOrigins, upgrade: options.upgrade });
+    if (!credentials) return { viewer: null, clearCookie: false };
+    try {
+      return { viewer: await deps.devices.authenticate(credentials.token, requestOrigin(req)), clearCookie: false };
+    } catch (error) {
+      if (credentials.via === 'cookie' && isAppError(error) && error.code === 'UNAUTHENTICATED') return { viewer: null, clearCookie: true };
+      throw error;
+    }
+  };
+}
+
+/** For routes that need a signed-in user. */
+export async function requireViewer(authenticate: Authenticate, req: IncomingMessage): Promise<Viewer> {
+  const { viewer } = await authenticate(req);
+  if (!viewer) throw new AppError('UNAUTHENTICATED', 'Sign in first (Authorization: Bearer <device token>, or the session cookie)');
+  return viewer;
 }

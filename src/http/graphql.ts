@@ -76,14 +76,15 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
     landingPage: false,
     graphiql: deps.config.graphiql ? { subscriptionsProtocol: 'WS', title: 'pixshare GraphiQL' } : false,
     batching: false,
-    // Uploads arrive on the upload routes; /graphql takes JSON and GET queries only for now.
-    multipart: false,
+    // commitChunk takes its chunk as a multipart file (the body limit is raised for multipart in http/server.ts).
+    multipart: true,
     logging: false,
     maskedErrors: { maskError: maskError(deps.log) },
     context: ({ viewer, origin, responseCookies }): GraphQLContext => ({
       services: deps.services,
       viewer,
       origin,
+      publicUrl: deps.config.publicUrl,
       setSessionCookie: (token) => void responseCookies.push(token),
     }),
     plugins: [

@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import type { Services } from '../schema/context.js';
 import { AppError, isAppError } from '../services/app-error.js';
 import type { Viewer } from '../services/devices.js';
-import { readCredentials, requestOrigin, sessionCookie } from './credentials.js';
+import { requestOrigin, sessionCookie, type Authenticate } from './credentials.js';
 import type { GraphQLServer, Logger, ServerContext } from './graphql.js';
 
 /** A non-GraphQL route: answers true when it handled the request. */
@@ -56,30 +56,21 @@ export async function startHttpServer(deps: {
   services: Services;
   graphql: GraphQLServer;
   routes: Route[];
+  authenticate: Authenticate;
   log: Logger;
   /** Port to listen on; 0 picks a free one (tests). */
   port?: number;
   host?: string;
 }): Promise<HttpServer> {
   const { config, services, graphql, log } = deps;
-  const allowedOrigins = [new URL(config.publicUrl).origin];
+  const authenticate = deps.authenticate;
   const secureCookies = config.publicUrl.startsWith('https:');
   const inFlight = new Set<ServerResponse>();
 
-  async function authenticate(req: IncomingMessage, upgrade = false): Promise<{ viewer: Viewer | null; clearCookie: boolean }> {
-    const credentials = readCredentials(req, { allowedOrigins: [...allowedOrigins, `http://${req.headers.host}`, `https://${req.headers.host}`], upgrade });
-    if (!credentials) return { viewer: null, clearCookie: false };
-    try {
-      return { viewer: await services.devices.authenticate(credentials.token, requestOrigin(req)), clearCookie: false };
-    } catch (error) {
-      // An expired browser session just means "signed out"; a bad bearer token is the client's bug and is refused.
-      if (credentials.via === 'cookie' && isAppError(error) && error.code === 'UNAUTHENTICATED') return { viewer: null, clearCookie: true };
-      throw error;
-    }
-  }
-
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const limit = config.limits.maxRequestBytes;
+    // Multipart requests carry a chunk (commitChunk); everything else is a small JSON or GET.
+    const multipart = /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
+    const limit = multipart ? config.uploads.maxChunkBytes + 1024 * 1024 : config.limits.maxRequestBytes;
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) throw new AppError('PAYLOAD_TOO_LARGE', `Request body is larger than ${limit} bytes`, { limitBytes: limit });
     const { viewer, clearCookie } = await authenticate(req);
@@ -182,7 +173,7 @@ export async function startHttpServer(deps: {
         const req = ctx.extra.request;
         if (given) req.headers.authorization = given;
         try {
-          const { viewer } = await authenticate(req, true);
+          const { viewer } = await authenticate(req, { upgrade: true });
           ctx.extra.viewer = viewer;
         } catch (error) {
           if (isAppError(error)) return false; // closes with 4403 Forbidden

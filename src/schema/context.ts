@@ -1,10 +1,18 @@
 import type { AccountService } from '../services/accounts.js';
+import type { BlobService } from '../services/blobs.js';
 import type { DeviceService, Viewer } from '../services/devices.js';
+import type { LibraryService } from '../services/library.js';
+import type { PubSub } from '../services/pubsub.js';
+import type { UploadService } from '../services/uploads.js';
 import type { RequestOrigin } from '../services/request-origin.js';
 
 export interface Services {
   accounts: AccountService;
   devices: DeviceService;
+  blobs: BlobService;
+  library: LibraryService;
+  uploads: UploadService;
+  pubsub: PubSub;
 }
 
 /** Built fresh for every request and every subscription. */
@@ -13,6 +21,8 @@ export interface GraphQLContext {
   /** The signed-in user and device, or null. */
   viewer: Viewer | null;
   origin: RequestOrigin;
+  /** Base of the links handed out (downloads, thumbnails). */
+  publicUrl: string;
   /** Browsers keep their session in an HttpOnly cookie; set (token) or clear (null) it. */
   setSessionCookie(token: string | null): void;
 }

@@ -19,3 +19,15 @@ function parseDateTime(value: unknown): Date {
   }
   throw new GraphQLError('DateTime must be an RFC 3339 string with a time zone, e.g. 2026-11-21T10:00:00Z', { extensions: { code: 'BAD_USER_INPUT' } });
 }
+
+/** A file part of a multipart request (GraphQL multipart request spec); input only. */
+builder.scalarType('File', {
+  description: 'A file sent as a part of a multipart request',
+  serialize: () => {
+    throw new GraphQLError('File is an input-only scalar');
+  },
+  parseValue: (value) => {
+    if (value instanceof Blob) return value as File;
+    throw new GraphQLError('Expected a file part of a multipart request', { extensions: { code: 'BAD_USER_INPUT' } });
+  },
+});

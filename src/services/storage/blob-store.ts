@@ -28,6 +28,7 @@ export interface BlobStat {
 }
 
 export interface PutOptions {
+  /** Kept as object metadata by S3; the fs driver keeps none (its signed URLs carry the type). */
   contentType?: string;
 }
 
@@ -83,6 +84,13 @@ export interface BlobStore {
 
   exists(key: string): Promise<boolean>;
 
+  /**
+   * fs driver only: the blob's file, for libraries that read files faster than streams
+   * (sharp/libvips seek in them). Read-only; it may be atomically replaced at any time and
+   * need not exist (then reading it fails like a NOT_FOUND). S3 has no such thing.
+   */
+  localPath?(key: string): string;
+
   /** Idempotent: deleting a missing object succeeds, so retries and sweeps are safe. */
   delete(key: string): Promise<void>;
 
@@ -101,7 +109,8 @@ export interface BlobStore {
    * Writing the same bytes again is harmless. Note (fs): a rejected write may already
    * have overwritten part of its range in the staging file; only a client sending
    * *different* bytes for a range can cause that, and assembly's whole-file hash
-   * catches it.
+   * catches it. On any failure `body` is destroyed (stream.pipeline semantics), so an HTTP
+   * route that still wants to answer should hand in a PassThrough rather than the request.
    */
   writeStagedChunk(
     uploadId: string,
@@ -125,7 +134,9 @@ export interface BlobStore {
    * `key` (another user's good blob may already live at that content address) and leaves
    * staging as it was for the caller to drop or repair. If `key` already holds the same
    * content (two users completing the same file at once), the call still succeeds and
-   * there is still one object.
+   * there is still one object. BAD_USER_INPUT when `chunks` leave a gap or reach past
+   * `size`. A chunk write still running for the upload cannot change the assembled blob:
+   * the fs driver refuses its remaining bytes (CONFLICT); S3 objects are immutable anyway.
    */
   assembleStaged(uploadId: string, opts: AssembleOptions): Promise<{ sha256: string; size: number }>;
 
@@ -161,10 +172,10 @@ export interface S3BlobStoreSettings {
 export type BlobStoreSettings = FsBlobStoreSettings | S3BlobStoreSettings;
 
 /**
- * Key prefixes the S3 driver uses for its own objects in the bucket. Refused as blob keys by
+ * Key prefix the S3 driver uses for staged chunks in the bucket. Refused as a blob key by
  * both drivers so the contract is the same and a blob can never shadow staged bytes.
  */
-const RESERVED_KEY_PREFIXES = ['staging/', 'assembling/'];
+const RESERVED_KEY_PREFIXES = ['staging/'];
 const MAX_KEY_BYTES = 1024; // S3's own limit
 
 /**

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, link, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -41,6 +41,14 @@ export class FsBlobStore implements BlobStore {
   private readonly stagingDir: string;
   private readonly tmpDir: string;
   private directoriesReady: Promise<void> | undefined;
+  /**
+   * Chunk writes in progress, per upload. A write holds an open handle on the staging
+   * file's inode, and assembly renames that very inode to the content address, so
+   * assembly first seals these writers: they may not write another byte after the hash
+   * is taken. (The fs driver serves one process — one data directory — so this
+   * in-memory registry sees every writer.)
+   */
+  private readonly chunkWriters = new Map<string, Set<ChunkWriter>>();
 
   constructor(private readonly settings: Omit<FsBlobStoreSettings, 'driver'>) {
     const root = path.resolve(settings.root);
@@ -59,6 +67,7 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** The content type is not kept: it only matters for downloads, and signed URLs carry it. */
   async put(key: string, body: Readable): Promise<BlobStat> {
     assertValidBlobKey(key);
     await this.ensureDirectories();
@@ -77,7 +86,7 @@ export class FsBlobStore implements BlobStore {
       await rename(temp, target);
     } catch (error) {
       await rm(temp, { force: true });
-      throw storageError(error);
+      throw hasCode(error, 'ENOTDIR', 'EEXIST', 'EISDIR') ? pathConflict(key) : storageError(error);
     }
     await syncDirectory(path.dirname(target));
     return { size };
@@ -102,6 +111,11 @@ export class FsBlobStore implements BlobStore {
 
   async exists(key: string): Promise<boolean> {
     return (await this.stat(key)) !== null;
+  }
+
+  localPath(key: string): string {
+    assertValidBlobKey(key);
+    return this.objectPath(key);
   }
 
   async delete(key: string): Promise<void> {
@@ -139,28 +153,45 @@ export class FsBlobStore implements BlobStore {
     await this.ensureDirectories();
 
     const file = this.stagingPath(uploadId);
-    // No O_APPEND (Linux ignores the position of positional writes under it) and no
-    // truncation: chunks arrive in any order and in parallel, each at its own offset.
-    let handle: FileHandle;
-    let created = true;
+    // Registered before the file is opened, so assembly can never miss a handle.
+    const writer: ChunkWriter = { sealed: false, writing: undefined };
+    const writers = this.chunkWriters.get(uploadId) ?? new Set<ChunkWriter>();
+    this.chunkWriters.set(uploadId, writers.add(writer));
     try {
-      handle = await open(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL);
-    } catch (error) {
-      if (!hasCode(error, 'EEXIST')) throw storageError(error);
-      created = false;
-      handle = await open(file, fsConstants.O_WRONLY);
-    }
-    try {
-      await pipeline(body, new ChunkVerifier(length, opts.expectedSha256), (source: AsyncIterable<Buffer>) =>
-        writeAt(handle, source, offset),
-      );
-      await handle.sync(); // the caller counts the chunk as received once this resolves
-    } catch (error) {
-      throw storageError(error);
+      // No O_APPEND (Linux ignores the position of positional writes under it) and no
+      // truncation: chunks arrive in any order and in parallel, each at its own offset.
+      let handle: FileHandle;
+      let created = true;
+      try {
+        handle = await open(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL);
+      } catch (error) {
+        if (!hasCode(error, 'EEXIST')) throw storageError(error);
+        created = false;
+        handle = await open(file, fsConstants.O_WRONLY);
+      }
+      // pipeline reports the AbortError of tearing down the streams rather than why the
+      // writing stage failed (sealed, disk full, bad chunk), so keep that reason.
+      let writeError: unknown;
+      try {
+        await pipeline(body, new ChunkVerifier(length, opts.expectedSha256), async (source: AsyncIterable<Buffer>) => {
+          try {
+            await writeAt(handle, source, offset, writer);
+          } catch (error) {
+            writeError = error;
+            throw error;
+          }
+        });
+        await handle.sync(); // the caller counts the chunk as received once this resolves
+      } catch (error) {
+        throw storageError(writeError ?? error);
+      } finally {
+        await handle.close();
+      }
+      if (created) await syncDirectory(this.stagingDir);
     } finally {
-      await handle.close();
+      writers.delete(writer);
+      if (writers.size === 0 && this.chunkWriters.get(uploadId) === writers) this.chunkWriters.delete(uploadId);
     }
-    if (created) await syncDirectory(this.stagingDir);
   }
 
   async readStaged(uploadId: string, range: ByteRange): Promise<Readable> {
@@ -186,11 +217,22 @@ export class FsBlobStore implements BlobStore {
       return { sha256: EMPTY_SHA256, size: 0 };
     }
 
-    let handle: FileHandle;
+    // Move the staging file out of reach first: chunk writes that start from now on create
+    // a new staging file; those already holding this one are sealed before hashing.
+    const sealed = this.sealedPath(uploadId);
     try {
-      handle = await open(staged, 'r+');
+      await rename(staged, sealed);
     } catch (error) {
       if (isMissing(error)) throw stagingNotFound(uploadId);
+      throw storageError(error);
+    }
+    await this.sealChunkWriters(uploadId);
+
+    let handle: FileHandle;
+    try {
+      handle = await open(sealed, 'r+');
+    } catch (error) {
+      if (isMissing(error)) throw stagingNotFound(uploadId); // dropped meanwhile
       throw storageError(error);
     }
     try {
@@ -207,7 +249,10 @@ export class FsBlobStore implements BlobStore {
       }
       const actual = hash.digest('hex');
       // `read` falls short when the staging file is shorter than declared (chunks missing).
-      if (actual !== expected || read !== opts.size) throw digestMismatch(expected, actual, opts.size, read);
+      if (actual !== expected || read !== opts.size) {
+        await this.unseal(uploadId);
+        throw digestMismatch(expected, actual, opts.size, read);
+      }
       // A chunk written past the declared size must not become part of the blob.
       if ((await handle.stat()).size > opts.size) {
         await handle.truncate(opts.size);
@@ -221,9 +266,9 @@ export class FsBlobStore implements BlobStore {
       await mkdir(path.dirname(target), { recursive: true });
       // Atomic replace: if the same content is already there (two users finishing the same
       // file), readers of the old file keep their handle and everyone else sees the new one.
-      await rename(staged, target);
+      await rename(sealed, target);
     } catch (error) {
-      throw storageError(error);
+      throw hasCode(error, 'ENOTDIR', 'EEXIST', 'EISDIR') ? pathConflict(opts.key) : storageError(error);
     }
     await syncDirectory(path.dirname(target));
     await syncDirectory(this.stagingDir);
@@ -233,6 +278,7 @@ export class FsBlobStore implements BlobStore {
   async dropStaged(uploadId: string): Promise<void> {
     assertValidUploadId(uploadId);
     await rm(this.stagingPath(uploadId), { force: true });
+    await rm(this.sealedPath(uploadId), { force: true }); // left by a crash mid-assembly
   }
 
   async close(): Promise<void> {
@@ -245,6 +291,32 @@ export class FsBlobStore implements BlobStore {
 
   private stagingPath(uploadId: string): string {
     return path.join(this.stagingDir, uploadId);
+  }
+
+  /** The staging file while it is being assembled; `.` never occurs in upload ids. */
+  private sealedPath(uploadId: string): string {
+    return path.join(this.stagingDir, `${uploadId}.assembling`);
+  }
+
+  /** Stops every in-flight chunk write of the upload and waits for its current write call. */
+  private async sealChunkWriters(uploadId: string): Promise<void> {
+    const writers = [...(this.chunkWriters.get(uploadId) ?? [])];
+    for (const writer of writers) writer.sealed = true;
+    await Promise.allSettled(writers.map((writer) => writer.writing));
+  }
+
+  /**
+   * After a mismatch, staging goes back as it was — unless a chunk write created a new
+   * staging file meanwhile (link refuses to replace it); then the newer file wins.
+   */
+  private async unseal(uploadId: string): Promise<void> {
+    const sealed = this.sealedPath(uploadId);
+    try {
+      await link(sealed, this.stagingPath(uploadId));
+    } catch (error) {
+      if (!hasCode(error, 'EEXIST')) throw storageError(error);
+    }
+    await rm(sealed, { force: true });
   }
 
   private ensureDirectories(): Promise<void> {
@@ -280,13 +352,27 @@ export class FsBlobStore implements BlobStore {
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
+interface ChunkWriter {
+  /** Set by assembly: the file this writer holds is being hashed and moved. */
+  sealed: boolean;
+  /** The write call in progress, which assembly waits for. */
+  writing: Promise<unknown> | undefined;
+}
+
 /** Writes every byte of `source` from `position` on; returns how many were written. */
-async function writeAt(handle: FileHandle, source: AsyncIterable<Buffer>, position: number): Promise<number> {
+async function writeAt(handle: FileHandle, source: AsyncIterable<Buffer>, position: number, writer?: ChunkWriter): Promise<number> {
   let written = 0;
   for await (const piece of source) {
     let done = 0;
     while (done < piece.length) {
-      const { bytesWritten } = await handle.write(piece, done, piece.length - done, position + written + done);
+      // Checked right before each write: JavaScript runs this check and the start of the
+      // write without interruption, so a sealed writer never touches the file again.
+      if (writer?.sealed) {
+        throw new AppError('CONFLICT', 'The upload was assembled while this chunk was being written; it was not stored');
+      }
+      const writing = handle.write(piece, done, piece.length - done, position + written + done);
+      if (writer) writer.writing = writing;
+      const { bytesWritten } = await writing;
       done += bytesWritten;
     }
     written += done;
@@ -318,6 +404,14 @@ function digestMismatch(expected: string, actualSha256: string, expectedSize: nu
 
 function notFound(key: string): AppError {
   return new AppError('NOT_FOUND', 'No such blob', { key });
+}
+
+/**
+ * Files cannot be both a blob and a directory of blobs: with blob `a`, there can be no
+ * `a/b` (S3 allows both). Content addresses never collide like this.
+ */
+function pathConflict(key: string): AppError {
+  return new AppError('CONFLICT', 'The key collides with the path of another blob', { key });
 }
 
 function stagingNotFound(uploadId: string): AppError {

@@ -183,8 +183,8 @@ export class S3BlobStore implements BlobStore {
       body.destroy();
       verifier.destroy();
     };
-    body.once('error', onError);
-    verifier.once('error', onError);
+    body.on('error', onError);
+    verifier.on('error', onError);
     try {
       // A PUT of a stream needs its length up front, and this is why: no chunked framing.
       await this.client.send(
@@ -192,11 +192,12 @@ export class S3BlobStore implements BlobStore {
         { abortSignal: abort.signal },
       );
     } catch (error) {
+      // Same as stream.pipeline (the fs driver): a failed write destroys the body.
+      body.destroy();
+      verifier.destroy();
       throw streamError ?? this.storageError('PutObject', key, error);
-    } finally {
-      body.off('error', onError);
-      verifier.off('error', onError);
     }
+    // The listeners stay: an 'error' emitted after we return must not crash the process.
     if (streamError) throw streamError;
   }
 
@@ -253,6 +254,17 @@ export class S3BlobStore implements BlobStore {
         },
       });
     } catch (error) {
+      if (error instanceof AppError && error.code === 'RANGE_NOT_SATISFIABLE') {
+        // A counted chunk is now shorter than counted (only possible on servers without
+        // atomic PUTs, such as s3rver, while the chunk is being re-sent): the staged bytes
+        // are not the declared file, which is what a mismatch means.
+        throw new AppError('DIGEST_MISMATCH', 'A staged chunk changed during assembly', {
+          expected,
+          actual: null,
+          expectedSize: opts.size,
+          actualSize: null,
+        });
+      }
       throw this.storageError('assembly', opts.key, error);
     }
     await this.dropStaged(uploadId);
@@ -379,7 +391,8 @@ export class S3BlobStore implements BlobStore {
    * S3 error name, never request headers or credentials.
    */
   private storageError(operation: string, key: string, error: unknown, range?: ByteRange): unknown {
-    if (error instanceof AppError) return error;
+    // Domain errors, and failures of the caller's own body stream, are not S3's to explain.
+    if (error instanceof AppError || !isS3Failure(error)) return error;
     const status = httpStatus(error);
     const name = (error as Error | undefined)?.name ?? 'Error';
     if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
@@ -402,6 +415,17 @@ export class S3BlobStore implements BlobStore {
 export function stagedChunkKey(uploadId: string, chunk: StagedChunk): string {
   // Zero-padded offsets sort in byte order in listings.
   return `staging/${uploadId}/${String(chunk.offset).padStart(16, '0')}-${chunk.length}`;
+}
+
+/** Errors from the SDK (an answer from S3) or from the network on the way to it. */
+function isS3Failure(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  if ('$metadata' in error || '$fault' in error) return true;
+  const { name, code } = error as NodeJS.ErrnoException;
+  return (
+    name === 'TimeoutError' ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(code ?? '')
+  );
 }
 
 function httpStatus(error: unknown): number | undefined {

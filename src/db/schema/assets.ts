@@ -1,0 +1,72 @@
+import { sql } from 'drizzle-orm';
+import { bigint, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { blobs } from './blobs.js';
+import { devices } from './devices.js';
+import { users } from './users.js';
+
+/** One photo in one user's library: a name and facts pointing at a shared blob. */
+export const assets = pgTable(
+  'assets',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    sha256: text('sha256')
+      .notNull()
+      .references(() => blobs.sha256),
+    name: text('name').notNull(),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    mimeType: text('mime_type'),
+    width: integer('width'),
+    height: integer('height'),
+    /** EXIF capture time, else the file time the client declared. */
+    takenAt: timestamp('taken_at', { withTimezone: true }),
+    /** Copied from the blob so near-duplicate search stays inside one indexed table. */
+    phash: bigint('phash', { mode: 'bigint' }),
+    /** Copied from the blob (fixed once the blob is described): whether thumbnail and preview exist. */
+    thumbnailStatus: text('thumbnail_status', { enum: ['none', 'ready', 'failed'] }).notNull().default('none'),
+    deviceId: uuid('device_id').references(() => devices.id, { onDelete: 'set null' }),
+    /** How it arrived: uploaded bytes, or an instant upload after a proof of possession. */
+    origin: text('origin', { enum: ['upload', 'instant'] }).notNull(),
+    // Millisecond precision, so a JavaScript Date in a page cursor points at exactly one row.
+    uploadedAt: timestamp('uploaded_at', { withTimezone: true }).notNull().default(sql`date_trunc('milliseconds', now())`),
+  },
+  (t) => [
+    uniqueIndex('assets_user_sha256_key').on(t.userId, t.sha256),
+    index('assets_user_uploaded_idx').on(t.userId, t.uploadedAt, t.id),
+    index('assets_sha256_idx').on(t.sha256),
+    index('assets_user_phash_idx').on(t.userId).where(sql`${t.phash} is not null`),
+  ],
+);
+
+/** A user's named group of assets (S1); an asset may be in several. */
+export const folders = pgTable(
+  'folders',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('folders_user_name_key').on(t.userId, t.name)],
+);
+
+export const folderAssets = pgTable(
+  'folder_assets',
+  {
+    folderId: uuid('folder_id')
+      .notNull()
+      .references(() => folders.id, { onDelete: 'cascade' }),
+    assetId: uuid('asset_id')
+      .notNull()
+      .references(() => assets.id, { onDelete: 'cascade' }),
+    addedAt: timestamp('added_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.folderId, t.assetId] }), index('folder_assets_asset_idx').on(t.assetId)],
+);
+
+export type AssetRow = typeof assets.$inferSelect;
+export type FolderRow = typeof folders.$inferSelect;

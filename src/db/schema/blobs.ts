@@ -1,0 +1,38 @@
+import { sql } from 'drizzle-orm';
+import { bigint, boolean, check, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+
+/**
+ * A blob is one stored content: the bytes whose SHA-256 is `sha256`, kept once at
+ * the content address `blobs/<sha256>` however many assets point at it. What can be
+ * read from the bytes (dimensions, EXIF time, perceptual hash, thumbnails) belongs
+ * here too, so it is computed once.
+ */
+export const blobs = pgTable(
+  'blobs',
+  {
+    sha256: text('sha256').primaryKey(),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    /** Number of assets pointing here; 0 makes the blob collectable after `gcAfter`. */
+    refCount: integer('ref_count').notNull().default(0),
+    /** When an unreferenced blob may be deleted; also pins a blob while an upload completes into it. */
+    gcAfter: timestamp('gc_after', { withTimezone: true }),
+    /** True once the bytes are verified and stored under the content address. */
+    stored: boolean('stored').notNull().default(false),
+    mimeType: text('mime_type'),
+    width: integer('width'),
+    height: integer('height'),
+    takenAt: timestamp('taken_at', { withTimezone: true }),
+    /** 64-bit dHash as a signed bigint (null when the bytes are not a readable image). */
+    phash: bigint('phash', { mode: 'bigint' }),
+    thumbnailStatus: text('thumbnail_status', { enum: ['none', 'ready', 'failed'] }).notNull().default('none'),
+    thumbnailError: text('thumbnail_error'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    check('blobs_sha256_check', sql`${t.sha256} ~ '^[0-9a-f]{64}$'`),
+    check('blobs_ref_count_check', sql`${t.refCount} >= 0`),
+    index('blobs_gc_idx').on(t.gcAfter).where(sql`${t.refCount} = 0`),
+  ],
+);
+
+export type BlobRow = typeof blobs.$inferSelect;

@@ -1,0 +1,83 @@
+import { sql } from 'drizzle-orm';
+import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { assets, folders } from './assets.js';
+import { devices } from './devices.js';
+import { users } from './users.js';
+
+/**
+ * An upload session: one user sending one file (sha256 + size) in chunks. Its
+ * received chunks are the server's interrupt list (U6): what is missing is the
+ * declared size minus their union.
+ */
+export const uploads = pgTable(
+  'uploads',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    deviceId: uuid('device_id').references(() => devices.id, { onDelete: 'set null' }),
+    sha256: text('sha256').notNull(),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    name: text('name').notNull(),
+    folderId: uuid('folder_id').references(() => folders.id, { onDelete: 'set null' }),
+    takenAt: timestamp('taken_at', { withTimezone: true }),
+    state: text('state', { enum: ['open', 'completing', 'done', 'failed'] }).notNull().default('open'),
+    receivedBytes: bigint('received_bytes', { mode: 'number' }).notNull().default(0),
+    assetId: uuid('asset_id').references(() => assets.id, { onDelete: 'set null' }),
+    failure: text('failure'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    lastActivityAt: timestamp('last_activity_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    // One unfinished session per user and file: a second check resumes it.
+    uniqueIndex('uploads_open_key').on(t.userId, t.sha256).where(sql`${t.state} in ('open', 'completing')`),
+    index('uploads_activity_idx').on(t.lastActivityAt).where(sql`${t.state} in ('open', 'completing', 'failed')`),
+  ],
+);
+
+/**
+ * A byte range of an upload. `writing` reserves the range while its bytes stream
+ * in (so no other chunk may overlap it), `received` means durable and digest-verified.
+ */
+export const uploadChunks = pgTable(
+  'upload_chunks',
+  {
+    uploadId: uuid('upload_id')
+      .notNull()
+      .references(() => uploads.id, { onDelete: 'cascade' }),
+    offset: bigint('offset', { mode: 'number' }).notNull(),
+    length: integer('length').notNull(),
+    sha256: text('sha256').notNull(),
+    state: text('state', { enum: ['writing', 'received'] }).notNull(),
+    /** Who reserved the range; a retry of the same range takes the reservation over. */
+    writer: uuid('writer'),
+    /** A reservation left by a writer that died stops blocking after this. */
+    leaseUntil: timestamp('lease_until', { withTimezone: true }),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.uploadId, t.offset] })],
+);
+
+/** A proof-of-possession challenge for an instant upload: single use, short-lived. */
+export const uploadChallenges = pgTable('upload_challenges', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id')
+    .notNull()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  deviceId: uuid('device_id').references(() => devices.id, { onDelete: 'set null' }),
+  sha256: text('sha256').notNull(),
+  size: bigint('size', { mode: 'number' }).notNull(),
+  name: text('name').notNull(),
+  folderId: uuid('folder_id').references(() => folders.id, { onDelete: 'set null' }),
+  takenAt: timestamp('taken_at', { withTimezone: true }),
+  nonce: text('nonce').notNull(),
+  ranges: jsonb('ranges').$type<{ offset: number; length: number }[]>().notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true }),
+  attempts: integer('attempts').notNull().default(0),
+});
+
+export type UploadRow = typeof uploads.$inferSelect;
+export type UploadChunkRow = typeof uploadChunks.$inferSelect;
+export type UploadChallengeRow = typeof uploadChallenges.$inferSelect;

@@ -1,0 +1,69 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
+import type { Services } from '../schema/context.js';
+import { AppError } from '../services/app-error.js';
+import type { ChunkResult } from '../services/uploads.js';
+import { requireViewer, type Authenticate } from './credentials.js';
+import type { Route } from './server.js';
+
+const PATH = /^\/uploads\/([0-9a-fA-F-]{36})\/chunks\/(\d{1,16})$/;
+
+/**
+ * The streaming chunk transport: `PUT /uploads/{id}/chunks/{offset}` with the bytes
+ * as the body, `Content-Length`, and `Content-Digest: sha-256=:<base64>:` (RFC 9530).
+ * The same service method as the GraphQL `commitChunk`; the body streams straight
+ * to storage, never held whole in memory. Answers with what is still missing.
+ */
+export function createUploadChunkRoute(deps: { services: Services; authenticate: Authenticate }): Route {
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    const match = PATH.exec((req.url ?? '').split('?')[0]!);
+    if (!match) return false;
+    if (req.method !== 'PUT') {
+      res.setHeader('allow', 'PUT');
+      throw new AppError('METHOD_NOT_ALLOWED', 'Chunks are sent with PUT');
+    }
+    const viewer = await requireViewer(deps.authenticate, req);
+    const lengthHeader = req.headers['content-length'];
+    if (lengthHeader === undefined || !/^\d+$/.test(lengthHeader)) throw new AppError('LENGTH_REQUIRED', 'Content-Length is required');
+    const result = await deps.services.uploads.commitChunk(viewer, {
+      uploadId: match[1]!.toLowerCase(),
+      offset: Number(match[2]),
+      length: Number(lengthHeader),
+      sha256: parseContentDigest(req.headers['content-digest']),
+      // The store destroys a body it refuses; destroying req itself would reset the socket before we can answer.
+      body: req.pipe(new PassThrough()),
+    });
+    const body = JSON.stringify(chunkResultJson(result));
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+    return true;
+  };
+}
+
+export function chunkResultJson({ upload, asset }: ChunkResult) {
+  return {
+    upload: {
+      id: upload.id,
+      state: upload.state.toUpperCase(),
+      size: upload.size,
+      receivedBytes: upload.receivedBytes,
+      missing: upload.missing,
+      failure: upload.failure,
+    },
+    asset: asset ? { id: asset.id, sha256: asset.sha256, name: asset.name, size: asset.size } : null,
+  };
+}
+
+/** `sha-256=:<base64>:` from an RFC 9530 Content-Digest dictionary (other algorithms are ignored). */
+export function parseContentDigest(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header.join(',') : header;
+  if (!value) throw new AppError('BAD_USER_INPUT', 'Content-Digest with sha-256 is required (RFC 9530)', { field: 'content-digest' });
+  for (const member of value.split(',')) {
+    const match = /^\s*sha-256\s*=\s*:([A-Za-z0-9+/]+={0,2}):\s*$/i.exec(member);
+    if (match) {
+      const digest = Buffer.from(match[1]!, 'base64');
+      if (digest.length === 32) return digest.toString('hex');
+    }
+  }
+  throw new AppError('BAD_USER_INPUT', 'Content-Digest must contain sha-256=:<base64 of 32 bytes>:', { field: 'content-digest' });
+}

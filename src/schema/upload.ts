@@ -1,0 +1,175 @@
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import type { AppError } from '../services/app-error.js';
+import type { Span } from '../services/byte-ranges.js';
+import { liveState } from '../services/pubsub.js';
+import { MAX_CHECK_BATCH, syncTopic, type ChallengeView, type CheckAnswer, type ChunkResult, type UploadView } from '../services/uploads.js';
+import { AssetRef } from './asset.js';
+import { builder } from './builder.js';
+import { FolderRef } from './folder.js';
+
+const uuid = (what: string) => z.coerce.string().pipe(z.uuid(`Not a valid ${what} id`));
+
+const ByteRange = builder.objectRef<Span>('ByteRange').implement({
+  description: 'Bytes [offset, offset + length) of a file.',
+  fields: (t) => ({ offset: t.exposeFloat('offset'), length: t.exposeFloat('length') }),
+});
+
+const ChunkLimits = builder.objectRef<UploadView['limits']>('ChunkLimits').implement({
+  fields: (t) => ({
+    minChunkBytes: t.exposeInt('minChunkBytes', { description: 'Smallest chunk, except one that ends the file or meets a received chunk' }),
+    maxChunkBytes: t.exposeInt('maxChunkBytes'),
+  }),
+});
+
+const UploadState = builder.enumType('UploadState', { values: ['OPEN', 'COMPLETING', 'DONE', 'FAILED'] as const });
+
+export const UploadRef = builder.objectRef<UploadView>('Upload').implement({
+  description: 'A resumable upload session of one file. `missing` is what still has to be sent (U6).',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    sha256: t.exposeString('sha256'),
+    size: t.exposeFloat('size'),
+    name: t.exposeString('name'),
+    state: t.field({ type: UploadState, resolve: (u) => u.state.toUpperCase() as 'OPEN' }),
+    receivedBytes: t.exposeFloat('receivedBytes'),
+    progress: t.float({ description: 'Fraction of the bytes received, 0 to 1', resolve: (u) => (u.size === 0 ? (u.state === 'done' ? 1 : 0) : u.receivedBytes / u.size) }),
+    missing: t.field({ type: [ByteRange], resolve: (u) => u.missing }),
+    limits: t.field({ type: ChunkLimits, resolve: (u) => u.limits }),
+    failure: t.exposeString('failure', { nullable: true }),
+    asset: t.field({ type: AssetRef, nullable: true, resolve: (u, _args, context) => (u.assetId ? context.services.library.getAsset(context.viewer!, u.assetId).catch(() => null) : null) }),
+    folder: t.field({ type: FolderRef, nullable: true, resolve: (u, _args, context) => (u.folderId ? context.services.library.getFolder(context.viewer!, u.folderId).catch(() => null) : null) }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    lastActivityAt: t.expose('lastActivityAt', { type: 'DateTime' }),
+    expiresAt: t.expose('expiresAt', { type: 'DateTime', description: 'When the session is dropped if nothing more arrives' }),
+  }),
+});
+
+const Challenge = builder.objectRef<ChallengeView>('UploadChallenge').implement({
+  description: 'Proof of possession for an instant upload: answer claimUpload with the hex SHA-256 of the nonce\'s 32 bytes followed by the bytes of each range, in order.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    nonce: t.exposeString('nonce'),
+    ranges: t.field({ type: [ByteRange], resolve: (c) => c.ranges }),
+    expiresAt: t.expose('expiresAt', { type: 'DateTime' }),
+  }),
+});
+
+const ErrorRef = builder.objectRef<AppError>('CheckError').implement({
+  fields: (t) => ({
+    code: t.exposeString('code'),
+    message: t.exposeString('message'),
+  }),
+});
+
+const CheckStatus = builder.enumType('CheckStatus', {
+  values: {
+    EXISTS: { description: 'Already in your library: nothing to send' },
+    PROOF_REQUIRED: { description: 'The server has these bytes: answer the challenge with claimUpload for an instant upload' },
+    UPLOAD: { description: 'Send the missing ranges of the upload session' },
+    REFUSED: { description: 'Cannot be taken (see error: quota, size, bad input)' },
+  } as const,
+});
+
+const CheckResult = builder.objectRef<CheckAnswer>('CheckResult').implement({
+  fields: (t) => ({
+    sha256: t.exposeString('sha256'),
+    status: t.field({ type: CheckStatus, resolve: (a) => a.status }),
+    asset: t.field({ type: AssetRef, nullable: true, resolve: (a) => (a.status === 'EXISTS' ? a.asset : null) }),
+    challenge: t.field({ type: Challenge, nullable: true, resolve: (a) => (a.status === 'PROOF_REQUIRED' ? a.challenge : null) }),
+    upload: t.field({ type: UploadRef, nullable: true, resolve: (a) => (a.status === 'UPLOAD' ? a.upload : null) }),
+    error: t.field({ type: ErrorRef, nullable: true, resolve: (a) => (a.status === 'REFUSED' ? a.error : null) }),
+  }),
+});
+
+const CheckFileInput = builder.inputType('CheckFileInput', {
+  fields: (t) => ({
+    sha256: t.string({ description: 'Hex SHA-256 of the file' }),
+    size: t.float({ description: 'Bytes' }),
+    name: t.string({ description: 'File name' }),
+    folder: t.string({ required: false, description: 'Name of the folder the file belongs to (created on first use)' }),
+    takenAt: t.field({ type: 'DateTime', required: false, description: 'File time, used when the photo has no EXIF date' }),
+  }),
+});
+
+const ChunkResultRef = builder.objectRef<ChunkResult>('ChunkResult').implement({
+  fields: (t) => ({
+    upload: t.field({ type: UploadRef, resolve: (r) => r.upload }),
+    asset: t.field({ type: AssetRef, nullable: true, description: 'Set when this chunk completed the upload', resolve: (r) => r.asset }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  upload: t.field({
+    type: UploadRef,
+    authScopes: { signedIn: true },
+    description: 'An upload session: what is missing, for resuming (U6).',
+    args: { id: t.arg.id({ validate: uuid('upload') }) },
+    resolve: (_root, { id }, context) => context.services.uploads.getUpload(context.viewer!, String(id)),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  checkUploads: t.field({
+    type: [CheckResult],
+    authScopes: { signedIn: true },
+    description: `The detection request (U3): for each file, whether it is already yours, can be claimed instantly, or must be (re)sent. At most ${MAX_CHECK_BATCH} files.`,
+    args: { files: t.arg({ type: [CheckFileInput] }) },
+    resolve: (_root, { files }, context) => context.services.uploads.checkUploads(context.viewer!, files),
+  }),
+  claimUpload: t.field({
+    type: AssetRef,
+    authScopes: { signedIn: true },
+    description: 'Instant upload (U4): answer a proof-of-possession challenge. Single use; on PROOF_REJECTED, CHALLENGE_EXPIRED or CHALLENGE_USED, upload the file (startUpload).',
+    args: { challengeId: t.arg.id({ validate: uuid('challenge') }), proof: t.arg.string() },
+    resolve: (_root, args, context) => context.services.uploads.claimUpload(context.viewer!, String(args.challengeId), args.proof),
+  }),
+  startUpload: t.field({
+    type: UploadRef,
+    authScopes: { signedIn: true },
+    description: 'An upload session for one file without deduplication (the fallback after a refused proof); resumes an unfinished one.',
+    args: { file: t.arg({ type: CheckFileInput }) },
+    resolve: (_root, { file }, context) => context.services.uploads.startUpload(context.viewer!, file),
+  }),
+  commitChunk: t.field({
+    type: ChunkResultRef,
+    authScopes: { signedIn: true },
+    description: 'Sends one chunk as a multipart file (GraphQL multipart request spec). For large files prefer PUT /uploads/{id}/chunks/{offset}.',
+    args: {
+      uploadId: t.arg.id({ validate: uuid('upload') }),
+      offset: t.arg.float(),
+      sha256: t.arg.string({ description: 'Hex SHA-256 of the chunk' }),
+      chunk: t.arg({ type: 'File' }),
+    },
+    resolve: (_root, args, context) =>
+      context.services.uploads.commitChunk(context.viewer!, {
+        uploadId: String(args.uploadId),
+        offset: args.offset,
+        length: args.chunk.size,
+        sha256: args.sha256,
+        body: Readable.fromWeb(args.chunk.stream() as import('node:stream/web').ReadableStream),
+      }),
+  }),
+  completeUpload: t.field({
+    type: AssetRef,
+    authScopes: { signedIn: true },
+    description: 'Finishes an upload whose bytes are all there (chunks complete it by themselves; this retries).',
+    args: { uploadId: t.arg.id({ validate: uuid('upload') }) },
+    resolve: (_root, { uploadId }, context) => context.services.uploads.completeUpload(context.viewer!, String(uploadId)),
+  }),
+}));
+
+builder.subscriptionField('upload', (t) =>
+  t.field({
+    type: UploadRef,
+    authScopes: { signedIn: true },
+    description: 'An upload session now, then after every chunk, from any device of the account.',
+    args: { id: t.arg.id({ validate: uuid('upload') }) },
+    subscribe: async (_root, { id }, context) => {
+      const viewer = context.viewer!;
+      await context.services.uploads.getUpload(viewer, String(id));
+      return liveState(context.services.pubsub.subscribe(syncTopic(viewer.user.id)), () => context.services.uploads.getUpload(viewer, String(id)));
+    },
+    resolve: (upload: UploadView) => upload,
+  }),
+);

@@ -1,0 +1,137 @@
+import { and, eq, lt, sql } from 'drizzle-orm';
+import { Readable } from 'node:stream';
+import type { Config } from '../config.js';
+import type { Db } from '../db/client.js';
+import { blobs, type BlobRow } from '../db/schema/index.js';
+import { AppError } from './app-error.js';
+import { deriveImages } from './media/derive-images.js';
+import type { TakenAt } from './media/read-exif-facts.js';
+import { isDecodableImageType, SNIFF_BYTES, sniffMediaType } from './media/sniff-media-type.js';
+import type { BlobStore } from './storage/blob-store.js';
+
+export type DerivedImage = 'thumbnail' | 'preview';
+
+/** The content address of a blob's bytes. */
+export const blobKey = (sha256: string) => `blobs/${sha256}`;
+/** Images made from a blob are content-derived too, so users sharing a blob share them. */
+export const derivedKey = (sha256: string, kind: DerivedImage) => `derived/${sha256}/${kind}.webp`;
+
+
+/**
+ * Blobs: stored content with a reference count. Completing an upload pins the
+ * blob row first (so the collector cannot delete the bytes underneath it), stores
+ * and verifies the bytes, reads what media facts it can, and only then is an asset
+ * pointed at it. The collector deletes blobs nobody referenced for the grace period.
+ */
+export class BlobService {
+  constructor(
+    private readonly deps: {
+      db: Db;
+      storage: BlobStore;
+      config: Pick<Config, 'uploads'>;
+      log: { error(message: string, error?: unknown): void };
+    },
+  ) {}
+
+  /**
+   * Marks the blob as in use by a completion for the grace period. Waits for a
+   * collector holding the row, and re-creates the row if the collector removed it.
+   */
+  async pin(sha256: string, size: number): Promise<void> {
+    const grace = Math.max(this.deps.config.uploads.blobGraceSeconds, 3600);
+    await this.deps.db
+      .insert(blobs)
+      .values({ sha256, size, gcAfter: sql`now() + make_interval(secs => ${grace})` })
+      .onConflictDoUpdate({ target: blobs.sha256, set: { gcAfter: sql`greatest(${blobs.gcAfter}, now() + make_interval(secs => ${grace}))` } });
+  }
+
+  async markStored(sha256: string): Promise<void> {
+    await this.deps.db.update(blobs).set({ stored: true }).where(eq(blobs.sha256, sha256));
+  }
+
+  async get(sha256: string): Promise<BlobRow | undefined> {
+    const [row] = await this.deps.db.select().from(blobs).where(eq(blobs.sha256, sha256));
+    return row;
+  }
+
+  /**
+   * Reads media facts and makes the thumbnail and preview once per blob (S12).
+   * Anything sharp cannot read is still a stored blob: its thumbnail is marked failed.
+   */
+  async describe(sha256: string): Promise<BlobRow> {
+    const blob = await this.get(sha256);
+    if (!blob) throw new AppError('NOT_FOUND', 'No such blob');
+    if (blob.thumbnailStatus !== 'none') return blob;
+    const { storage } = this.deps;
+    const key = blobKey(sha256);
+    const head = blob.size === 0 ? Buffer.alloc(0) : await readAll(await storage.get(key, { start: 0, end: Math.min(blob.size, SNIFF_BYTES) - 1 }));
+    const mimeType = sniffMediaType(head);
+    let update: Partial<BlobRow>;
+    if (!isDecodableImageType(mimeType)) {
+      update = { mimeType, thumbnailStatus: 'failed', thumbnailError: mimeType ? `no thumbnails for ${mimeType}` : 'not an image' };
+    } else {
+      const input = storage.localPath?.(key) ?? (await storage.get(key));
+      const result = await deriveImages(input, { limitInputPixels: this.deps.config.uploads.maxImagePixels });
+      if (!result.ok) {
+        update = { mimeType, thumbnailStatus: 'failed', thumbnailError: `${result.reason}: ${result.message}`.slice(0, 500) };
+      } else {
+        await storage.put(derivedKey(sha256, 'thumbnail'), Readable.from([result.thumbnail.data]), { contentType: 'image/webp' });
+        await storage.put(derivedKey(sha256, 'preview'), Readable.from([result.preview.data]), { contentType: 'image/webp' });
+        update = {
+          mimeType,
+          width: result.metadata.width,
+          height: result.metadata.height,
+          takenAt: takenAtInstant(result.metadata.takenAt),
+          phash: result.perceptualHash.value,
+          thumbnailStatus: 'ready',
+          thumbnailError: null,
+        };
+      }
+    }
+    const [row] = await this.deps.db.update(blobs).set(update).where(eq(blobs.sha256, sha256)).returning();
+    return row!;
+  }
+
+  /**
+   * Deletes blobs unreferenced past their grace period, with their derived images.
+   * Rows are locked with SKIP LOCKED, so several instances can sweep at once; the row
+   * is deleted in the same transaction that removed the bytes, and a completion that
+   * pins the blob meanwhile waits for that transaction and then re-creates it.
+   */
+  async collectGarbage(limit = 100): Promise<number> {
+    const { storage } = this.deps;
+    return this.deps.db.transaction(async (tx) => {
+      const doomed = await tx
+        .select({ sha256: blobs.sha256 })
+        .from(blobs)
+        .where(and(eq(blobs.refCount, 0), lt(blobs.gcAfter, sql`now()`)))
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      for (const { sha256 } of doomed) {
+        await storage.delete(blobKey(sha256));
+        await storage.delete(derivedKey(sha256, 'thumbnail'));
+        await storage.delete(derivedKey(sha256, 'preview'));
+        await tx.delete(blobs).where(eq(blobs.sha256, sha256));
+      }
+      return doomed.length;
+    });
+  }
+}
+
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+/**
+ * EXIF times usually carry no zone. With an offset we keep the exact instant; without
+ * one the camera's wall-clock time is stored as if it were UTC, so the date and time a
+ * user sees are the ones the camera showed.
+ */
+function takenAtInstant(takenAt: TakenAt | null): Date | null {
+  if (!takenAt) return null;
+  if (takenAt.instant) return takenAt.instant;
+  const date = new Date(`${takenAt.local}Z`);
+  return Number.isNaN(date.getTime()) ? null : date;
+}

@@ -1,0 +1,285 @@
+import { and, asc, desc, eq, inArray, isNotNull, lt, or, sql } from 'drizzle-orm';
+import type { Config } from '../config.js';
+import type { Db } from '../db/client.js';
+import { assets, blobs, folderAssets, folders, uploads, users, type AssetRow, type BlobRow, type FolderRow } from '../db/schema/index.js';
+import { AppError } from './app-error.js';
+import type { Viewer } from './devices.js';
+import type { PubSub } from './pubsub.js';
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+export const libraryTopic = (userId: string) => `user:${userId}:library`;
+
+export interface AssetPage {
+  assets: AssetRow[];
+  endCursor: string | null;
+  hasNextPage: boolean;
+  totalCount: number;
+}
+
+export interface FolderStatus {
+  /** Files planned for the folder: in it already, or on their way. */
+  total: number;
+  /** Files stored ("5 of 10 uploaded"). */
+  done: number;
+  bytesTotal: number;
+  bytesDone: number;
+}
+
+export const MAX_PAGE = 200;
+
+/**
+ * A user's library: assets (each pointing at a shared blob), folders, quota and
+ * near-duplicate search. Every method is scoped to the viewer; another user's
+ * asset or folder is indistinguishable from a missing one.
+ */
+export class LibraryService {
+  constructor(
+    private readonly deps: {
+      db: Db;
+      pubsub: PubSub;
+      config: Pick<Config, 'uploads' | 'levels'>;
+    },
+  ) {}
+
+  /**
+   * Adds the blob to the user's library (or returns the asset it already is),
+   * enforcing the quota first. Runs inside the caller's transaction; the user row is
+   * locked so concurrent completions of one user are counted one after the other.
+   */
+  async addAsset(
+    tx: Tx,
+    input: { userId: string; deviceId: string | null; blob: BlobRow; name: string; takenAt: Date | null; folderId: string | null; origin: AssetRow['origin'] },
+  ): Promise<{ asset: AssetRow; created: boolean; evicted: AssetRow[] }> {
+    const [user] = await tx.select({ level: users.level }).from(users).where(eq(users.id, input.userId)).for('update');
+    if (!user) throw new AppError('NOT_FOUND', 'No such user');
+    const [existing] = await tx.select().from(assets).where(and(eq(assets.userId, input.userId), eq(assets.sha256, input.blob.sha256)));
+    if (existing) {
+      if (input.folderId) await tx.insert(folderAssets).values({ folderId: input.folderId, assetId: existing.id }).onConflictDoNothing();
+      return { asset: existing, created: false, evicted: [] };
+    }
+    const evicted = await this.makeRoom(tx, input.userId, this.deps.config.levels[user.level].quotaBytes, input.blob.size);
+    const [asset] = await tx
+      .insert(assets)
+      .values({
+        userId: input.userId,
+        sha256: input.blob.sha256,
+        name: input.name,
+        size: input.blob.size,
+        mimeType: input.blob.mimeType,
+        width: input.blob.width,
+        height: input.blob.height,
+        takenAt: input.blob.takenAt ?? input.takenAt,
+        phash: input.blob.phash,
+        thumbnailStatus: input.blob.thumbnailStatus,
+        deviceId: input.deviceId,
+        origin: input.origin,
+      })
+      .returning();
+    await tx.update(blobs).set({ refCount: sql`${blobs.refCount} + 1`, gcAfter: null }).where(eq(blobs.sha256, input.blob.sha256));
+    if (input.folderId) await tx.insert(folderAssets).values({ folderId: input.folderId, assetId: asset!.id }).onConflictDoNothing();
+    return { asset: asset!, created: true, evicted };
+  }
+
+  /** Bytes used by the user's library. */
+  async usage(userId: string, tx: Tx | Db = this.deps.db): Promise<number> {
+    const [row] = await tx.select({ used: sql<string>`coalesce(sum(${assets.size}), 0)` }).from(assets).where(eq(assets.userId, userId));
+    return Number(row?.used ?? 0);
+  }
+
+  quotaBytes(level: keyof Config['levels']): number {
+    return this.deps.config.levels[level].quotaBytes;
+  }
+
+  /** Refuses early (at check time) what could never fit, and what does not fit under the refuse policy. */
+  async assertFits(userId: string, level: keyof Config['levels'], size: number): Promise<void> {
+    const quota = this.quotaBytes(level);
+    if (size > quota) throw quotaExceeded(await this.usage(userId), quota, size);
+    if (this.deps.config.uploads.quotaPolicy === 'refuse') {
+      const used = await this.usage(userId);
+      if (used + size > quota) throw quotaExceeded(used, quota, size);
+    }
+  }
+
+  /** S5: refuse, or remove the user's oldest assets until the new one fits. */
+  private async makeRoom(tx: Tx, userId: string, quota: number, size: number): Promise<AssetRow[]> {
+    const used = await this.usage(userId, tx);
+    if (used + size <= quota) return [];
+    if (size > quota || this.deps.config.uploads.quotaPolicy === 'refuse') throw quotaExceeded(used, quota, size);
+    const evicted: AssetRow[] = [];
+    let freed = 0;
+    while (used - freed + size > quota) {
+      const batch = await tx.select().from(assets).where(eq(assets.userId, userId)).orderBy(asc(assets.uploadedAt), asc(assets.id)).limit(50).offset(evicted.length);
+      if (batch.length === 0) throw quotaExceeded(used - freed, quota, size);
+      for (const asset of batch) {
+        if (used - freed + size <= quota) break;
+        evicted.push(asset);
+        freed += asset.size;
+      }
+    }
+    await this.removeAssets(tx, evicted);
+    return evicted;
+  }
+
+  private async removeAssets(tx: Tx, doomed: AssetRow[]): Promise<void> {
+    if (doomed.length === 0) return;
+    await tx.delete(assets).where(inArray(assets.id, doomed.map((a) => a.id)));
+    const grace = this.deps.config.uploads.blobGraceSeconds;
+    for (const asset of doomed) {
+      await tx
+        .update(blobs)
+        .set({
+          refCount: sql`${blobs.refCount} - 1`,
+          gcAfter: sql`case when ${blobs.refCount} = 1 then now() + make_interval(secs => ${grace}) else ${blobs.gcAfter} end`,
+        })
+        .where(eq(blobs.sha256, asset.sha256));
+    }
+  }
+
+  async deleteAsset(viewer: Viewer, assetId: string): Promise<AssetRow> {
+    const asset = await this.deps.db.transaction(async (tx) => {
+      const [asset] = await tx.select().from(assets).where(and(eq(assets.id, assetId), eq(assets.userId, viewer.user.id))).for('update');
+      if (!asset) throw new AppError('NOT_FOUND', 'No such asset');
+      await this.removeAssets(tx, [asset]);
+      return asset;
+    });
+    await this.changed(viewer.user.id);
+    return asset;
+  }
+
+  async getAsset(viewer: Viewer, assetId: string): Promise<AssetRow> {
+    const [asset] = await this.deps.db.select().from(assets).where(and(eq(assets.id, assetId), eq(assets.userId, viewer.user.id)));
+    if (!asset) throw new AppError('NOT_FOUND', 'No such asset');
+    return asset;
+  }
+
+  async getAssetsBySha(userId: string, sha256s: string[]): Promise<AssetRow[]> {
+    if (sha256s.length === 0) return [];
+    return this.deps.db.select().from(assets).where(and(eq(assets.userId, userId), inArray(assets.sha256, sha256s)));
+  }
+
+  /** U9: the library page by page, newest first; optionally one folder's. */
+  async listAssets(viewer: Viewer, options: { first?: number | null; after?: string | null; folderId?: string | null }): Promise<AssetPage> {
+    const first = Math.min(Math.max(options.first ?? 50, 1), MAX_PAGE);
+    const cursor = options.after ? decodeCursor(options.after) : null;
+    const inFolder = options.folderId ? await this.getFolder(viewer, options.folderId) : null;
+    const scope = and(
+      eq(assets.userId, viewer.user.id),
+      inFolder ? sql`${assets.id} in (select ${folderAssets.assetId} from ${folderAssets} where ${folderAssets.folderId} = ${inFolder.id})` : undefined,
+    );
+    const rows = await this.deps.db
+      .select()
+      .from(assets)
+      .where(and(scope, cursor ? or(lt(assets.uploadedAt, cursor.at), and(eq(assets.uploadedAt, cursor.at), lt(assets.id, cursor.id))) : undefined))
+      .orderBy(desc(assets.uploadedAt), desc(assets.id))
+      .limit(first + 1);
+    const [count] = await this.deps.db.select({ n: sql<number>`count(*)::int` }).from(assets).where(scope);
+    const page = rows.slice(0, first);
+    const last = page.at(-1);
+    return { assets: page, hasNextPage: rows.length > first, endCursor: last ? encodeCursor(last) : null, totalCount: count?.n ?? 0 };
+  }
+
+  /**
+   * U1: assets whose perceptual hash is within `maxDistance` bits of this one's
+   * (the same photo re-encoded, resized or lightly edited), nearest first.
+   */
+  async similarAssets(viewer: Viewer, assetId: string, options: { maxDistance?: number | null; first?: number | null }): Promise<{ asset: AssetRow; distance: number }[]> {
+    const target = await this.getAsset(viewer, assetId);
+    if (target.phash === null) return [];
+    const maxDistance = Math.min(Math.max(options.maxDistance ?? 8, 0), 32);
+    const first = Math.min(Math.max(options.first ?? 20, 1), MAX_PAGE);
+    const distance = sql<number>`bit_count((${assets.phash} # ${target.phash})::bit(64))::int`;
+    const rows = await this.deps.db
+      .select({ asset: assets, distance })
+      .from(assets)
+      .where(and(eq(assets.userId, viewer.user.id), isNotNull(assets.phash), sql`${assets.id} <> ${target.id}`, sql`${distance} <= ${maxDistance}`))
+      .orderBy(distance, desc(assets.uploadedAt))
+      .limit(first);
+    return rows;
+  }
+
+  /** S1: a folder by name, created on first use. */
+  async ensureFolder(viewer: Viewer, name: string): Promise<FolderRow> {
+    const clean = name.trim();
+    if (clean.length === 0 || clean.length > 200) throw new AppError('BAD_USER_INPUT', 'Folder names have 1 to 200 characters', { field: 'folder' });
+    await this.deps.db.insert(folders).values({ userId: viewer.user.id, name: clean }).onConflictDoNothing();
+    const [folder] = await this.deps.db.select().from(folders).where(and(eq(folders.userId, viewer.user.id), eq(folders.name, clean)));
+    return folder!;
+  }
+
+  /** S1: a new folder; its default name is the user's nickname (numbered when taken). */
+  async createFolder(viewer: Viewer, name?: string | null): Promise<FolderRow> {
+    if (name !== undefined && name !== null) return this.ensureFolder(viewer, name);
+    for (let n = 1; ; n++) {
+      const candidate = n === 1 ? viewer.user.nickname : `${viewer.user.nickname} (${n})`;
+      const [folder] = await this.deps.db.insert(folders).values({ userId: viewer.user.id, name: candidate }).onConflictDoNothing().returning();
+      if (folder) return folder;
+    }
+  }
+
+  async addToFolder(viewer: Viewer, folderId: string, assetId: string): Promise<void> {
+    await this.getFolder(viewer, folderId);
+    await this.getAsset(viewer, assetId);
+    await this.deps.db.insert(folderAssets).values({ folderId, assetId }).onConflictDoNothing();
+  }
+
+  async getFolder(viewer: Viewer, folderId: string): Promise<FolderRow> {
+    const [folder] = await this.deps.db.select().from(folders).where(and(eq(folders.id, folderId), eq(folders.userId, viewer.user.id)));
+    if (!folder) throw new AppError('NOT_FOUND', 'No such folder');
+    return folder;
+  }
+
+  async listFolders(viewer: Viewer): Promise<FolderRow[]> {
+    return this.deps.db.select().from(folders).where(eq(folders.userId, viewer.user.id)).orderBy(desc(folders.createdAt));
+  }
+
+  /** S4: the folder's cover: its most recently added asset that has a thumbnail. */
+  async folderCover(folderId: string): Promise<AssetRow | null> {
+    const [row] = await this.deps.db
+      .select({ asset: assets })
+      .from(folderAssets)
+      .innerJoin(assets, eq(assets.id, folderAssets.assetId))
+      .where(and(eq(folderAssets.folderId, folderId), eq(assets.thumbnailStatus, 'ready')))
+      .orderBy(desc(folderAssets.addedAt))
+      .limit(1);
+    return row?.asset ?? null;
+  }
+
+  /** S3: "10 photos, 5 uploaded": what is in the folder plus what is on its way to it. */
+  async folderStatus(folderId: string): Promise<FolderStatus> {
+    const [stored] = await this.deps.db
+      .select({ n: sql<number>`count(*)::int`, bytes: sql<string>`coalesce(sum(${assets.size}), 0)` })
+      .from(folderAssets)
+      .innerJoin(assets, eq(assets.id, folderAssets.assetId))
+      .where(eq(folderAssets.folderId, folderId));
+    const [pending] = await this.deps.db
+      .select({ n: sql<number>`count(*)::int`, bytes: sql<string>`coalesce(sum(${uploads.size}), 0)`, received: sql<string>`coalesce(sum(${uploads.receivedBytes}), 0)` })
+      .from(uploads)
+      .where(and(eq(uploads.folderId, folderId), inArray(uploads.state, ['open', 'completing'])));
+    return {
+      total: (stored?.n ?? 0) + (pending?.n ?? 0),
+      done: stored?.n ?? 0,
+      bytesTotal: Number(stored?.bytes ?? 0) + Number(pending?.bytes ?? 0),
+      bytesDone: Number(stored?.bytes ?? 0) + Number(pending?.received ?? 0),
+    };
+  }
+
+  async changed(userId: string): Promise<void> {
+    await this.deps.pubsub.publish(libraryTopic(userId), { at: Date.now() });
+  }
+}
+
+export function quotaExceeded(usedBytes: number, quotaBytes: number, neededBytes: number): AppError {
+  return new AppError('QUOTA_EXCEEDED', `Not enough space: ${neededBytes} bytes needed, ${Math.max(quotaBytes - usedBytes, 0)} of ${quotaBytes} free`, { usedBytes, quotaBytes, neededBytes });
+}
+
+export function encodeCursor(asset: AssetRow): string {
+  return Buffer.from(`${asset.uploadedAt.toISOString()}|${asset.id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { at: Date; id: string } {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
+  const date = new Date(at ?? '');
+  if (!id || Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) throw new AppError('BAD_USER_INPUT', 'Invalid cursor', { field: 'after' });
+  return { at: date, id };
+}

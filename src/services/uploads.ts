@@ -1,0 +1,525 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { Config } from '../config.js';
+import type { Db } from '../db/client.js';
+import { blobs, uploadChallenges, uploadChunks, uploads, type AssetRow, type UploadChunkRow, type UploadRow } from '../db/schema/index.js';
+import { AppError, isAppError } from './app-error.js';
+import { blobKey, readAll, type BlobService } from './blobs.js';
+import { missingSpans, overlaps, type Span } from './byte-ranges.js';
+import type { Viewer } from './devices.js';
+import type { LibraryService } from './library.js';
+import type { PubSub } from './pubsub.js';
+import type { BlobStore } from './storage/blob-store.js';
+
+export const MAX_CHECK_BATCH = 5000;
+const PROOF_RANGES = 4;
+const PROOF_RANGE_BYTES = 4096;
+/** A chunk reservation lives this long without renewal; writers renew it while bytes flow. */
+const LEASE_SECONDS = 60;
+/** A completion that has not finished after this long is taken to have died with its server. */
+const STALE_COMPLETION_SECONDS = 600;
+
+export const syncTopic = (userId: string) => `user:${userId}:sync`;
+
+export interface CheckFile {
+  sha256: string;
+  size: number;
+  name: string;
+  folder?: string | null;
+  takenAt?: Date | null;
+}
+
+export interface ChunkLimits {
+  minChunkBytes: number;
+  maxChunkBytes: number;
+}
+
+export interface UploadView extends UploadRow {
+  /** The byte ranges not yet received (the interrupt list's complement). */
+  missing: Span[];
+  limits: ChunkLimits;
+  expiresAt: Date;
+}
+
+export interface ChallengeView {
+  id: string;
+  /** Hex; the proof is SHA-256 over these 32 bytes followed by the bytes of each range in order. */
+  nonce: string;
+  ranges: Span[];
+  expiresAt: Date;
+}
+
+export type CheckAnswer =
+  | { sha256: string; status: 'EXISTS'; asset: AssetRow }
+  | { sha256: string; status: 'PROOF_REQUIRED'; challenge: ChallengeView }
+  | { sha256: string; status: 'UPLOAD'; upload: UploadView }
+  | { sha256: string; status: 'REFUSED'; error: AppError };
+
+export interface ChunkInput {
+  uploadId: string;
+  offset: number;
+  length: number;
+  /** Hex SHA-256 of the chunk's bytes. */
+  sha256: string;
+  body: Readable;
+}
+
+export interface ChunkResult {
+  upload: UploadView;
+  /** Set when this chunk was the last one missing and the upload completed. */
+  asset: AssetRow | null;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * Check-and-upload (U1–U7, S3): the detection request, instant upload after a
+ * proof of possession, resumable out-of-order chunks, and verified completion.
+ */
+export class UploadService {
+  constructor(
+    private readonly deps: {
+      db: Db;
+      storage: BlobStore;
+      blobs: BlobService;
+      library: LibraryService;
+      pubsub: PubSub;
+      config: Pick<Config, 'uploads'>;
+    },
+  ) {}
+
+  private get limits(): ChunkLimits {
+    const { minChunkBytes, maxChunkBytes } = this.deps.config.uploads;
+    return { minChunkBytes, maxChunkBytes };
+  }
+
+  /** U3: one answer per file, in the order asked. */
+  async checkUploads(viewer: Viewer, files: CheckFile[]): Promise<CheckAnswer[]> {
+    if (files.length > MAX_CHECK_BATCH) throw new AppError('BATCH_TOO_LARGE', `At most ${MAX_CHECK_BATCH} files per check`, { limit: MAX_CHECK_BATCH });
+    const answers = new Map<number, CheckAnswer>();
+    const valid: { index: number; file: CheckFile }[] = [];
+    files.forEach((raw, index) => {
+      try {
+        valid.push({ index, file: this.validateFile(raw) });
+      } catch (error) {
+        if (!isAppError(error)) throw error;
+        answers.set(index, { sha256: String(raw.sha256), status: 'REFUSED', error });
+      }
+    });
+
+    // U4, same user: already in the library — nothing to send.
+    const owned = new Map((await this.deps.library.getAssetsBySha(viewer.user.id, [...new Set(valid.map((v) => v.file.sha256))])).map((a) => [a.sha256, a]));
+    const folderIds = new Map<string, string>();
+    const folderOf = async (name: string | null | undefined) => {
+      if (!name) return null;
+      if (!folderIds.has(name)) folderIds.set(name, (await this.deps.library.ensureFolder(viewer, name)).id);
+      return folderIds.get(name)!;
+    };
+    let remaining: typeof valid = [];
+    for (const entry of valid) {
+      const asset = owned.get(entry.file.sha256);
+      if (asset) {
+        const folderId = await folderOf(entry.file.folder);
+        if (folderId) await this.deps.library.addToFolder(viewer, folderId, asset.id);
+        answers.set(entry.index, { sha256: asset.sha256, status: 'EXISTS', asset });
+      } else remaining.push(entry);
+    }
+
+    // Quota: refuse now what cannot fit (the completion checks again, exactly).
+    if (remaining.length > 0) {
+      const used = await this.deps.library.usage(viewer.user.id);
+      const quota = this.deps.library.quotaBytes(viewer.user.level);
+      const refuseAll = this.deps.config.uploads.quotaPolicy === 'refuse';
+      remaining = remaining.filter(({ index, file }) => {
+        if (file.size <= quota && (!refuseAll || used + file.size <= quota)) return true;
+        answers.set(index, { sha256: file.sha256, status: 'REFUSED', error: new AppError('QUOTA_EXCEEDED', `Not enough space: ${file.size} bytes needed, ${Math.max(quota - used, 0)} of ${quota} free`, { usedBytes: used, quotaBytes: quota, neededBytes: file.size }) });
+        return false;
+      });
+    }
+
+    // U4, another user: the server has the bytes; the client must prove it has them too.
+    if (remaining.length > 0 && this.deps.config.uploads.dedupScope === 'global') {
+      const stored = await this.deps.db
+        .select({ sha256: blobs.sha256, size: blobs.size })
+        .from(blobs)
+        .where(and(inArray(blobs.sha256, [...new Set(remaining.map((r) => r.file.sha256))]), eq(blobs.stored, true)));
+      const sizes = new Map(stored.map((b) => [b.sha256, b.size]));
+      const next: typeof remaining = [];
+      for (const entry of remaining) {
+        if (sizes.get(entry.file.sha256) === entry.file.size) {
+          const challenge = await this.createChallenge(viewer, entry.file, await folderOf(entry.file.folder));
+          answers.set(entry.index, { sha256: entry.file.sha256, status: 'PROOF_REQUIRED', challenge });
+        } else next.push(entry);
+      }
+      remaining = next;
+    }
+
+    // Otherwise: an upload session, new or the unfinished one (U5, U6).
+    for (const entry of remaining) {
+      try {
+        const upload = await this.openSession(viewer, entry.file, await folderOf(entry.file.folder));
+        answers.set(entry.index, { sha256: entry.file.sha256, status: 'UPLOAD', upload });
+      } catch (error) {
+        if (!isAppError(error)) throw error;
+        answers.set(entry.index, { sha256: entry.file.sha256, status: 'REFUSED', error });
+      }
+    }
+    if (remaining.length > 0) await this.changed(viewer.user.id);
+    return files.map((_, index) => answers.get(index)!);
+  }
+
+  /** An upload session for the file, skipping deduplication (the fallback after a refused proof). */
+  async startUpload(viewer: Viewer, raw: CheckFile): Promise<UploadView> {
+    const file = this.validateFile(raw);
+    await this.deps.library.assertFits(viewer.user.id, viewer.user.level, file.size);
+    const folderId = file.folder ? (await this.deps.library.ensureFolder(viewer, file.folder)).id : null;
+    const upload = await this.openSession(viewer, file, folderId);
+    await this.changed(viewer.user.id);
+    return upload;
+  }
+
+  async getUpload(viewer: Viewer, uploadId: string): Promise<UploadView> {
+    const upload = await this.findOwnUpload(viewer, uploadId);
+    return this.view(upload);
+  }
+
+  /**
+   * U4: answers a proof-of-possession challenge. A challenge is single-use: the first
+   * answer consumes it, right or wrong. Refused proofs leave the client to upload.
+   */
+  async claimUpload(viewer: Viewer, challengeId: string, proof: string): Promise<AssetRow> {
+    const challenge = await this.deps.db.transaction(async (tx) => {
+      const [row] = await tx
+        .select()
+        .from(uploadChallenges)
+        .where(and(eq(uploadChallenges.id, challengeId), eq(uploadChallenges.userId, viewer.user.id)))
+        .for('update');
+      if (!row) throw new AppError('NOT_FOUND', 'No such challenge');
+      if (row.usedAt) throw new AppError('CHALLENGE_USED', 'This challenge was already answered; check the file again or upload it');
+      await tx.update(uploadChallenges).set({ usedAt: sql`now()`, attempts: sql`${uploadChallenges.attempts} + 1` }).where(eq(uploadChallenges.id, row.id));
+      if (row.expiresAt.getTime() < Date.now()) throw new AppError('CHALLENGE_EXPIRED', 'The challenge expired; check the file again or upload it');
+      return row;
+    });
+    if (!/^[0-9a-f]{64}$/i.test(proof)) throw new AppError('PROOF_REJECTED', 'The proof does not match the file');
+    const expected = await this.expectedProof(challenge.sha256, challenge.nonce, challenge.ranges).catch((error: unknown) => {
+      if (isAppError(error) && error.code === 'NOT_FOUND') throw new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
+      throw error;
+    });
+    if (!timingSafeEqual(Buffer.from(proof.toLowerCase(), 'hex'), expected)) throw new AppError('PROOF_REJECTED', 'The proof does not match the file; upload it instead');
+
+    const asset = await this.deps.db.transaction(async (tx) => {
+      // Locks the blob against the collector; a blob collected meanwhile cannot be claimed.
+      const [blob] = await tx.select().from(blobs).where(and(eq(blobs.sha256, challenge.sha256), eq(blobs.stored, true))).for('update');
+      if (!blob) throw new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
+      const { asset } = await this.deps.library.addAsset(tx, {
+        userId: viewer.user.id,
+        deviceId: viewer.device.id,
+        blob,
+        name: challenge.name,
+        takenAt: challenge.takenAt,
+        folderId: challenge.folderId,
+        origin: 'instant',
+      });
+      return asset;
+    });
+    await this.changed(viewer.user.id);
+    return asset;
+  }
+
+  /**
+   * U5: stores one chunk. It counts only once its bytes are durable and its digest
+   * matched. Any range, any order, in parallel; a re-sent received chunk is a no-op.
+   */
+  async commitChunk(viewer: Viewer, input: ChunkInput): Promise<ChunkResult> {
+    const sha256 = input.sha256.toLowerCase();
+    if (!SHA256_HEX.test(sha256)) throw new AppError('BAD_USER_INPUT', 'Chunk digest must be a SHA-256', { field: 'sha256' });
+    if (!Number.isSafeInteger(input.offset) || input.offset < 0) throw new AppError('BAD_USER_INPUT', 'Chunk offset must be a whole number ≥ 0', { field: 'offset' });
+    if (!Number.isSafeInteger(input.length) || input.length < 1) throw new AppError('BAD_USER_INPUT', 'A chunk has at least one byte', { field: 'length' });
+    if (input.length > this.limits.maxChunkBytes) throw new AppError('CHUNK_TOO_LARGE', `Chunks have at most ${this.limits.maxChunkBytes} bytes`, { ...this.limits });
+
+    const writer = randomUUID();
+    const reserved = await this.deps.db.transaction(async (tx) => {
+      const upload = await this.lockOwnUpload(tx, viewer, input.uploadId);
+      if (upload.state !== 'open') return { upload, duplicate: true };
+      const end = input.offset + input.length;
+      if (end > upload.size) throw new AppError('CHUNK_OUT_OF_RANGE', `The chunk ends at byte ${end}, past the file's ${upload.size} bytes`, { size: upload.size });
+      const chunks = await tx.select().from(uploadChunks).where(eq(uploadChunks.uploadId, upload.id));
+      const live = chunks.filter((c) => c.state === 'received' || (c.leaseUntil !== null && c.leaseUntil.getTime() > Date.now()));
+      const same = chunks.find((c) => c.offset === input.offset && c.length === input.length);
+      if (same?.state === 'received') {
+        if (same.sha256 !== sha256) throw new AppError('CHUNK_OVERLAP', 'Different bytes were already received for this range', { offset: same.offset, length: same.length });
+        return { upload, duplicate: true };
+      }
+      const conflict = live.find((c) => c !== same && overlaps(c, input));
+      if (conflict) throw new AppError('CHUNK_OVERLAP', `The chunk overlaps ${conflict.state === 'received' ? 'received' : 'in-flight'} bytes ${conflict.offset}–${conflict.offset + conflict.length - 1}`, { offset: conflict.offset, length: conflict.length });
+      const startsNext = end === upload.size || chunks.some((c) => c.offset === end);
+      if (input.length < this.limits.minChunkBytes && !startsNext) throw new AppError('CHUNK_TOO_SMALL', `Chunks have at least ${this.limits.minChunkBytes} bytes unless they end the file or meet a received chunk`, { ...this.limits });
+      // Reservations of dead writers that overlap this chunk are cleared.
+      const dead = chunks.filter((c) => c !== same && c.state === 'writing' && overlaps(c, input));
+      if (dead.length > 0) await tx.delete(uploadChunks).where(and(eq(uploadChunks.uploadId, upload.id), inArray(uploadChunks.offset, dead.map((c) => c.offset))));
+      await tx
+        .insert(uploadChunks)
+        .values({ uploadId: upload.id, offset: input.offset, length: input.length, sha256, state: 'writing', writer, leaseUntil: sql`now() + make_interval(secs => ${LEASE_SECONDS})` })
+        .onConflictDoUpdate({
+          target: [uploadChunks.uploadId, uploadChunks.offset],
+          set: { length: input.length, sha256, state: 'writing', writer, leaseUntil: sql`now() + make_interval(secs => ${LEASE_SECONDS})`, updatedAt: sql`now()` },
+        });
+      await tx.update(uploads).set({ lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id));
+      return { upload, duplicate: false };
+    });
+    if (reserved.duplicate) {
+      input.body.resume();
+      const upload = await this.findOwnUpload(viewer, input.uploadId);
+      return { upload: await this.view(upload), asset: upload.assetId ? await this.deps.library.getAsset(viewer, upload.assetId) : null };
+    }
+
+    const renew = setInterval(() => {
+      void this.deps.db
+        .update(uploadChunks)
+        .set({ leaseUntil: sql`now() + make_interval(secs => ${LEASE_SECONDS})` })
+        .where(and(eq(uploadChunks.uploadId, input.uploadId), eq(uploadChunks.offset, input.offset), eq(uploadChunks.writer, writer)))
+        .catch(() => {});
+    }, (LEASE_SECONDS / 3) * 1000);
+    try {
+      await this.deps.storage.writeStagedChunk(input.uploadId, input.offset, input.length, input.body, { expectedSha256: sha256 });
+    } catch (error) {
+      await this.deps.db
+        .delete(uploadChunks)
+        .where(and(eq(uploadChunks.uploadId, input.uploadId), eq(uploadChunks.offset, input.offset), eq(uploadChunks.writer, writer)))
+        .catch(() => {});
+      throw error;
+    } finally {
+      clearInterval(renew);
+    }
+
+    const { upload, complete } = await this.deps.db.transaction(async (tx) => {
+      const upload = await this.lockOwnUpload(tx, viewer, input.uploadId);
+      await tx
+        .update(uploadChunks)
+        .set({ state: 'received', leaseUntil: null, updatedAt: sql`now()` })
+        .where(and(eq(uploadChunks.uploadId, upload.id), eq(uploadChunks.offset, input.offset), eq(uploadChunks.writer, writer)));
+      const received = await this.receivedChunks(upload.id, tx);
+      const receivedBytes = received.reduce((n, c) => n + c.length, 0);
+      const complete = upload.state === 'open' && missingSpans(upload.size, received).length === 0;
+      const [updated] = await tx
+        .update(uploads)
+        .set({ receivedBytes, lastActivityAt: sql`now()`, ...(complete ? { state: 'completing' as const } : {}) })
+        .where(eq(uploads.id, upload.id))
+        .returning();
+      return { upload: updated!, complete };
+    });
+    await this.changed(viewer.user.id);
+    if (!complete) return { upload: await this.view(upload), asset: null };
+    const asset = await this.complete(viewer, upload);
+    return { upload: await this.view(await this.findOwnUpload(viewer, upload.id)), asset };
+  }
+
+  /**
+   * U7: finishes an upload whose bytes are all there. Idempotent: a finished upload
+   * answers with its asset; one whose completion died with its server is retried.
+   */
+  async completeUpload(viewer: Viewer, uploadId: string): Promise<AssetRow> {
+    const upload = await this.deps.db.transaction(async (tx) => {
+      const upload = await this.lockOwnUpload(tx, viewer, uploadId);
+      if (upload.state === 'done' || upload.state === 'failed') return upload;
+      const stale = upload.state === 'completing' && Date.now() - upload.lastActivityAt.getTime() > STALE_COMPLETION_SECONDS * 1000;
+      if (upload.state === 'completing' && !stale) throw new AppError('UPLOAD_NOT_OPEN', 'The upload is completing; ask again in a moment', { state: upload.state });
+      const missing = missingSpans(upload.size, await this.receivedChunks(upload.id, tx));
+      if (missing.length > 0) throw new AppError('UPLOAD_NOT_OPEN', 'Bytes are still missing', { missing });
+      const [updated] = await tx.update(uploads).set({ state: 'completing', lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id)).returning();
+      return updated!;
+    });
+    if (upload.state === 'done' && upload.assetId) return this.deps.library.getAsset(viewer, upload.assetId);
+    if (upload.state === 'failed') throw new AppError('UPLOAD_DIGEST_MISMATCH', upload.failure ?? 'The upload failed; start it again');
+    return this.complete(viewer, upload);
+  }
+
+  private async complete(viewer: Viewer, upload: UploadRow): Promise<AssetRow> {
+    const { storage, blobs: blobService } = this.deps;
+    const key = blobKey(upload.sha256);
+    await blobService.pin(upload.sha256, upload.size);
+    try {
+      const chunks = (await this.receivedChunks(upload.id)).map(({ offset, length }) => ({ offset, length }));
+      await storage.assembleStaged(upload.id, { size: upload.size, chunks, expectedSha256: upload.sha256, key });
+    } catch (error) {
+      if (isAppError(error) && error.code === 'DIGEST_MISMATCH') {
+        await storage.dropStaged(upload.id);
+        const message = `The assembled file does not match the declared SHA-256 and size; it was discarded (${String(error.details.actual ?? 'different hash')})`;
+        await this.deps.db.delete(uploadChunks).where(eq(uploadChunks.uploadId, upload.id));
+        await this.deps.db.update(uploads).set({ state: 'failed', failure: message, receivedBytes: 0, lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id));
+        await this.changed(viewer.user.id);
+        throw new AppError('UPLOAD_DIGEST_MISMATCH', message, { expected: upload.sha256, actual: error.details.actual, expectedSize: upload.size, actualSize: error.details.actualSize });
+      }
+      // Staging gone while the content address holds the bytes: an earlier completion
+      // assembled them and died before recording it (only assembly removes a full staging).
+      const stored = isAppError(error) && error.code === 'NOT_FOUND' && (await storage.stat(key))?.size === upload.size;
+      if (!stored) {
+        await this.deps.db.update(uploads).set({ state: 'open' }).where(eq(uploads.id, upload.id));
+        throw error;
+      }
+    }
+    await blobService.markStored(upload.sha256);
+    await blobService.describe(upload.sha256).catch((error: unknown) => {
+      // Media facts are a bonus: the verified bytes count even if this fails.
+      if (!isAppError(error)) throw error;
+    });
+    try {
+      const asset = await this.deps.db.transaction(async (tx) => {
+        const [blob] = await tx.select().from(blobs).where(eq(blobs.sha256, upload.sha256)).for('update');
+        const { asset } = await this.deps.library.addAsset(tx, {
+          userId: viewer.user.id,
+          deviceId: upload.deviceId,
+          blob: blob!,
+          name: upload.name,
+          takenAt: upload.takenAt,
+          folderId: upload.folderId,
+          origin: 'upload',
+        });
+        await tx.update(uploads).set({ state: 'done', assetId: asset.id, receivedBytes: upload.size, lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id));
+        await tx.delete(uploadChunks).where(eq(uploadChunks.uploadId, upload.id));
+        return asset;
+      });
+      return asset;
+    } catch (error) {
+      if (isAppError(error) && error.code === 'QUOTA_EXCEEDED') {
+        await this.deps.db.update(uploads).set({ state: 'failed', failure: error.message }).where(eq(uploads.id, upload.id));
+      }
+      throw error;
+    } finally {
+      await this.changed(viewer.user.id);
+    }
+  }
+
+  /** Removes sessions idle past the limit, with their staged bytes. Safe on several instances. */
+  async expireIdleSessions(limit = 100): Promise<number> {
+    const idle = this.deps.config.uploads.sessionIdleSeconds;
+    return this.deps.db.transaction(async (tx) => {
+      const doomed = await tx
+        .select({ id: uploads.id, userId: uploads.userId })
+        .from(uploads)
+        .where(and(inArray(uploads.state, ['open', 'completing', 'failed']), sql`${uploads.lastActivityAt} < now() - make_interval(secs => ${idle})`))
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      for (const { id } of doomed) {
+        await this.deps.storage.dropStaged(id);
+        await tx.delete(uploads).where(eq(uploads.id, id));
+      }
+      await tx.delete(uploadChallenges).where(sql`${uploadChallenges.expiresAt} < now() - interval '1 hour'`);
+      for (const userId of new Set(doomed.map((d) => d.userId))) await this.changed(userId);
+      return doomed.length;
+    });
+  }
+
+  // -- internals -------------------------------------------------------------
+
+  private validateFile(raw: CheckFile): CheckFile {
+    const sha256 = String(raw.sha256 ?? '').toLowerCase();
+    if (!SHA256_HEX.test(sha256)) throw new AppError('BAD_USER_INPUT', 'sha256 must be 64 hexadecimal characters', { field: 'sha256' });
+    if (!Number.isSafeInteger(raw.size) || raw.size < 0) throw new AppError('BAD_USER_INPUT', 'size must be a whole number of bytes', { field: 'size' });
+    const max = this.deps.config.uploads.maxFileBytes;
+    if (raw.size > max) throw new AppError('FILE_TOO_LARGE', `Files have at most ${max} bytes`, { maxFileBytes: max });
+    const name = String(raw.name ?? '').trim();
+    if (name.length === 0 || name.length > 255 || /[\u0000-\u001f]/.test(name)) throw new AppError('BAD_USER_INPUT', 'name must have 1 to 255 printable characters', { field: 'name' });
+    const folder = raw.folder?.trim() || null;
+    if (folder !== null && folder.length > 200) throw new AppError('BAD_USER_INPUT', 'Folder names have 1 to 200 characters', { field: 'folder' });
+    return { sha256, size: raw.size, name, folder, takenAt: raw.takenAt ?? null };
+  }
+
+  private async openSession(viewer: Viewer, file: CheckFile, folderId: string | null): Promise<UploadView> {
+    const values = { userId: viewer.user.id, deviceId: viewer.device.id, sha256: file.sha256, size: file.size, name: file.name, folderId, takenAt: file.takenAt ?? null };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const [existing] = await this.deps.db
+        .select()
+        .from(uploads)
+        .where(and(eq(uploads.userId, viewer.user.id), eq(uploads.sha256, file.sha256), inArray(uploads.state, ['open', 'completing'])));
+      if (existing) {
+        if (existing.size !== file.size) throw new AppError('CONFLICT', `An unfinished upload of this file declared ${existing.size} bytes`, { uploadId: existing.id, size: existing.size });
+        return this.view(existing);
+      }
+      const [created] = await this.deps.db.insert(uploads).values(values).onConflictDoNothing().returning();
+      if (created) return this.view(created);
+    }
+    throw new AppError('CONFLICT', 'Could not open an upload session; try again');
+  }
+
+  private async createChallenge(viewer: Viewer, file: CheckFile, folderId: string | null): Promise<ChallengeView> {
+    const nonce = randomBytes(32).toString('hex');
+    const ranges = proofRanges(file.size);
+    const [row] = await this.deps.db
+      .insert(uploadChallenges)
+      .values({
+        userId: viewer.user.id,
+        deviceId: viewer.device.id,
+        sha256: file.sha256,
+        size: file.size,
+        name: file.name,
+        folderId,
+        takenAt: file.takenAt ?? null,
+        nonce,
+        ranges,
+        expiresAt: sql`now() + make_interval(secs => ${this.deps.config.uploads.challengeSeconds})`,
+      })
+      .returning();
+    return { id: row!.id, nonce, ranges, expiresAt: row!.expiresAt };
+  }
+
+  private async expectedProof(sha256: string, nonce: string, ranges: Span[]): Promise<Buffer> {
+    const hash = createHash('sha256').update(Buffer.from(nonce, 'hex'));
+    for (const range of ranges) {
+      if (range.length === 0) continue;
+      hash.update(await readAll(await this.deps.storage.get(blobKey(sha256), { start: range.offset, end: range.offset + range.length - 1 })));
+    }
+    return hash.digest();
+  }
+
+  private async findOwnUpload(viewer: Viewer, uploadId: string): Promise<UploadRow> {
+    if (!/^[0-9a-f-]{36}$/i.test(uploadId)) throw new AppError('NOT_FOUND', 'No such upload');
+    const [upload] = await this.deps.db.select().from(uploads).where(and(eq(uploads.id, uploadId), eq(uploads.userId, viewer.user.id)));
+    if (!upload) throw new AppError('NOT_FOUND', 'No such upload');
+    return upload;
+  }
+
+  private async lockOwnUpload(tx: Parameters<Parameters<Db['transaction']>[0]>[0], viewer: Viewer, uploadId: string): Promise<UploadRow> {
+    if (!/^[0-9a-f-]{36}$/i.test(uploadId)) throw new AppError('NOT_FOUND', 'No such upload');
+    const [upload] = await tx.select().from(uploads).where(and(eq(uploads.id, uploadId), eq(uploads.userId, viewer.user.id))).for('update');
+    // Someone else's session and a missing one look the same.
+    if (!upload) throw new AppError('NOT_FOUND', 'No such upload');
+    if (upload.state === 'open' && upload.lastActivityAt.getTime() + this.deps.config.uploads.sessionIdleSeconds * 1000 < Date.now()) {
+      throw new AppError('UPLOAD_EXPIRED', 'The upload expired after being idle; check the file again to start over');
+    }
+    if (upload.state === 'failed') throw new AppError('UPLOAD_NOT_OPEN', upload.failure ?? 'The upload failed; check the file again to start over', { state: upload.state });
+    return upload;
+  }
+
+  private async receivedChunks(uploadId: string, tx: Pick<Db, 'select'> = this.deps.db): Promise<UploadChunkRow[]> {
+    return tx.select().from(uploadChunks).where(and(eq(uploadChunks.uploadId, uploadId), eq(uploadChunks.state, 'received')));
+  }
+
+  private async view(upload: UploadRow): Promise<UploadView> {
+    const received = upload.state === 'open' || upload.state === 'completing' ? await this.receivedChunks(upload.id) : [];
+    return {
+      ...upload,
+      missing: upload.state === 'done' ? [] : missingSpans(upload.size, received),
+      limits: this.limits,
+      expiresAt: new Date(upload.lastActivityAt.getTime() + this.deps.config.uploads.sessionIdleSeconds * 1000),
+    };
+  }
+
+  private async changed(userId: string): Promise<void> {
+    await this.deps.pubsub.publish(syncTopic(userId), { at: Date.now() });
+  }
+}
+
+/** Random ranges the client must read from its copy: a few small windows, or the whole file when it is small. */
+export function proofRanges(size: number): Span[] {
+  if (size <= PROOF_RANGES * PROOF_RANGE_BYTES) return [{ offset: 0, length: size }];
+  const ranges: Span[] = [];
+  for (let i = 0; i < PROOF_RANGES; i++) {
+    const offset = randomBytes(6).readUIntBE(0, 6) % (size - PROOF_RANGE_BYTES + 1);
+    ranges.push({ offset, length: PROOF_RANGE_BYTES });
+  }
+  // The last bytes of the file are always asked for: prefixes are the easiest thing to have by accident.
+  ranges.push({ offset: size - PROOF_RANGE_BYTES, length: PROOF_RANGE_BYTES });
+  return ranges;
+}

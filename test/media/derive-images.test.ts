@@ -1,0 +1,329 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { crc32, deflateSync } from 'node:zlib';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  deriveImages,
+  PREVIEW_MAX_SIDE,
+  THUMBNAIL_SIDE,
+  type DeriveImagesResult,
+  type DerivedImages,
+} from '../../src/services/media/derive-images.js';
+import { hammingDistance } from '../../src/services/media/perceptual-hash.js';
+import { photoLikeJpeg, photoLikePixels } from './photo-like.js';
+
+let dir: string;
+/** The 12 MP photo most tests share (file path input, like the filesystem driver). */
+let photoPath: string;
+let photo: Buffer;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'pixshare-media-test-'));
+  photo = await photoLikeJpeg({ width: 4000, height: 3000, seed: 1 });
+  photoPath = path.join(dir, 'photo.jpg');
+  await writeFile(photoPath, photo);
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function expectOk(result: DeriveImagesResult): DerivedImages {
+  if (!result.ok) throw new Error(`expected success, got ${result.reason}: ${result.message}`);
+  return result;
+}
+
+/** Decodes an output to check what a browser would get, not what we claim. */
+async function inspect(webp: Buffer) {
+  const meta = await sharp(webp).metadata();
+  return { format: meta.format, width: meta.width, height: meta.height, hasAlpha: meta.hasAlpha };
+}
+
+/** RGB of one pixel of an encoded image. */
+async function pixelAt(image: Buffer, x: number, y: number): Promise<[number, number, number]> {
+  const data = await sharp(image).extract({ left: x, top: y, width: 1, height: 1 }).removeAlpha().raw().toBuffer();
+  return [data[0]!, data[1]!, data[2]!];
+}
+
+describe('deriveImages: outputs', () => {
+  it('makes a 1600 px preview, a 320 px square thumbnail and metadata from a 12 MP JPEG file', async () => {
+    const result = expectOk(await deriveImages(photoPath));
+
+    expect(result.preview).toMatchObject({ width: 1600, height: 1200, mediaType: 'image/webp' });
+    expect(await inspect(result.preview.data)).toEqual({ format: 'webp', width: 1600, height: 1200, hasAlpha: false });
+    expect(result.preview.data.length).toBeGreaterThan(20_000);
+    expect(result.preview.data.length).toBeLessThan(400_000);
+
+    expect(result.thumbnail).toMatchObject({ width: THUMBNAIL_SIDE, height: THUMBNAIL_SIDE, mediaType: 'image/webp' });
+    expect(await inspect(result.thumbnail.data)).toMatchObject({ format: 'webp', width: 320, height: 320 });
+
+    expect(result.metadata).toEqual({
+      mediaType: 'image/jpeg',
+      format: 'jpeg',
+      width: 4000,
+      height: 3000,
+      orientation: null,
+      hasAlpha: false,
+      takenAt: null,
+      make: null,
+      model: null,
+    });
+    expect(result.perceptualHash.hex).toMatch(/^[0-9a-f]{16}$/);
+    expect(BigInt.asUintN(64, result.perceptualHash.value).toString(16).padStart(16, '0')).toBe(result.perceptualHash.hex);
+  });
+
+  it('applies EXIF orientation 6: a sideways-stored photo comes out portrait, pixels rotated', async () => {
+    // Stored 2000×1500 with a red top-left quadrant; orientation 6 means "rotate 90° clockwise
+    // to display", which puts that quadrant at the top right.
+    const stored = await sharp({ create: { width: 2000, height: 1500, channels: 3, background: '#2040c0' } })
+      .composite([{ input: { create: { width: 1000, height: 750, channels: 3, background: '#e01010' } }, left: 0, top: 0 }])
+      .jpeg({ quality: 90 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    expect((await sharp(stored).metadata()).orientation).toBe(6);
+
+    const result = expectOk(await deriveImages(stored));
+    expect(result.metadata).toMatchObject({ width: 1500, height: 2000, orientation: 6 });
+    expect(result.preview).toMatchObject({ width: 1200, height: 1600 });
+    expect(await inspect(result.preview.data)).toMatchObject({ width: 1200, height: 1600 });
+    const [r1, , b1] = await pixelAt(result.preview.data, 1150, 50);
+    const [r2, , b2] = await pixelAt(result.preview.data, 50, 50);
+    expect(r1).toBeGreaterThan(180); // top right: red
+    expect(b1).toBeLessThan(80);
+    expect(b2).toBeGreaterThan(150); // top left: blue
+    expect(r2).toBeLessThan(80);
+  });
+
+  it('keeps alpha from a PNG read from a stream, delivered in small chunks', async () => {
+    const png = await sharp({ create: { width: 1200, height: 900, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0.5 } } })
+      .png()
+      .toBuffer();
+    const chunks = [png.subarray(0, 100), png.subarray(100, 300), png.subarray(300)]; // first chunk shorter than the sniff window
+    const result = expectOk(await deriveImages(Readable.from(chunks)));
+    expect(result.metadata).toMatchObject({ mediaType: 'image/png', format: 'png', width: 1200, height: 900, hasAlpha: true });
+    expect(await inspect(result.preview.data)).toEqual({ format: 'webp', width: 1200, height: 900, hasAlpha: true });
+    expect(await inspect(result.thumbnail.data)).toMatchObject({ width: 320, height: 320, hasAlpha: true });
+  });
+
+  it('reads WebP and AVIF inputs', async () => {
+    const pixels = await photoLikePixels({ width: 800, height: 600, seed: 5 });
+    const webp = await sharp(pixels.data, { raw: pixels }).webp().toBuffer();
+    expect(expectOk(await deriveImages(webp)).metadata).toMatchObject({ mediaType: 'image/webp', format: 'webp', width: 800, height: 600 });
+
+    const avif = await sharp(pixels.data, { raw: pixels }).resize(240, 180).avif({ effort: 0 }).toBuffer();
+    const result = expectOk(await deriveImages(avif));
+    expect(result.metadata).toMatchObject({ mediaType: 'image/avif', format: 'heif', width: 240, height: 180 });
+    expect(result.thumbnail).toMatchObject({ width: 180, height: 180 });
+  });
+
+  it('normalises 16-bit greyscale to 8-bit outputs', async () => {
+    const grey16 = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#808080' } })
+      .greyscale()
+      .png({ palette: false })
+      .toColourspace('grey16')
+      .toBuffer();
+    const result = expectOk(await deriveImages(grey16));
+    expect(result.metadata).toMatchObject({ format: 'png', width: 640, height: 480 });
+    expect(await inspect(result.preview.data)).toMatchObject({ width: 640, height: 480 });
+  });
+
+  it('never enlarges: a small image keeps its size and gets a smaller square thumbnail', async () => {
+    const small = await sharp({ create: { width: 100, height: 50, channels: 3, background: '#abcdef' } }).jpeg().toBuffer();
+    const result = expectOk(await deriveImages(small));
+    expect(result.preview).toMatchObject({ width: 100, height: 50 });
+    expect(result.thumbnail).toMatchObject({ width: 50, height: 50 });
+  });
+
+  it('decodes panoramas large enough for a full-size thumbnail square', async () => {
+    const pixels = await photoLikePixels({ width: 8000, height: 800, seed: 9, grain: 0 });
+    const pano = await sharp(pixels.data, { raw: pixels }).jpeg({ quality: 80 }).toBuffer();
+    const result = expectOk(await deriveImages(pano));
+    expect(result.metadata).toMatchObject({ width: 8000, height: 800 });
+    expect(result.preview).toMatchObject({ width: PREVIEW_MAX_SIDE, height: 160 });
+    expect(result.thumbnail).toMatchObject({ width: 320, height: 320 });
+  });
+});
+
+describe('deriveImages: EXIF facts', () => {
+  const tiny = () => sharp({ create: { width: 64, height: 48, channels: 3, background: '#336699' } }).jpeg();
+
+  it('takes DateTimeOriginal with its offset and sub-seconds, plus make and model', async () => {
+    const jpeg = await tiny()
+      .withExif({
+        IFD0: { Make: 'Acme Optical', Model: 'X-100 Mk II', DateTime: '2024:01:01 00:00:00' },
+        IFD2: { DateTimeOriginal: '2023:07:14 18:05:09', OffsetTimeOriginal: '+02:00', SubSecTimeOriginal: '12' },
+      })
+      .toBuffer();
+    const { metadata } = expectOk(await deriveImages(jpeg));
+    expect(metadata.make).toBe('Acme Optical');
+    expect(metadata.model).toBe('X-100 Mk II');
+    expect(metadata.takenAt).toEqual({
+      local: '2023-07-14T18:05:09.120',
+      offset: '+02:00',
+      instant: new Date('2023-07-14T16:05:09.120Z'),
+      source: 'DateTimeOriginal',
+    });
+  });
+
+  it('keeps a zone-less time as local wall-clock time with no instant', async () => {
+    const jpeg = await tiny().withExif({ IFD2: { DateTimeOriginal: '2019:12:31 23:59:58' } }).toBuffer();
+    const { metadata } = expectOk(await deriveImages(jpeg));
+    expect(metadata.takenAt).toEqual({ local: '2019-12-31T23:59:58', offset: null, instant: null, source: 'DateTimeOriginal' });
+  });
+
+  it('falls back to CreateDate, then to DateTime', async () => {
+    const created = await tiny()
+      .withExif({ IFD0: { DateTime: '2024:02:02 10:00:00' }, IFD2: { DateTimeDigitized: '2021:03:04 05:06:07', OffsetTimeDigitized: '-05:00' } })
+      .toBuffer();
+    expect(expectOk(await deriveImages(created)).metadata.takenAt).toEqual({
+      local: '2021-03-04T05:06:07',
+      offset: '-05:00',
+      instant: new Date('2021-03-04T10:06:07Z'),
+      source: 'CreateDate',
+    });
+
+    const modified = await tiny().withExif({ IFD0: { DateTime: '2024:02:02 10:00:00' } }).toBuffer();
+    expect(expectOk(await deriveImages(modified)).metadata.takenAt).toMatchObject({ local: '2024-02-02T10:00:00', source: 'DateTime' });
+  });
+
+  it('ignores the all-zero date of cameras whose clock was never set', async () => {
+    const jpeg = await tiny().withExif({ IFD2: { DateTimeOriginal: '0000:00:00 00:00:00' } }).toBuffer();
+    expect(expectOk(await deriveImages(jpeg)).metadata.takenAt).toBeNull();
+  });
+});
+
+describe('deriveImages: bad input fails cleanly', () => {
+  it('reports a truncated JPEG as corrupt (and decodes it when failOn is "none")', async () => {
+    const truncated = photo.subarray(0, Math.floor(photo.length / 2));
+    const result = await deriveImages(truncated);
+    expect(result).toMatchObject({ ok: false, reason: 'corrupt', mediaType: 'image/jpeg' });
+    expect(result.ok === false && result.message).toMatch(/premature end/i);
+
+    expect(expectOk(await deriveImages(truncated, { failOn: 'none' })).preview.width).toBe(1600);
+  });
+
+  it('reports a JPEG with garbage after its signature as corrupt', async () => {
+    const garbage = Buffer.concat([photo.subarray(0, 4), randomBytes(4000)]);
+    expect(await deriveImages(garbage)).toMatchObject({ ok: false, reason: 'corrupt', mediaType: 'image/jpeg' });
+  });
+
+  it('refuses a decompression bomb from its header: a 30000×30000 PNG of 110 KB', async () => {
+    const bomb = bombPng(30_000, 30_000);
+    expect(bomb.length).toBeLessThan(200_000);
+    const started = performance.now();
+    const result = await deriveImages(bomb);
+    expect(result).toMatchObject({ ok: false, reason: 'too_large', mediaType: 'image/png' });
+    expect(result.ok === false && result.message).toMatch(/pixel limit/);
+    expect(performance.now() - started).toBeLessThan(1000); // header only, nothing decoded
+
+    // From a file too, and with a configured limit lower than sharp's own default.
+    const bombPath = path.join(dir, 'bomb.png');
+    await writeFile(bombPath, bombPng(12_000, 12_000));
+    expect(await deriveImages(bombPath)).toMatchObject({ ok: false, reason: 'too_large' }); // 144 MP > 100 MP default
+    expect(await deriveImages(photoPath, { limitInputPixels: 1_000_000 })).toMatchObject({ ok: false, reason: 'too_large' });
+  });
+
+  it('does not attempt to decode bytes that are not an image, and stops reading such a stream', async () => {
+    const random = randomBytes(64 * 1024);
+    random[0] = 0x00; // never a JPEG/PNG/GIF/TIFF signature by accident
+    expect(await deriveImages(random)).toMatchObject({ ok: false, reason: 'unsupported', mediaType: null });
+
+    let produced = 0;
+    const endless = new Readable({
+      read() {
+        produced += 64 * 1024;
+        this.push(produced > 512 * 1024 * 1024 ? null : Buffer.alloc(64 * 1024, 0x11));
+      },
+    });
+    expect(await deriveImages(endless)).toMatchObject({ ok: false, reason: 'unsupported' });
+    expect(produced).toBeLessThan(1024 * 1024);
+    expect(endless.destroyed).toBe(true);
+  });
+
+  it('recognises videos and HEIC without decoding them', async () => {
+    const mp4 = Buffer.concat([ftyp('isom', ['isom', 'mp41']), randomBytes(1000)]);
+    expect(await deriveImages(mp4)).toMatchObject({ ok: false, reason: 'unsupported', mediaType: 'video/mp4' });
+    const heic = Buffer.concat([ftyp('heic', ['mif1', 'heic']), randomBytes(1000)]);
+    expect(await deriveImages(heic)).toMatchObject({ ok: false, reason: 'unsupported', mediaType: 'image/heic' });
+  });
+
+  it('caps how much of a stream it buffers', async () => {
+    const result = await deriveImages(Readable.from([photo.subarray(0, 1000), photo.subarray(1000)]), { maxInputBytes: 100_000 });
+    expect(result).toMatchObject({ ok: false, reason: 'too_large', mediaType: 'image/jpeg' });
+  });
+
+  it('reports unreadable inputs as read errors', async () => {
+    expect(await deriveImages(path.join(dir, 'missing.jpg'))).toMatchObject({ ok: false, reason: 'read_error' });
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('connection reset'));
+      },
+    });
+    expect(await deriveImages(failing)).toMatchObject({ ok: false, reason: 'read_error', message: 'connection reset' });
+  });
+});
+
+describe('deriveImages: perceptual hash', () => {
+  it('stays within 6 bits for the same photo re-encoded smaller, and differs by more than 20 for another photo', async () => {
+    const original = expectOk(await deriveImages(photoPath)).perceptualHash;
+
+    const smaller = await sharp(photo).resize(2000, 1500).jpeg({ quality: 40 }).toBuffer();
+    const reencoded = expectOk(await deriveImages(smaller)).perceptualHash;
+    expect(hammingDistance(original.value, reencoded.value)).toBeLessThanOrEqual(6);
+
+    for (const seed of [2, 3]) {
+      const other = await photoLikeJpeg({ width: 2000, height: 1500, seed });
+      const different = expectOk(await deriveImages(other)).perceptualHash;
+      expect(hammingDistance(original.value, different.value)).toBeGreaterThan(20);
+    }
+  });
+
+  it('hashes what the viewer sees: EXIF-rotated and physically rotated copies match', async () => {
+    const pixels = await photoLikePixels({ width: 1200, height: 900, seed: 4 });
+    const tagged = await sharp(pixels.data, { raw: pixels }).jpeg({ quality: 90 }).withMetadata({ orientation: 6 }).toBuffer();
+    const rotated = await sharp(pixels.data, { raw: pixels }).rotate(90).jpeg({ quality: 90 }).toBuffer();
+    const a = expectOk(await deriveImages(tagged)).perceptualHash;
+    const b = expectOk(await deriveImages(rotated)).perceptualHash;
+    expect(hammingDistance(a.value, b.value)).toBeLessThanOrEqual(2);
+  });
+});
+
+/**
+ * A valid PNG of the given size, 1-bit greyscale, all black: ~1/8 byte per pixel before
+ * deflate and almost nothing after, so 900 MP costs ~110 KB and 0.2 s to make.
+ */
+function bombPng(width: number, height: number): Buffer {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 1; // bit depth
+  header[9] = 0; // greyscale
+  const rows = Buffer.alloc(height * (1 + Math.ceil(width / 8))); // filter byte 0 + packed pixels, all zero
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', header),
+    pngChunk('IDAT', deflateSync(rows, { level: 9 })),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body) >>> 0);
+  return Buffer.concat([length, body, crc]);
+}
+
+/** An ISO-BMFF `ftyp` box. */
+export function ftyp(major: string, compatible: string[]): Buffer {
+  const body = Buffer.from(major + '\0\0\0\0' + compatible.join(''), 'latin1');
+  const size = Buffer.alloc(4);
+  size.writeUInt32BE(8 + body.length);
+  return Buffer.concat([size, Buffer.from('ftyp', 'latin1'), body]);
+}
