@@ -32,6 +32,40 @@ export function sendError(res: ServerResponse, error: AppError): void {
   res.end(body);
 }
 
+/**
+ * Reads and discards what is left of a refused request's body, so the client that is
+ * still sending gets our answer instead of a connection reset. Bodies larger than
+ * the cap are not worth the bandwidth: the connection is closed after the answer.
+ */
+async function drainRequest(req: IncomingMessage, res: ServerResponse, capBytes = 80 * 1024 * 1024): Promise<void> {
+  if (req.complete || req.readableEnded || req.destroyed) return;
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > capBytes) {
+    res.shouldKeepAlive = false;
+    return;
+  }
+  let seen = 0;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, 10_000);
+    function done() {
+      clearTimeout(timer);
+      req.off('data', count);
+      resolve();
+    }
+    function count(part: Buffer) {
+      seen += part.length;
+      if (seen > capBytes) {
+        res.shouldKeepAlive = false;
+        done();
+      }
+    }
+    req.on('data', count);
+    req.once('end', done);
+    req.once('close', done);
+    req.resume();
+  });
+}
+
 /** GraphQL clients expect a GraphQL-shaped body even when the request fails before execution. */
 function sendGraphQLError(res: ServerResponse, error: AppError): void {
   const body = JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code, ...error.details } }] });
@@ -132,7 +166,10 @@ export async function startHttpServer(deps: {
         } catch (error) {
           if (!isAppError(error)) throw error;
           if (res.headersSent) res.destroy();
-          else sendGraphQLError(res, error);
+          else {
+            await drainRequest(req, res);
+            sendGraphQLError(res, error);
+          }
         }
         return;
       }
@@ -144,6 +181,7 @@ export async function startHttpServer(deps: {
       sendError(res, new AppError('NOT_FOUND', `Nothing at ${path}`));
     } catch (error) {
       if (isAppError(error)) {
+        await drainRequest(req, res);
         sendError(res, error);
         return;
       }

@@ -25,17 +25,22 @@ export function createUploadChunkRoute(deps: { services: Services; authenticate:
     const viewer = await requireViewer(deps.authenticate, req);
     const lengthHeader = req.headers['content-length'];
     if (lengthHeader === undefined || !/^\d+$/.test(lengthHeader)) throw new AppError('LENGTH_REQUIRED', 'Content-Length is required');
-    const result = await deps.services.uploads.commitChunk(viewer, {
-      uploadId: match[1]!.toLowerCase(),
-      offset: Number(match[2]),
-      length: Number(lengthHeader),
-      sha256: parseContentDigest(req.headers['content-digest']),
-      // The store destroys a body it refuses; destroying req itself would reset the socket before we can answer.
-      body: req.pipe(new PassThrough()),
-    });
-    const body = JSON.stringify(chunkResultJson(result));
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    const sha256 = parseContentDigest(req.headers['content-digest']);
+    // The store destroys a body it refuses; destroying req itself would reset the socket before we can answer.
+    const body = new PassThrough();
+    req.pipe(body);
+    let result;
+    try {
+      result = await deps.services.uploads.commitChunk(viewer, { uploadId: match[1]!.toLowerCase(), offset: Number(match[2]), length: Number(lengthHeader), sha256, body });
+    } catch (error) {
+      // Detach, so the server can drain what the client is still sending and answer.
+      req.unpipe(body);
+      body.destroy();
+      throw error;
+    }
+    const json = JSON.stringify(chunkResultJson(result));
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) });
+    res.end(json);
     return true;
   };
 }

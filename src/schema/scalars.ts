@@ -27,7 +27,9 @@ builder.scalarType('File', {
     throw new GraphQLError('File is an input-only scalar');
   },
   parseValue: (value) => {
-    if (value instanceof Blob) return value as File;
+    // By shape: the multipart parser's File is a fetch-API ponyfill, not Node's own class.
+    const file = value as Partial<File> | null;
+    if (file && typeof file.stream === 'function' && typeof file.size === 'number') return file as File;
     throw new GraphQLError('Expected a file part of a multipart request', { extensions: { code: 'BAD_USER_INPUT' } });
   },
 });

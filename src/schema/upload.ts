@@ -55,7 +55,7 @@ const Challenge = builder.objectRef<ChallengeView>('UploadChallenge').implement(
   }),
 });
 
-const ErrorRef = builder.objectRef<AppError>('CheckError').implement({
+const ErrorRef = builder.objectRef<Pick<AppError, 'code' | 'message'>>('CheckError').implement({
   fields: (t) => ({
     code: t.exposeString('code'),
     message: t.exposeString('message'),
@@ -78,7 +78,8 @@ const CheckResult = builder.objectRef<CheckAnswer>('CheckResult').implement({
     asset: t.field({ type: AssetRef, nullable: true, resolve: (a) => (a.status === 'EXISTS' ? a.asset : null) }),
     challenge: t.field({ type: Challenge, nullable: true, resolve: (a) => (a.status === 'PROOF_REQUIRED' ? a.challenge : null) }),
     upload: t.field({ type: UploadRef, nullable: true, resolve: (a) => (a.status === 'UPLOAD' ? a.upload : null) }),
-    error: t.field({ type: ErrorRef, nullable: true, resolve: (a) => (a.status === 'REFUSED' ? a.error : null) }),
+    // A plain object: graphql-js treats an Error instance returned as a value as a thrown error.
+    error: t.field({ type: ErrorRef, nullable: true, resolve: (a) => (a.status === 'REFUSED' ? { code: a.error.code, message: a.error.message } : null) }),
   }),
 });
 
@@ -141,13 +142,14 @@ builder.mutationFields((t) => ({
       sha256: t.arg.string({ description: 'Hex SHA-256 of the chunk' }),
       chunk: t.arg({ type: 'File' }),
     },
-    resolve: (_root, args, context) =>
+    resolve: async (_root, args, context) =>
       context.services.uploads.commitChunk(context.viewer!, {
         uploadId: String(args.uploadId),
         offset: args.offset,
         length: args.chunk.size,
         sha256: args.sha256,
-        body: Readable.fromWeb(args.chunk.stream() as import('node:stream/web').ReadableStream),
+        // The multipart parser has already buffered the part (bounded by the chunk limit).
+        body: Readable.from([Buffer.from(await args.chunk.arrayBuffer())]),
       }),
   }),
   completeUpload: t.field({

@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ApiError, type ApiClient } from './api-client.js';
+
+export interface Span {
+  offset: number;
+  length: number;
+}
+
+interface UploadState {
+  id: string;
+  state: 'OPEN' | 'COMPLETING' | 'DONE' | 'FAILED';
+  missing: Span[];
+  limits: { minChunkBytes: number; maxChunkBytes: number };
+}
+
+interface AssetSummary {
+  id: string;
+  name: string;
+  sha256: string;
+  size: number;
+}
+
+export interface UploadFileOptions {
+  /** Name in the library; defaults to the file's base name. */
+  name?: string;
+  folder?: string;
+  /** Chunks in flight at once. */
+  parallel?: number;
+  /** First chunk size; later ones follow the measured rate (U5). */
+  initialChunkBytes?: number;
+  /** Aim for chunks that take about this long at the measured rate. */
+  targetChunkSeconds?: number;
+  /** Already computed SHA-256 (hex), e.g. from a sync list. */
+  sha256?: string;
+  signal?: AbortSignal;
+  onProgress?(event: { sentBytes: number; receivedBytes: number; size: number; chunkBytes: number }): void;
+}
+
+export interface UploadFileResult {
+  /** exists: already in the library; instant: claimed with a proof, no bytes sent; uploaded: bytes were sent. */
+  outcome: 'exists' | 'instant' | 'uploaded';
+  asset: AssetSummary;
+  /** Bytes of the file this call sent (only what the server was missing). */
+  sentBytes: number;
+  uploadId?: string;
+  /** Chunk sizes used, in order (they follow the measured rate). */
+  chunkSizes: number[];
+}
+
+const ASSET = 'id name sha256 size';
+const UPLOAD = 'id state missing { offset length } limits { minChunkBytes maxChunkBytes }';
+
+export async function hashFile(file: string, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const part of createReadStream(file, { highWaterMark: 1 << 20, signal })) hash.update(part as Buffer);
+  return hash.digest('hex');
+}
+
+/** Reads `[offset, offset + length)` of a file. */
+async function readSpan(handle: fs.FileHandle, span: Span): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(span.length);
+  let done = 0;
+  while (done < span.length) {
+    const { bytesRead } = await handle.read(buffer, done, span.length - done, span.offset + done);
+    if (bytesRead === 0) throw new Error(`file ended before byte ${span.offset + span.length}: it changed while uploading`);
+    done += bytesRead;
+  }
+  return buffer;
+}
+
+/**
+ * Picks chunk sizes from the measured transfer rate (U5): each chunk should take
+ * about `targetSeconds`, within the server's limits, so slow links send small chunks
+ * (little lost on an interruption) and fast ones large chunks (few round trips).
+ */
+export class ChunkSizer {
+  private rate?: number;
+  constructor(
+    private readonly limits: { minChunkBytes: number; maxChunkBytes: number },
+    private size: number,
+    private readonly targetSeconds: number,
+  ) {
+    this.size = clamp(size, limits.minChunkBytes, limits.maxChunkBytes);
+  }
+
+  next(): number {
+    return this.size;
+  }
+
+  record(bytes: number, seconds: number): void {
+    if (seconds <= 0 || bytes < this.limits.minChunkBytes) return;
+    const rate = bytes / seconds;
+    this.rate = this.rate === undefined ? rate : this.rate * 0.6 + rate * 0.4;
+    const unit = 256 * 1024;
+    this.size = clamp(Math.round((this.rate * this.targetSeconds) / unit) * unit, this.limits.minChunkBytes, this.limits.maxChunkBytes);
+  }
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(Math.max(value, min), max);
+}
+
+/** Splits the missing ranges into chunks sized by the sizer, handed out one at a time. */
+function* plan(missing: Span[], sizer: ChunkSizer): Generator<Span> {
+  for (const gap of missing) {
+    let offset = gap.offset;
+    const end = gap.offset + gap.length;
+    while (offset < end) {
+      const length = Math.min(sizer.next(), end - offset);
+      yield { offset, length };
+      offset += length;
+    }
+  }
+}
+
+/**
+ * Backs up one file: check (U3); nothing to do if it is already in the library;
+ * an instant upload after a proof of possession if the server has the bytes (U4);
+ * otherwise the missing ranges in parallel chunks (U5, U6) until the server answers
+ * with the asset (U7). Calling it again after an interruption sends only what is missing.
+ */
+export async function uploadFile(api: ApiClient, file: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
+  const { size, mtime } = await fs.stat(file);
+  const sha256 = options.sha256 ?? (await hashFile(file, options.signal));
+  const input = { sha256, size, name: options.name ?? path.basename(file), folder: options.folder ?? null, takenAt: mtime.toISOString() };
+  const [answer] = (
+    await api.graphql<{ checkUploads: { status: string; asset: AssetSummary | null; challenge: { id: string; nonce: string; ranges: Span[] } | null; upload: UploadState | null; error: { code: string; message: string } | null }[] }>(
+      `mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { status asset { ${ASSET} } challenge { id nonce ranges { offset length } } upload { ${UPLOAD} } error { code message } } }`,
+      { files: [input] },
+      options.signal,
+    )
+  ).checkUploads;
+  if (!answer) throw new ApiError('BAD_RESPONSE', 'empty check answer');
+  if (answer.status === 'EXISTS') return { outcome: 'exists', asset: answer.asset!, sentBytes: 0, chunkSizes: [] };
+  if (answer.status === 'REFUSED') throw new ApiError(answer.error!.code, answer.error!.message);
+
+  let upload = answer.upload;
+  if (answer.status === 'PROOF_REQUIRED') {
+    const challenge = answer.challenge!;
+    const handle = await fs.open(file, 'r');
+    try {
+      const proof = createHash('sha256').update(Buffer.from(challenge.nonce, 'hex'));
+      for (const range of challenge.ranges) proof.update(await readSpan(handle, range));
+      const { claimUpload } = await api.graphql<{ claimUpload: AssetSummary }>(
+        `mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { ${ASSET} } }`,
+        { id: challenge.id, proof: proof.digest('hex') },
+        options.signal,
+      );
+      return { outcome: 'instant', asset: claimUpload, sentBytes: 0, chunkSizes: [] };
+    } catch (error) {
+      // A refused or late proof is not fatal: send the bytes instead.
+      if (!(error instanceof ApiError) || !['PROOF_REJECTED', 'CHALLENGE_EXPIRED', 'CHALLENGE_USED', 'NOT_FOUND'].includes(error.code)) throw error;
+    } finally {
+      await handle.close();
+    }
+    upload = (await api.graphql<{ startUpload: UploadState }>(`mutation($file: CheckFileInput!) { startUpload(file: $file) { ${UPLOAD} } }`, { file: input }, options.signal)).startUpload;
+  }
+  return sendMissing(api, file, upload!, options);
+}
+
+async function sendMissing(api: ApiClient, file: string, upload: UploadState, options: UploadFileOptions): Promise<UploadFileResult> {
+  const size = (await fs.stat(file)).size;
+  const sizer = new ChunkSizer(upload.limits, options.initialChunkBytes ?? 8 * 2 ** 20, options.targetChunkSeconds ?? 3);
+  const chunks = plan(upload.missing, sizer);
+  const chunkSizes: number[] = [];
+  let sentBytes = 0;
+  let asset: AssetSummary | null = null;
+  let receivedBytes = size - upload.missing.reduce((n, s) => n + s.length, 0);
+  const handle = await fs.open(file, 'r');
+  try {
+    const worker = async () => {
+      for (let next = chunks.next(); !next.done; next = chunks.next()) {
+        const span = next.value;
+        const bytes = await readSpan(handle, span);
+        const started = performance.now();
+        const result = await api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, createHash('sha256').update(bytes).digest(), options.signal);
+        sizer.record(span.length, (performance.now() - started) / 1000);
+        chunkSizes.push(span.length);
+        sentBytes += span.length;
+        receivedBytes = Math.max(receivedBytes, result.upload.receivedBytes);
+        if (result.asset) asset = result.asset;
+        options.onProgress?.({ sentBytes, receivedBytes, size, chunkBytes: span.length });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.parallel ?? 4) }, worker));
+  } finally {
+    await handle.close();
+  }
+  // Another worker's chunk may have been the last; or the completion is still running.
+  asset ??= (await api.graphql<{ completeUpload: AssetSummary }>(`mutation($id: ID!) { completeUpload(uploadId: $id) { ${ASSET} } }`, { id: upload.id }, options.signal)).completeUpload;
+  return { outcome: 'uploaded', asset, sentBytes, uploadId: upload.id, chunkSizes };
+}

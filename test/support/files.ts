@@ -1,0 +1,48 @@
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ApiClient } from '../../src/client/api-client.js';
+import type { TestApp } from './app.js';
+import { startS3rver, type RunningS3rver } from './s3rver.js';
+
+export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** A temporary directory with helpers to write test files into it. */
+export async function scratchDir() {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pixshare-files-'));
+  return {
+    dir,
+    async write(name: string, bytes: Uint8Array): Promise<string> {
+      const file = path.join(dir, name);
+      await fs.writeFile(file, bytes);
+      return file;
+    },
+    async random(name: string, size: number): Promise<{ file: string; bytes: Buffer }> {
+      const bytes = randomBytes(size);
+      return { file: await this.write(name, bytes), bytes };
+    },
+    remove: () => fs.rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Settings that put a test app's storage on an in-process s3rver. */
+export async function s3Env(): Promise<{ env: Record<string, string>; s3: RunningS3rver }> {
+  const s3 = await startS3rver(`px-${randomBytes(4).toString('hex')}`);
+  return {
+    s3,
+    env: { S3_ENDPOINT: s3.endpoint, S3_BUCKET: s3.bucket, S3_REGION: s3.region, S3_ACCESS_KEY_ID: s3.accessKeyId, S3_SECRET_ACCESS_KEY: s3.secretAccessKey, S3_FORCE_PATH_STYLE: 'true' },
+  };
+}
+
+/** An API client signed in as a fresh user. */
+export async function newClient(app: TestApp, name?: string): Promise<ApiClient & { userId: string; email: string }> {
+  const user = await app.signUp(name);
+  return Object.assign(new ApiClient(app.url, user.token), { userId: user.userId, email: user.email, token: user.token });
+}
+
+/** Downloads an asset's original (or thumbnail/preview) with the client's token. */
+export async function download(app: TestApp, token: string | undefined, assetId: string, kind = 'original'): Promise<{ status: number; bytes: Buffer; type: string | null }> {
+  const response = await fetch(`${app.url}/assets/${assetId}/${kind}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  return { status: response.status, bytes: Buffer.from(await response.arrayBuffer()), type: response.headers.get('content-type') };
+}

@@ -1,0 +1,299 @@
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient, ApiError } from '../src/client/api-client.js';
+import { uploadFile } from '../src/client/upload-file.js';
+import { blobKey } from '../src/services/blobs.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { download, newClient, s3Env, scratchDir, sha256 } from './support/files.js';
+import type { RunningS3rver } from './support/s3rver.js';
+
+const MiB = 2 ** 20;
+const CHECK = `mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) {
+  sha256 status asset { id name } challenge { id nonce ranges { offset length } expiresAt }
+  upload { id state size receivedBytes missing { offset length } limits { minChunkBytes maxChunkBytes } }
+  error { code message } } }`;
+
+type CheckAnswer = {
+  sha256: string;
+  status: 'EXISTS' | 'PROOF_REQUIRED' | 'UPLOAD' | 'REFUSED';
+  asset: { id: string; name: string } | null;
+  challenge: { id: string; nonce: string; ranges: { offset: number; length: number }[] } | null;
+  upload: { id: string; state: string; size: number; receivedBytes: number; missing: { offset: number; length: number }[]; limits: { minChunkBytes: number; maxChunkBytes: number } } | null;
+  error: { code: string; message: string } | null;
+};
+
+async function check(api: ApiClient, files: { sha256: string; size: number; name: string; folder?: string }[]): Promise<CheckAnswer[]> {
+  return (await api.graphql<{ checkUploads: CheckAnswer[] }>(CHECK, { files })).checkUploads;
+}
+
+function proofFor(bytes: Buffer, challenge: NonNullable<CheckAnswer['challenge']>): string {
+  const hash = createHash('sha256').update(Buffer.from(challenge.nonce, 'hex'));
+  for (const r of challenge.ranges) hash.update(bytes.subarray(r.offset, r.offset + r.length));
+  return hash.digest('hex');
+}
+
+const CLAIM = 'mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { id sha256 origin } }';
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<ApiError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ApiError);
+  expect((error as ApiError).code, (error as ApiError).message).toBe(code);
+  return error as ApiError;
+}
+
+for (const driver of ['fs', 's3'] as const) {
+  describe(`check and upload (${driver} storage)`, () => {
+    let app: TestApp;
+    let s3: RunningS3rver | undefined;
+    let files: Awaited<ReturnType<typeof scratchDir>>;
+
+    beforeAll(async () => {
+      const storage = driver === 's3' ? await s3Env() : undefined;
+      s3 = storage?.s3;
+      app = await startTestApp({ PIXSHARE_MIN_CHUNK_SIZE: '16KiB', PIXSHARE_MAX_CHUNK_SIZE: '4MiB', PIXSHARE_CHALLENGE_SECONDS: '2', ...storage?.env });
+      files = await scratchDir();
+    });
+    afterAll(async () => {
+      expect(app.loggedErrors).toEqual([]);
+      await app.close();
+      await s3?.close();
+      await files.remove();
+    });
+
+    it('uploads a new file in chunks, then finds it in the library (same user: nothing sent; other user: instant with proof)', async () => {
+      const anna = await newClient(app);
+      const { file, bytes } = await files.random('holiday.bin', 5 * MiB + 123);
+      const first = await uploadFile(anna, file, { initialChunkBytes: 1 * MiB, parallel: 3 });
+      expect(first.outcome).toBe('uploaded');
+      expect(first.sentBytes).toBe(bytes.length);
+      expect(first.asset).toMatchObject({ name: 'holiday.bin', sha256: sha256(bytes), size: bytes.length });
+      const got = await download(app, anna.token, first.asset.id);
+      expect(got.status).toBe(200);
+      expect(sha256(got.bytes)).toBe(sha256(bytes));
+      expect(got.bytes.length).toBe(bytes.length);
+
+      const again = await uploadFile(anna, file);
+      expect(again).toMatchObject({ outcome: 'exists', sentBytes: 0, asset: { id: first.asset.id } });
+
+      const ben = await newClient(app);
+      const instant = await uploadFile(ben, file, { name: 'from-ben.bin' });
+      expect(instant.outcome).toBe('instant');
+      expect(instant.sentBytes).toBe(0);
+      expect(instant.asset.id).not.toBe(first.asset.id);
+      const bens = await download(app, ben.token, instant.asset.id);
+      expect(sha256(bens.bytes)).toBe(sha256(bytes));
+      // Stored once.
+      const [blob] = await app.database.sql<{ ref_count: number }[]>`select ref_count from blobs where sha256 = ${sha256(bytes)}`;
+      expect(blob?.ref_count).toBe(2);
+    });
+
+    it('refuses a wrong, a reused and an expired proof; the client then uploads', async () => {
+      const owner = await newClient(app);
+      const { file, bytes } = await files.random('proof.bin', 300 * 1024);
+      await uploadFile(owner, file);
+      const other = await newClient(app);
+      const entry = { sha256: sha256(bytes), size: bytes.length, name: 'proof.bin' };
+
+      const [wrong] = await check(other, [entry]);
+      expect(wrong!.status).toBe('PROOF_REQUIRED');
+      expect(wrong!.challenge!.ranges.length).toBeGreaterThan(1);
+      await expectCode(other.graphql(CLAIM, { id: wrong!.challenge!.id, proof: sha256(Buffer.from('just the hash')) }), 'PROOF_REJECTED');
+      // Single use: even the right answer is refused now.
+      await expectCode(other.graphql(CLAIM, { id: wrong!.challenge!.id, proof: proofFor(bytes, wrong!.challenge!) }), 'CHALLENGE_USED');
+
+      const [late] = await check(other, [entry]);
+      await new Promise((r) => setTimeout(r, 2100));
+      await expectCode(other.graphql(CLAIM, { id: late!.challenge!.id, proof: proofFor(bytes, late!.challenge!) }), 'CHALLENGE_EXPIRED');
+
+      // Someone else's challenge is not ours to answer.
+      const [theirs] = await check(other, [entry]);
+      const third = await newClient(app);
+      await expectCode(third.graphql(CLAIM, { id: theirs!.challenge!.id, proof: proofFor(bytes, theirs!.challenge!) }), 'NOT_FOUND');
+
+      const [right] = await check(other, [entry]);
+      const claimed = await other.graphql<{ claimUpload: { sha256: string; origin: string } }>(CLAIM, { id: right!.challenge!.id, proof: proofFor(bytes, right!.challenge!) });
+      expect(claimed.claimUpload).toMatchObject({ sha256: sha256(bytes), origin: 'instant' });
+
+      // The fallback: a client whose proof was refused uploads the bytes instead.
+      const fallback = await third.graphql<{ startUpload: { id: string; missing: { offset: number; length: number }[] } }>(
+        'mutation($file: CheckFileInput!) { startUpload(file: $file) { id missing { offset length } } }',
+        { file: entry },
+      );
+      expect(fallback.startUpload.missing).toEqual([{ offset: 0, length: bytes.length }]);
+      const result = await third.putChunk<{ asset: { sha256: string } }>(fallback.startUpload.id, 0, bytes, createHash('sha256').update(bytes).digest());
+      expect(result.asset.sha256).toBe(sha256(bytes));
+    });
+
+    it('resumes after the client stops half-way: only the missing bytes are sent again', async () => {
+      const api = await newClient(app);
+      const { file, bytes } = await files.random('resume.bin', 6 * MiB);
+      const abort = new AbortController();
+      await expect(
+        uploadFile(api, file, {
+          initialChunkBytes: 512 * 1024,
+          parallel: 1,
+          signal: abort.signal,
+          onProgress: ({ receivedBytes }) => {
+            if (receivedBytes >= 2 * MiB) abort.abort();
+          },
+        }),
+      ).rejects.toThrow();
+      const [answer] = await check(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'resume.bin' }]);
+      expect(answer!.status).toBe('UPLOAD');
+      const missingBytes = answer!.upload!.missing.reduce((n, s) => n + s.length, 0);
+      expect(answer!.upload!.receivedBytes).toBeGreaterThanOrEqual(2 * MiB);
+      expect(missingBytes).toBe(bytes.length - answer!.upload!.receivedBytes);
+
+      const resumed = await uploadFile(api, file, { initialChunkBytes: 768 * 1024 });
+      expect(resumed.outcome).toBe('uploaded');
+      expect(resumed.uploadId).toBe(answer!.upload!.id);
+      expect(resumed.sentBytes).toBe(missingBytes);
+      expect(sha256((await download(app, api.token, resumed.asset.id)).bytes)).toBe(sha256(bytes));
+    });
+
+    it('takes 8 chunks of one file in parallel, in any order, of changing sizes', async () => {
+      const api = await newClient(app);
+      const { bytes } = await files.random('parallel.bin', 8 * 512 * 1024 + 4321);
+      const [answer] = await check(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'parallel.bin' }]);
+      const id = answer!.upload!.id;
+      const sizes = [700, 300, 512, 512, 400, 624, 600, 448].map((k) => k * 1024);
+      const spans: { offset: number; length: number }[] = [];
+      let offset = 0;
+      for (const [i, size] of sizes.entries()) {
+        const length = i === sizes.length - 1 ? bytes.length - offset : size;
+        spans.push({ offset, length });
+        offset += length;
+      }
+      const results = await Promise.all(
+        spans.reverse().map((s) => {
+          const chunk = bytes.subarray(s.offset, s.offset + s.length);
+          return api.putChunk<{ upload: { state: string }; asset: { id: string } | null }>(id, s.offset, chunk, createHash('sha256').update(chunk).digest());
+        }),
+      );
+      const completed = results.filter((r) => r.asset);
+      expect(completed).toHaveLength(1);
+      expect(sha256((await download(app, api.token, completed[0]!.asset!.id)).bytes)).toBe(sha256(bytes));
+    });
+
+    it('ends with one blob and two assets when two users upload the same new file at once', async () => {
+      const [a, b] = [await newClient(app), await newClient(app)];
+      const { file, bytes } = await files.random('together.bin', 3 * MiB);
+      const [ra, rb] = await Promise.all([uploadFile(a, file, { initialChunkBytes: MiB }), uploadFile(b, file, { initialChunkBytes: MiB })]);
+      expect(ra.asset.id).not.toBe(rb.asset.id);
+      const rows = await app.database.sql<{ ref_count: number }[]>`select ref_count from blobs where sha256 = ${sha256(bytes)}`;
+      expect(rows).toEqual([{ ref_count: 2 }]);
+      for (const [client, result] of [[a, ra], [b, rb]] as const) {
+        expect(sha256((await download(app, client.token, result.asset.id)).bytes)).toBe(sha256(bytes));
+      }
+    });
+
+    it('refuses bad chunks with clear codes and records nothing', async () => {
+      const api = await newClient(app);
+      const { bytes } = await files.random('bad.bin', 256 * 1024);
+      const [answer] = await check(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'bad.bin' }]);
+      const id = answer!.upload!.id;
+      const digest = (b: Uint8Array) => createHash('sha256').update(b).digest();
+      const first = bytes.subarray(0, 64 * 1024);
+
+      // Corrupted in transit: the digest does not match the bytes.
+      const corrupted = Buffer.from(first);
+      corrupted[100]! ^= 0xff;
+      await expectCode(api.putChunk(id, 0, corrupted, digest(first)), 'CHUNK_DIGEST_MISMATCH');
+      await expectCode(api.putChunk(id, 0, first, digest(bytes.subarray(1, 64 * 1024 + 1))), 'CHUNK_DIGEST_MISMATCH');
+      // Past the declared size; over the chunk limit; too small in the middle.
+      await expectCode(api.putChunk(id, 200 * 1024, bytes.subarray(0, 64 * 1024), digest(bytes.subarray(0, 64 * 1024))), 'CHUNK_OUT_OF_RANGE');
+      const big = Buffer.alloc(4 * MiB + 1);
+      await expectCode(api.putChunk(id, 0, big, digest(big)), 'CHUNK_TOO_LARGE');
+      await expectCode(api.putChunk(id, 0, bytes.subarray(0, 1000), digest(bytes.subarray(0, 1000))), 'CHUNK_TOO_SMALL');
+      let upload = (await api.graphql<{ upload: { receivedBytes: number; missing: unknown[] } }>('query($id: ID!) { upload(id: $id) { receivedBytes missing { offset length } } }', { id })).upload;
+      expect(upload).toEqual({ receivedBytes: 0, missing: [{ offset: 0, length: bytes.length }] });
+
+      // A received range may be sent again (harmless); different bytes over it are refused.
+      await api.putChunk(id, 0, first, digest(first));
+      await api.putChunk(id, 0, first, digest(first));
+      const other = Buffer.alloc(64 * 1024, 7);
+      await expectCode(api.putChunk(id, 0, other, digest(other)), 'CHUNK_OVERLAP');
+      await expectCode(api.putChunk(id, 32 * 1024, bytes.subarray(32 * 1024, 96 * 1024), digest(bytes.subarray(32 * 1024, 96 * 1024))), 'CHUNK_OVERLAP');
+      upload = (await api.graphql<{ upload: { receivedBytes: number; missing: unknown[] } }>('query($id: ID!) { upload(id: $id) { receivedBytes missing { offset length } } }', { id })).upload;
+      expect(upload).toEqual({ receivedBytes: 64 * 1024, missing: [{ offset: 64 * 1024, length: bytes.length - 64 * 1024 }] });
+
+      // Missing headers on the PUT route.
+      const noDigest = await fetch(`${app.url}/uploads/${id}/chunks/0`, { method: 'PUT', headers: { authorization: `Bearer ${api.token}` }, body: new Uint8Array(first) });
+      expect(noDigest.status).toBe(400);
+      expect(((await noDigest.json()) as { error: { code: string } }).error.code).toBe('BAD_USER_INPUT');
+    });
+
+    it('discards an assembly that does not match the declared hash, and says so', async () => {
+      const api = await newClient(app);
+      const { bytes } = await files.random('liar.bin', 200 * 1024);
+      const claimed = sha256(Buffer.from('some other file'));
+      const [answer] = await check(api, [{ sha256: claimed, size: bytes.length, name: 'liar.bin' }]);
+      const error = await expectCode(api.putChunk(answer!.upload!.id, 0, bytes, createHash('sha256').update(bytes).digest()), 'UPLOAD_DIGEST_MISMATCH');
+      expect(error.details).toMatchObject({ expected: claimed, actual: sha256(bytes) });
+      expect(await app.storage.exists(blobKey(claimed))).toBe(false);
+      expect(await app.storage.exists(blobKey(sha256(bytes)))).toBe(false);
+      const [again] = await check(api, [{ sha256: claimed, size: bytes.length, name: 'liar.bin' }]);
+      expect(again!.status).toBe('UPLOAD');
+      expect(again!.upload!.id).not.toBe(answer!.upload!.id);
+    });
+
+    it('keeps each user to their own sessions, assets and downloads', async () => {
+      const owner = await newClient(app);
+      const stranger = await newClient(app);
+      const { file, bytes } = await files.random('private.bin', 128 * 1024);
+      const [answer] = await check(owner, [{ sha256: sha256(bytes), size: bytes.length, name: 'private.bin' }]);
+      const chunk = bytes.subarray(0, 64 * 1024);
+      await expectCode(stranger.putChunk(answer!.upload!.id, 0, chunk, createHash('sha256').update(chunk).digest()), 'NOT_FOUND');
+      await expectCode(stranger.graphql('query($id: ID!) { upload(id: $id) { id } }', { id: answer!.upload!.id }), 'NOT_FOUND');
+      const done = await uploadFile(owner, file);
+      await expectCode(stranger.graphql('query($id: ID!) { asset(id: $id) { id } }', { id: done.asset.id }), 'NOT_FOUND');
+      const page = await stranger.graphql<{ assets: { totalCount: number } }>('{ assets { totalCount } }');
+      expect(page.assets.totalCount).toBe(0);
+      expect((await download(app, stranger.token, done.asset.id)).status).toBe(404);
+      expect((await download(app, undefined, done.asset.id)).status).toBe(401);
+      expect((await download(app, owner.token, done.asset.id)).status).toBe(200);
+    });
+
+    it('takes a chunk through the GraphQL multipart transport too', async () => {
+      const api = await newClient(app);
+      const { bytes } = await files.random('multipart.bin', 100 * 1024);
+      const [answer] = await check(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'multipart.bin' }]);
+      const form = new FormData();
+      form.set(
+        'operations',
+        JSON.stringify({
+          query: 'mutation($id: ID!, $sha: String!, $chunk: File!) { commitChunk(uploadId: $id, offset: 0, sha256: $sha, chunk: $chunk) { upload { state missing { offset } } asset { sha256 } } }',
+          variables: { id: answer!.upload!.id, sha: sha256(bytes), chunk: null },
+        }),
+      );
+      form.set('map', JSON.stringify({ 0: ['variables.chunk'] }));
+      form.set('0', new Blob([bytes]), 'chunk');
+      const response = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${api.token}` }, body: form });
+      const body = (await response.json()) as { data: { commitChunk: { upload: { state: string; missing: unknown[] }; asset: { sha256: string } } } };
+      expect(body.data.commitChunk).toEqual({ upload: { state: 'DONE', missing: [] }, asset: { sha256: sha256(bytes) } });
+    });
+
+    it('answers every file of a batch, in order, including refusals', async () => {
+      const api = await newClient(app);
+      const { file, bytes } = await files.random('batch.bin', 70 * 1024);
+      await uploadFile(api, file);
+      const fresh = sha256(Buffer.from('fresh'));
+      const answers = await check(api, [
+        { sha256: sha256(bytes), size: bytes.length, name: 'batch.bin' },
+        { sha256: fresh, size: 5, name: 'fresh.txt', folder: 'Notes' },
+        { sha256: 'not-a-hash', size: 5, name: 'x' },
+        { sha256: fresh, size: -1, name: 'negative' },
+        { sha256: fresh, size: 5 * 2 ** 40, name: 'huge' },
+        { sha256: fresh, size: 5, name: '' },
+      ]);
+      expect(answers.map((a) => a.status)).toEqual(['EXISTS', 'UPLOAD', 'REFUSED', 'REFUSED', 'REFUSED', 'REFUSED']);
+      expect(answers.slice(2).map((a) => a.error?.code)).toEqual(['BAD_USER_INPUT', 'BAD_USER_INPUT', 'FILE_TOO_LARGE', 'BAD_USER_INPUT']);
+      // Asking again resumes the same session.
+      const [again] = await check(api, [{ sha256: fresh, size: 5, name: 'fresh.txt' }]);
+      expect(again!.upload!.id).toBe(answers[1]!.upload!.id);
+    });
+  });
+}
