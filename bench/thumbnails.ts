@@ -7,7 +7,9 @@
  * into a temp dir before timing (BENCH_THUMBS_COUNT, default 50). Both sides use the same
  * WebP settings and the same (process-wide) sharp settings of our media module.
  *
- * Two modes, each timed as the median of ≥ 3 rounds that alternate which side goes first:
+ * Two modes, each timed as the median of 5 rounds (≥ 3). Within a round the two sides take
+ * turns every few files, alternating which goes first, so that load from other processes on
+ * a shared machine falls on both alike:
  * - latency: one file after another, each side using both cores within a file the natural
  *   way (Promise.all over its operations). This is `thumbs_vs_sharp`, the headline figure.
  * - throughput: two files in flight, as a job queue on a 2-core server would run them;
@@ -27,7 +29,7 @@ import { photoLikeJpeg } from '../test/media/photo-like.js';
 export interface MeasureThumbnailsOptions {
   /** Number of 12 MP JPEGs (default: BENCH_THUMBS_COUNT or 50). */
   count?: number;
-  /** Timed rounds per side, at least 3 (default 3). */
+  /** Timed rounds per side, at least 3 (default 5: the machine may be shared, medians need samples). */
   rounds?: number;
   /** Files in flight at once (default 1, the latency mode). */
   parallel?: number;
@@ -106,14 +108,26 @@ async function withFiles<T>(opts: MeasureThumbnailsOptions, body: (files: string
 }
 
 async function measure(files: string[], opts: MeasureThumbnailsOptions, log: (line: string) => void): Promise<DetailedFigures> {
-  const rounds = Math.max(3, opts.rounds ?? 3);
+  const rounds = Math.max(3, opts.rounds ?? 5);
   const parallel = Math.max(1, opts.parallel ?? 1);
+  // Within a round the sides take turns every few files (which one goes first alternates too),
+  // so a neighbour's burst of CPU use on a shared machine lands on both sides alike.
+  const batch = 4 * parallel;
   const wall = { ours: [] as number[], sharp: [] as number[] };
   const cpu = { ours: [] as number[], sharp: [] as number[] };
   for (let round = 0; round < rounds; round++) {
-    const order = round % 2 === 0 ? (['ours', 'sharp'] as const) : (['sharp', 'ours'] as const);
-    for (const side of order) {
-      const { ms, cpuMs } = await timeAll(files, side === 'ours' ? ours : plainSharp, parallel);
+    const total = { ours: { ms: 0, cpuMs: 0 }, sharp: { ms: 0, cpuMs: 0 } };
+    for (let first = 0; first < files.length; first += batch) {
+      const slice = files.slice(first, first + batch);
+      const order = (round + first / batch) % 2 === 0 ? (['ours', 'sharp'] as const) : (['sharp', 'ours'] as const);
+      for (const side of order) {
+        const { ms, cpuMs } = await timeAll(slice, side === 'ours' ? ours : plainSharp, parallel);
+        total[side].ms += ms;
+        total[side].cpuMs += cpuMs;
+      }
+    }
+    for (const side of ['ours', 'sharp'] as const) {
+      const { ms, cpuMs } = total[side];
       wall[side].push(ms);
       cpu[side].push(cpuMs);
       log(`  round ${round + 1} ${side.padEnd(5)} ${ms.toFixed(0)} ms (${(ms / files.length).toFixed(1)} ms/file, CPU ${(cpuMs / files.length).toFixed(1)} ms/file)`);

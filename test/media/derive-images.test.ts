@@ -3,7 +3,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +13,7 @@ import {
   type DerivedImages,
 } from '../../src/services/media/derive-images.js';
 import { hammingDistance } from '../../src/services/media/perceptual-hash.js';
+import { bombPng, ftyp } from './crafted-files.js';
 import { photoLikeJpeg, photoLikePixels } from './photo-like.js';
 
 let dir: string;
@@ -120,15 +120,30 @@ describe('deriveImages: outputs', () => {
     expect(result.thumbnail).toMatchObject({ width: 180, height: 180 });
   });
 
-  it('normalises 16-bit greyscale to 8-bit outputs', async () => {
+  it('reads GIF and TIFF inputs (the first frame of an animation)', async () => {
+    const base = sharp({ create: { width: 300, height: 200, channels: 3, background: '#c08040' } });
+    const gif = await base.clone().gif().toBuffer();
+    expect(expectOk(await deriveImages(gif)).metadata).toMatchObject({ mediaType: 'image/gif', format: 'gif', width: 300, height: 200 });
+    const tiff = await base.clone().tiff().toBuffer();
+    expect(expectOk(await deriveImages(tiff)).metadata).toMatchObject({ mediaType: 'image/tiff', format: 'tiff', width: 300, height: 200 });
+  });
+
+  it('normalises CMYK and 16-bit greyscale inputs to 8-bit sRGB outputs', async () => {
     const grey16 = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#808080' } })
       .greyscale()
       .png({ palette: false })
       .toColourspace('grey16')
       .toBuffer();
-    const result = expectOk(await deriveImages(grey16));
-    expect(result.metadata).toMatchObject({ format: 'png', width: 640, height: 480 });
-    expect(await inspect(result.preview.data)).toMatchObject({ width: 640, height: 480 });
+    expect((await sharp(grey16).metadata()).depth).toBe('ushort');
+    const cmyk = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#20a060' } }).toColourspace('cmyk').jpeg().toBuffer();
+    expect((await sharp(cmyk).metadata()).space).toBe('cmyk');
+
+    for (const input of [grey16, cmyk]) {
+      const result = expectOk(await deriveImages(input));
+      expect(result.metadata).toMatchObject({ width: 640, height: 480 });
+      const preview = await sharp(result.preview.data).metadata();
+      expect(preview).toMatchObject({ width: 640, height: 480, space: 'srgb', channels: 3, depth: 'uchar' });
+    }
   });
 
   it('never enlarges: a small image keeps its size and gets a smaller square thumbnail', async () => {
@@ -267,6 +282,33 @@ describe('deriveImages: bad input fails cleanly', () => {
   });
 });
 
+describe('deriveImages: process-wide limits', () => {
+  it('processes at most two images at once; later callers wait before reading their input', async () => {
+    const small = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#123456' } }).jpeg().toBuffer();
+    // Streams that record when they are first read and deliver only when told to.
+    const inputs = [0, 1, 2].map(() => {
+      const input = { pulled: false, stream: new Readable({ read: () => void (input.pulled = true) }) };
+      return input;
+    });
+    const deliver = (n: number) => {
+      inputs[n]!.stream.push(small);
+      inputs[n]!.stream.push(null);
+    };
+    const results = inputs.map((input) => deriveImages(input.stream));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(inputs.map((input) => input.pulled)).toEqual([true, true, false]);
+
+    deliver(0);
+    expect((await results[0]!).ok).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(inputs[2]!.pulled).toBe(true);
+
+    deliver(1);
+    deliver(2);
+    expect((await Promise.all(results)).map((result) => result.ok)).toEqual([true, true, true]);
+  });
+});
+
 describe('deriveImages: perceptual hash', () => {
   it('stays within 6 bits for the same photo re-encoded smaller, and differs by more than 20 for another photo', async () => {
     const original = expectOk(await deriveImages(photoPath)).perceptualHash;
@@ -291,39 +333,3 @@ describe('deriveImages: perceptual hash', () => {
     expect(hammingDistance(a.value, b.value)).toBeLessThanOrEqual(2);
   });
 });
-
-/**
- * A valid PNG of the given size, 1-bit greyscale, all black: ~1/8 byte per pixel before
- * deflate and almost nothing after, so 900 MP costs ~110 KB and 0.2 s to make.
- */
-function bombPng(width: number, height: number): Buffer {
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 1; // bit depth
-  header[9] = 0; // greyscale
-  const rows = Buffer.alloc(height * (1 + Math.ceil(width / 8))); // filter byte 0 + packed pixels, all zero
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', header),
-    pngChunk('IDAT', deflateSync(rows, { level: 9 })),
-    pngChunk('IEND', Buffer.alloc(0)),
-  ]);
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body) >>> 0);
-  return Buffer.concat([length, body, crc]);
-}
-
-/** An ISO-BMFF `ftyp` box. */
-export function ftyp(major: string, compatible: string[]): Buffer {
-  const body = Buffer.from(major + '\0\0\0\0' + compatible.join(''), 'latin1');
-  const size = Buffer.alloc(4);
-  size.writeUInt32BE(8 + body.length);
-  return Buffer.concat([size, Buffer.from('ftyp', 'latin1'), body]);
-}

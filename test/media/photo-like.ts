@@ -23,20 +23,24 @@ export async function photoLikePixels(opts: PhotoLikeOptions): Promise<{ data: B
   const sw = 320;
   const sh = Math.max(8, Math.round((sw * height) / width));
   const scene = Buffer.alloc(sw * sh * 3);
-  const waves = [0, 1, 2].map(() => ({ frequency: 1 + random() * 5, phase: random() * 6.28 }));
+  // One wave per channel, each in its own direction, so rows differ from each other like in a scene.
+  const waves = [0, 1, 2].map(() => ({ fx: (random() - 0.5) * 12, fy: (random() - 0.5) * 12, phase: random() * 6.28 }));
   const top = [random() * 255, random() * 255, random() * 255];
   const bottom = [random() * 255, random() * 255, random() * 255];
-  const shapes = Array.from({ length: 7 }, () => ({
+  const shapes = Array.from({ length: 12 }, () => ({
     kind: random() < 0.5 ? 'disc' : 'box',
     x: random() * sw,
     y: random() * sh,
-    r: (0.08 + random() * 0.25) * sh,
+    r: (0.05 + random() * 0.2) * sh,
     colour: [random() * 255, random() * 255, random() * 255],
   }));
   for (let y = 0; y < sh; y++) {
     for (let x = 0; x < sw; x++) {
       const t = y / (sh - 1);
-      const c = [0, 1, 2].map((i) => top[i]! * (1 - t) + bottom[i]! * t + 30 * Math.sin((x / sw) * 6.28 * waves[i]!.frequency + waves[i]!.phase));
+      const c = [0, 1, 2].map((i) => {
+        const wave = waves[i]!;
+        return top[i]! * (1 - t) + bottom[i]! * t + 40 * Math.sin((x / sw) * wave.fx + (y / sh) * wave.fy + wave.phase);
+      });
       for (const s of shapes) {
         const inside = s.kind === 'disc' ? (x - s.x) ** 2 + (y - s.y) ** 2 < s.r ** 2 : Math.abs(x - s.x) < s.r && Math.abs(y - s.y) < s.r * 0.6;
         if (inside) for (let i = 0; i < 3; i++) c[i] = s.colour[i]! * 0.8 + c[i]! * 0.2;

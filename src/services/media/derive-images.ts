@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { FailOnOptions, ResizeOptions } from 'sharp';
 import { computeDHash, type PerceptualHash } from './perceptual-hash.js';
 import { readExifFacts, type TakenAt } from './read-exif-facts.js';
-import { classifySharpError, fromRawPixels, sharp, type MediaFailure, type RawPixels } from './sharp-runtime.js';
+import { classifySharpError, fromRawPixels, sharp, withImageSlot, type MediaFailure, type RawPixels } from './sharp-runtime.js';
 import { isDecodableImageType, SNIFF_BYTES, sniffMediaType } from './sniff-media-type.js';
 
 /**
@@ -14,9 +14,10 @@ import { isDecodableImageType, SNIFF_BYTES, sniffMediaType } from './sniff-media
  *                                                                  ├─▶ thumbnail (WebP)
  *                                                                  └─▶ dHash
  *
- * The original is the expensive part (a 12 MP JPEG is ~4 MB of entropy-coded data); the
- * raw intermediate is at most ~10 MB and re-reading it is nearly free, so the three
- * outputs are encoded from it in parallel.
+ * Decoding is the step two separate pipelines would repeat: ~55 ms for a 12 MP JPEG (which
+ * libvips can decode at 1/2…1/8 scale), 150–900 ms for PNG, WebP, TIFF or AVIF. The raw
+ * intermediate is at most ~10 MB and re-reading it is nearly free, so the three outputs are
+ * made from it in parallel (on 2 cores the preview encode runs beside the other two).
  */
 
 /** Longest side of the preview (the photo page, the share page's lightbox); never enlarged. */
@@ -47,9 +48,9 @@ export interface DeriveImagesLimits {
    */
   limitInputPixels?: number;
   /**
-   * Stream and Buffer inputs are held in memory whole (libvips needs random access to
-   * them); a longer stream is abandoned as `too_large`. File paths are read lazily by
-   * libvips and need no such cap. Default 256 MiB.
+   * Stream and Buffer inputs are held in memory whole (sharp would buffer a stream itself
+   * before decoding; we do it, capped); a longer one is refused as `too_large` without
+   * reading further. File paths are read lazily by libvips and need no cap. Default 256 MiB.
    */
   maxInputBytes?: number;
   /**
@@ -110,9 +111,14 @@ export type DeriveImagesResult = DerivedImages | MediaFailure;
  * Never throws for bad input: unknown formats, damaged files, decompression bombs,
  * timeouts and unreadable inputs come back as `{ ok: false, reason, message }`.
  * A Readable is consumed (or destroyed early when its first bytes are not a decodable image).
+ * At most a few images are processed at once per process (see withImageSlot); extra calls wait.
  */
 export async function deriveImages(input: MediaInput, limits: DeriveImagesLimits = {}): Promise<DeriveImagesResult> {
-  const settings = { ...DEFAULT_LIMITS, ...limits };
+  // The slot is taken before a stream is buffered, so waiting callers hold no image in memory.
+  return withImageSlot(() => deriveImagesNow(input, { ...DEFAULT_LIMITS, ...limits }));
+}
+
+async function deriveImagesNow(input: MediaInput, settings: Required<DeriveImagesLimits>): Promise<DeriveImagesResult> {
   const loaded = await loadInput(input, settings.maxInputBytes);
   if (!loaded.ok) return loaded;
   const { source, mediaType } = loaded;
@@ -137,10 +143,9 @@ export async function deriveImages(input: MediaInput, limits: DeriveImagesLimits
       .toBuffer({ resolveWithObject: true });
     const pixels: RawPixels = { data, width: info.width, height: info.height, channels: info.channels };
 
-    const [preview, thumbnail, perceptualHash] = await Promise.all([
+    const [preview, [thumbnail, perceptualHash]] = await Promise.all([
       encodePreview(pixels),
-      encodeThumbnail(pixels),
-      computeDHash(pixels),
+      (async () => [await encodeThumbnail(pixels), await computeDHash(pixels)] as const)(),
     ]);
     const facts = readExifFacts(header.exif);
     return {
@@ -226,7 +231,7 @@ async function loadFile(path: string): Promise<LoadedInput> {
       await file.close();
     }
   } catch (error) {
-    return { ok: false, reason: 'read_error', message: (error as Error).message, mediaType: null };
+    return { ok: false, reason: 'read_error', message: errorMessage(error), mediaType: null };
   }
   return decodable(path, sniffMediaType(head));
 }
@@ -248,7 +253,7 @@ async function loadStream(stream: Readable, maxInputBytes: number): Promise<Load
       if (total > maxInputBytes) return tooManyBytes(maxInputBytes, mediaType ?? null);
     }
   } catch (error) {
-    return { ok: false, reason: 'read_error', message: (error as Error).message, mediaType: mediaType ?? null };
+    return { ok: false, reason: 'read_error', message: errorMessage(error), mediaType: mediaType ?? null };
   }
   const data = Buffer.concat(parts, total);
   return decodable(data, mediaType ?? sniffMediaType(data));
@@ -265,4 +270,8 @@ function notDecodable(mediaType: string | null): MediaFailure {
 
 function tooManyBytes(maxInputBytes: number, mediaType: string | null): MediaFailure {
   return { ok: false, reason: 'too_large', message: `Input is larger than ${maxInputBytes} bytes`, mediaType };
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

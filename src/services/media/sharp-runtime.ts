@@ -21,6 +21,32 @@ sharp.concurrency(1);
 export { sharp };
 export type { Sharp };
 
+/**
+ * How many images this process decodes at once. sharp runs on libuv's thread pool (4
+ * threads unless UV_THREADPOOL_SIZE says otherwise), which file-system calls share; a burst
+ * of uploads completing together must not queue chunk writes behind a dozen decodes. One
+ * derivation keeps one pool thread busy while decoding and up to three while encoding, so
+ * half the pool leaves room for I/O — and on 2 cores, two images in flight is also where
+ * throughput peaks (bench/thumbnails.ts, throughput mode).
+ */
+const MAX_PARALLEL_IMAGES = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2));
+let running = 0;
+const waiting: (() => void)[] = [];
+
+/** Runs `work` when fewer than MAX_PARALLEL_IMAGES others are running (FIFO). */
+export async function withImageSlot<T>(work: () => Promise<T>): Promise<T> {
+  if (running >= MAX_PARALLEL_IMAGES) await new Promise<void>((resolve) => waiting.push(resolve));
+  else running++;
+  try {
+    return await work();
+  } finally {
+    // Hand the slot straight to the next waiter (running stays the same), or free it.
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
 /** Decoded 8-bit pixels, row-major, interleaved channels (1–4). */
 export interface RawPixels {
   data: Buffer;

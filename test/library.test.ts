@@ -1,0 +1,193 @@
+import { createClient } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { ApiError } from '../src/client/api-client.js';
+import { uploadFile } from '../src/client/upload-file.js';
+import { blobKey } from '../src/services/blobs.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { newClient, scratchDir, sha256 } from './support/files.js';
+
+const KiB = 1024;
+let files: Awaited<ReturnType<typeof scratchDir>>;
+beforeAll(async () => {
+  files = await scratchDir();
+});
+afterAll(async () => {
+  await files.remove();
+});
+
+describe('quota (S5)', () => {
+  it('refuses with QUOTA_EXCEEDED and the numbers (default policy)', async () => {
+    const app = await startTestApp({ PIXSHARE_STANDARD_QUOTA: '500KiB' });
+    try {
+      const api = await newClient(app);
+      const a = await files.random('q1.bin', 300 * KiB);
+      await uploadFile(api, a.file);
+      const b = await files.random('q2.bin', 300 * KiB);
+      const error = await uploadFile(api, b.file).catch((e: unknown) => e as ApiError);
+      expect(error).toBeInstanceOf(ApiError);
+      expect((error as ApiError).code).toBe('QUOTA_EXCEEDED');
+      expect((error as ApiError).message).toMatch(/307200 bytes needed, 204800 of 512000 free/);
+      // Nothing was taken: the first file is still there, alone.
+      const page = await api.graphql<{ assets: { totalCount: number } }>('{ assets { totalCount } }');
+      expect(page.assets.totalCount).toBe(1);
+      expect(app.loggedErrors).toEqual([]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('removes the oldest assets until the new one fits (evict-oldest policy)', async () => {
+    const app = await startTestApp({ PIXSHARE_STANDARD_QUOTA: '700KiB', PIXSHARE_QUOTA_POLICY: 'evict-oldest' });
+    try {
+      const api = await newClient(app);
+      const names: string[] = [];
+      for (let i = 1; i <= 3; i++) {
+        const f = await files.random(`e${i}.bin`, 300 * KiB);
+        await uploadFile(api, f.file);
+        names.push(`e${i}.bin`);
+      }
+      const page = await api.graphql<{ assets: { nodes: { name: string }[] } }>('{ assets { nodes { name } } }');
+      // 3 × 300 KiB does not fit in 700 KiB: e1 (the oldest) made room for e3.
+      expect(page.assets.nodes.map((n) => n.name)).toEqual(['e3.bin', 'e2.bin']);
+      const huge = await files.random('huge.bin', 800 * KiB);
+      await expect(uploadFile(api, huge.file)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+      expect(app.loggedErrors).toEqual([]);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('library, folders, live status, housekeeping', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ PIXSHARE_BLOB_GRACE_SECONDS: '0', PIXSHARE_UPLOAD_IDLE_SECONDS: '10' });
+  });
+  afterAll(async () => {
+    expect(app.loggedErrors).toEqual([]);
+    await app.close();
+  });
+
+  it('pages through the library newest first, and by folder (U9, S1)', async () => {
+    const api = await newClient(app);
+    for (let i = 0; i < 5; i++) {
+      const f = await files.random(`p${i}.bin`, 2 * KiB);
+      await uploadFile(api, f.file, { folder: i % 2 === 0 ? 'Even' : undefined });
+    }
+    type Page = { assets: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string }; edges: { cursor: string; node: { name: string } }[] } };
+    const query = 'query($after: String, $folderId: ID) { assets(first: 2, after: $after, folderId: $folderId) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { name } } } }';
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const page: Page = await api.graphql<Page>(query, { after });
+      expect(page.assets.totalCount).toBe(5);
+      seen.push(...page.assets.edges.map((e) => e.node.name));
+      if (!page.assets.pageInfo.hasNextPage) break;
+      after = page.assets.pageInfo.endCursor;
+    }
+    expect(seen).toEqual(['p4.bin', 'p3.bin', 'p2.bin', 'p1.bin', 'p0.bin']);
+
+    const { folders } = await api.graphql<{ folders: { id: string; name: string; status: { total: number; done: number } }[] }>('{ folders { id name status { total done } } }');
+    expect(folders).toEqual([{ id: expect.any(String), name: 'Even', status: { total: 3, done: 3 } }]);
+    const inFolder = await api.graphql<Page>(query, { folderId: folders[0]!.id });
+    expect(inFolder.assets.edges.map((e) => e.node.name)).toEqual(['p4.bin', 'p2.bin']);
+    expect(inFolder.assets.totalCount).toBe(3);
+
+    await expect(api.graphql(query, { after: 'garbage' })).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    const stranger = await newClient(app);
+    await expect(stranger.graphql(query, { folderId: folders[0]!.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('names a new folder after the user by default (S1)', async () => {
+    const api = await newClient(app);
+    const created = await api.graphql<{ a: { name: string }; b: { name: string } }>('mutation { a: createFolder { name } b: createFolder { name } }');
+    expect(created.a.name).toMatch(/^user\d+-\d+$/);
+    expect(created.b.name).toBe(`${created.a.name} (2)`);
+  });
+
+  it('shows a folder\'s sync status live to every device of the account: "5 of 10" (S3)', async () => {
+    const api = await newClient(app);
+    const folder = 'Live';
+    const batch = await Promise.all(Array.from({ length: 4 }, (_, i) => files.random(`live${i}.bin`, 40 * KiB)));
+    const answers = (
+      await api.graphql<{ checkUploads: { upload: { id: string; folder: { id: string } } }[] }>(
+        'mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { upload { id folder { id } } } }',
+        { files: batch.map((b, i) => ({ sha256: sha256(b.bytes), size: b.bytes.length, name: `live${i}.bin`, folder })) },
+      )
+    ).checkUploads;
+    const folderId = answers[0]!.upload.folder.id;
+
+    // A second device (dashboard) watches over graphql-ws.
+    const dashboard = createClient({ url: `${app.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { token: api.token }, retryAttempts: 0 });
+    const events = dashboard.iterate<{ folderStatus: { total: number; done: number; bytesDone: number; bytesTotal: number } }>({
+      query: 'subscription($id: ID!) { folderStatus(folderId: $id) { total done bytesDone bytesTotal } }',
+      variables: { id: folderId },
+    });
+    const first = await events.next();
+    expect(first.value.data?.folderStatus).toEqual({ total: 4, done: 0, bytesDone: 0, bytesTotal: 4 * 40 * KiB });
+    await uploadFile(api, batch[0]!.file, { folder });
+    await uploadFile(api, batch[1]!.file, { folder });
+    let status = first.value.data!.folderStatus;
+    while (status.done < 2) status = (await events.next()).value.data!.folderStatus;
+    expect(status).toMatchObject({ total: 4, done: 2 });
+    await events.return?.();
+    await dashboard.dispose();
+  });
+
+  it('finds near-duplicates by perceptual hash (U1)', async () => {
+    const sharp = (await import('sharp')).default;
+    const api = await newClient(app);
+    const width = 640;
+    const height = 480;
+    const pixels = Buffer.alloc(width * height * 3);
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++) {
+        const i = (y * width + x) * 3;
+        pixels[i] = (x * 255) / width;
+        pixels[i + 1] = (y * 255) / height;
+        pixels[i + 2] = ((x + y) % 64) * 4;
+      }
+    const original = await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 92 }).toBuffer();
+    const smaller = await sharp(original).resize(320).jpeg({ quality: 60 }).toBuffer();
+    const different = await sharp(pixels, { raw: { width, height, channels: 3 } }).flop().flip().jpeg().toBuffer();
+    const a = await uploadFile(api, await files.write('orig.jpg', original));
+    await uploadFile(api, await files.write('small.jpg', smaller));
+    await uploadFile(api, await files.write('other.jpg', different));
+    const { similarAssets } = await api.graphql<{ similarAssets: { distance: number; asset: { name: string } }[] }>(
+      'query($id: ID!) { similarAssets(assetId: $id) { distance asset { name } } }',
+      { id: a.asset.id },
+    );
+    expect(similarAssets.map((s) => s.asset.name)).toEqual(['small.jpg']);
+    expect(similarAssets[0]!.distance).toBeLessThanOrEqual(6);
+  });
+
+  it('expires idle sessions with their staged bytes, and collects unreferenced blobs', async () => {
+    const api = await newClient(app);
+    const f = await files.random('idle.bin', 200 * KiB);
+    const [answer] = (
+      await api.graphql<{ checkUploads: { upload: { id: string } }[] }>('mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { upload { id } } }', {
+        files: [{ sha256: sha256(f.bytes), size: f.bytes.length, name: 'idle.bin' }],
+      })
+    ).checkUploads;
+    const chunk = f.bytes.subarray(0, 64 * KiB);
+    await api.putChunk(answer!.upload.id, 0, chunk, (await import('node:crypto')).createHash('sha256').update(chunk).digest());
+    await app.database.sql`update uploads set last_activity_at = now() - interval '1 minute' where id = ${answer!.upload.id}`;
+    await expect(api.putChunk(answer!.upload.id, 64 * KiB, chunk, Buffer.alloc(32))).rejects.toMatchObject({ code: 'UPLOAD_EXPIRED' });
+    await app.housekeeping.runOnce();
+    await expect(api.graphql('query($id: ID!) { upload(id: $id) { id } }', { id: answer!.upload.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(app.storage.readStaged(answer!.upload.id, { start: 0, end: 10 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+
+    // A blob nobody references any more goes after the grace period (0 here); one still referenced stays.
+    const kept = await files.random('kept.bin', 10 * KiB);
+    const gone = await files.random('gone.bin', 10 * KiB);
+    const keptAsset = await uploadFile(api, kept.file);
+    const goneAsset = await uploadFile(api, gone.file);
+    await api.graphql('mutation($id: ID!) { deleteAsset(id: $id) { id } }', { id: goneAsset.asset.id });
+    await app.housekeeping.runOnce();
+    expect(await app.storage.exists(blobKey(sha256(gone.bytes)))).toBe(false);
+    expect(await app.storage.exists(blobKey(sha256(kept.bytes)))).toBe(true);
+    expect((await app.database.sql`select 1 from blobs where sha256 = ${sha256(gone.bytes)}`).length).toBe(0);
+    expect(keptAsset.outcome).toBe('uploaded');
+  });
+});

@@ -1,0 +1,91 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../src/client/api-client.js';
+import { uploadFile } from '../src/client/upload-file.js';
+import { freePort, PASSWORD } from './support/app.js';
+import { scratchDir, sha256 } from './support/files.js';
+
+/** Resume after the server itself dies mid-upload (SIGKILL) and comes back. */
+let dataDir: string;
+let port: number;
+let server: ChildProcess | undefined;
+
+async function startServer(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { ...process.env, NODE_ENV: 'development', PIXSHARE_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', PIXSHARE_ARGON2_MEMORY_KIB: '1024', PIXSHARE_MIN_CHUNK_SIZE: '64KiB', PIXSHARE_MAX_CHUNK_SIZE: '1MiB' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!output.includes('listening on')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return child;
+}
+
+beforeAll(async () => {
+  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'pixshare-kill-'));
+  await fs.chmod(dataDir, 0o755);
+  port = await freePort();
+});
+afterAll(async () => {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    server.kill('SIGTERM');
+    await new Promise((r) => server!.once('exit', r));
+  }
+  await fs.rm(dataDir, { recursive: true, force: true });
+});
+
+describe('an upload survives the server being killed', () => {
+  it('resumes after SIGKILL and a restart, sending only what is missing, byte-exact', async () => {
+    const files = await scratchDir();
+    try {
+      server = await startServer();
+      const base = `http://127.0.0.1:${port}`;
+      const signUp = await new ApiClient(base).graphql<{ signUp: { token: string } }>(
+        'mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, device: { name: "camera", platform: "cli" }) { token } }',
+        { e: 'kill@example.com', p: PASSWORD },
+      );
+      const api = new ApiClient(base, signUp.signUp.token);
+      const { file, bytes } = await files.random('big.bin', 24 * 2 ** 20);
+
+      const victim = server;
+      const interrupted = await uploadFile(api, file, {
+        initialChunkBytes: 2 ** 20,
+        parallel: 2,
+        onProgress: ({ receivedBytes }) => {
+          if (receivedBytes >= 6 * 2 ** 20 && !victim.killed) victim.kill('SIGKILL');
+        },
+      }).catch((error: unknown) => error);
+      expect(interrupted).toBeInstanceOf(Error);
+      await new Promise((r) => (victim.exitCode !== null || victim.signalCode !== null ? r(null) : victim.once('exit', r)));
+
+      server = await startServer();
+      const [answer] = (
+        await api.graphql<{ checkUploads: { status: string; upload: { receivedBytes: number; missing: { length: number }[] } }[] }>(
+          'mutation($f: [CheckFileInput!]!) { checkUploads(files: $f) { status upload { receivedBytes missing { length } } } }',
+          { f: [{ sha256: sha256(bytes), size: bytes.length, name: 'big.bin' }] },
+        )
+      ).checkUploads;
+      expect(answer!.status).toBe('UPLOAD');
+      expect(answer!.upload.receivedBytes).toBeGreaterThanOrEqual(5 * 2 ** 20);
+      const missing = answer!.upload.missing.reduce((n, s) => n + s.length, 0);
+
+      const resumed = await uploadFile(api, file);
+      expect(resumed.outcome).toBe('uploaded');
+      expect(resumed.sentBytes).toBe(missing);
+      const original = await fetch(`${base}/assets/${resumed.asset.id}/original`, { headers: { authorization: `Bearer ${signUp.signUp.token}` } });
+      const downloaded = Buffer.from(await original.arrayBuffer());
+      expect(downloaded.length).toBe(bytes.length);
+      expect(sha256(downloaded)).toBe(sha256(bytes));
+    } finally {
+      await files.remove();
+    }
+  }, 120_000);
+});
