@@ -143,9 +143,10 @@ async function deriveImagesNow(input: MediaInput, settings: Required<DeriveImage
       .toBuffer({ resolveWithObject: true });
     const pixels: RawPixels = { data, width: info.width, height: info.height, channels: info.channels };
 
-    const [preview, [thumbnail, perceptualHash]] = await Promise.all([
+    const [preview, thumbnail, perceptualHash] = await Promise.all([
       encodePreview(pixels),
-      (async () => [await encodeThumbnail(pixels), await computeDHash(pixels)] as const)(),
+      encodeThumbnail(pixels),
+      computeDHash(pixels),
     ]);
     const facts = readExifFacts(header.exif);
     return {

@@ -1,0 +1,107 @@
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uploadFile } from '../src/client/upload-file.js';
+import { bombPng } from './media/crafted-files.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { download, newClient, s3Env, scratchDir } from './support/files.js';
+import type { RunningS3rver } from './support/s3rver.js';
+
+/** A photo-like image: gradients and texture, so encoders and hashes have something to work on. */
+function photo(width: number, height: number, channels: 3 | 4 = 3) {
+  const pixels = Buffer.alloc(width * height * channels);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * channels;
+      pixels[i] = (x * 255) / width;
+      pixels[i + 1] = (y * 255) / height;
+      pixels[i + 2] = (x ^ y) & 0xff;
+      if (channels === 4) pixels[i + 3] = x < width / 2 ? 255 : 128;
+    }
+  return sharp(pixels, { raw: { width, height, channels } });
+}
+
+for (const driver of ['fs', 's3'] as const) {
+  describe(`thumbnails and media facts (${driver} storage)`, () => {
+    let app: TestApp;
+    let s3: RunningS3rver | undefined;
+    let files: Awaited<ReturnType<typeof scratchDir>>;
+    beforeAll(async () => {
+      const storage = driver === 's3' ? await s3Env() : undefined;
+      s3 = storage?.s3;
+      app = await startTestApp(storage?.env ?? {});
+      files = await scratchDir();
+    });
+    afterAll(async () => {
+      expect(app.loggedErrors).toEqual([]);
+      await app.close();
+      await s3?.close();
+      await files.remove();
+    });
+
+    async function thumbnailsOf(token: string, assetId: string) {
+      const thumb = await download(app, token, assetId, 'thumbnail');
+      const preview = await download(app, token, assetId, 'preview');
+      expect(thumb.status).toBe(200);
+      expect(preview.status).toBe(200);
+      return { thumbnail: await sharp(thumb.bytes).metadata(), preview: await sharp(preview.bytes).metadata() };
+    }
+
+    it('JPEG with EXIF orientation 6: portrait dimensions, rotated thumbnail and preview, EXIF time', async () => {
+      const api = await newClient(app);
+      // Stored landscape 2400×1800, to be shown rotated: portrait 1800×2400.
+      const jpeg = await photo(2400, 1800).jpeg({ quality: 85 }).withMetadata({ orientation: 6 }).withExif({ IFD2: { DateTimeOriginal: '2024:07:14 18:30:05' } }).toBuffer();
+      const result = await uploadFile(api, await files.write('sideways.jpg', jpeg));
+      const { asset } = await api.graphql<{ asset: { width: number; height: number; mimeType: string; takenAt: string; thumbnailStatus: string; thumbnailUrl: string; perceptualHash: string } }>(
+        'query($id: ID!) { asset(id: $id) { width height mimeType takenAt thumbnailStatus thumbnailUrl perceptualHash } }',
+        { id: result.asset.id },
+      );
+      expect(asset).toMatchObject({ width: 1800, height: 2400, mimeType: 'image/jpeg', takenAt: '2024-07-14T18:30:05.000Z', thumbnailStatus: 'ready' });
+      expect(asset.perceptualHash).toMatch(/^[0-9a-f]{16}$/);
+      expect(asset.thumbnailUrl).toBe(`${app.url}/assets/${result.asset.id}/thumbnail`);
+      const { thumbnail, preview } = await thumbnailsOf(api.token!, result.asset.id);
+      expect(thumbnail).toMatchObject({ format: 'webp', width: 320, height: 320 });
+      expect(preview).toMatchObject({ format: 'webp', width: 1200, height: 1600 });
+    });
+
+    it('PNG with alpha and WebP: right dimensions; small images are never enlarged', async () => {
+      const api = await newClient(app);
+      const png = await photo(1000, 400, 4).png().toBuffer();
+      const pngAsset = await uploadFile(api, await files.write('wide.png', png));
+      const pngThumbs = await thumbnailsOf(api.token!, pngAsset.asset.id);
+      expect(pngThumbs.preview).toMatchObject({ width: 1000, height: 400 });
+      expect(pngThumbs.thumbnail).toMatchObject({ width: 320, height: 320 });
+
+      const webp = await photo(200, 150).webp().toBuffer();
+      const webpAsset = await uploadFile(api, await files.write('small.webp', webp));
+      const { asset } = await api.graphql<{ asset: { width: number; height: number; mimeType: string } }>('query($id: ID!) { asset(id: $id) { width height mimeType } }', { id: webpAsset.asset.id });
+      expect(asset).toEqual({ width: 200, height: 150, mimeType: 'image/webp' });
+      const webpThumbs = await thumbnailsOf(api.token!, webpAsset.asset.id);
+      expect(webpThumbs.preview).toMatchObject({ width: 200, height: 150 });
+      expect(webpThumbs.thumbnail).toMatchObject({ width: 150, height: 150 });
+    });
+
+    it('stores what sharp cannot read, verified, with its thumbnail marked failed', async () => {
+      const api = await newClient(app);
+      const good = await photo(800, 600).jpeg().toBuffer();
+      const truncated = good.subarray(0, Math.floor(good.length / 2));
+      const broken = await uploadFile(api, await files.write('broken.jpg', truncated));
+      const text = await uploadFile(api, await files.write('notes.txt', Buffer.from('not a photo at all\n')));
+      for (const id of [broken.asset.id, text.asset.id]) {
+        const { asset } = await api.graphql<{ asset: { thumbnailStatus: string; thumbnailUrl: string | null; width: number | null } }>('query($id: ID!) { asset(id: $id) { thumbnailStatus thumbnailUrl width } }', { id });
+        expect(asset).toEqual({ thumbnailStatus: 'failed', thumbnailUrl: null, width: null });
+        expect((await download(app, api.token, id, 'thumbnail')).status).toBe(404);
+      }
+      const original = await download(app, api.token, broken.asset.id);
+      expect(original.bytes.equals(truncated)).toBe(true);
+    });
+
+    it('refuses a decompression bomb quietly: stored, no thumbnail', async () => {
+      const api = await newClient(app);
+      // 30000×30000 in ~110 KB would need 2.7 GB decoded; the limit is 100 MP.
+      const bomb = bombPng(30_000, 30_000);
+      const result = await uploadFile(api, await files.write('bomb.png', bomb));
+      const { asset } = await api.graphql<{ asset: { thumbnailStatus: string } }>('query($id: ID!) { asset(id: $id) { thumbnailStatus } }', { id: result.asset.id });
+      expect(asset.thumbnailStatus).toBe('failed');
+    }, 60_000);
+  });
+}
