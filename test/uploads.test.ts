@@ -276,6 +276,22 @@ for (const driver of ['fs', 's3'] as const) {
       expect(body.data.commitChunk).toEqual({ upload: { state: 'DONE', missing: [] }, asset: { sha256: sha256(bytes) } });
     });
 
+    it('completes idempotently, and refuses to complete while bytes are missing', async () => {
+      const api = await newClient(app);
+      const { bytes } = await files.random('complete.bin', 128 * 1024);
+      const [answer] = await check(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'complete.bin' }]);
+      const id = answer!.upload!.id;
+      const COMPLETE = 'mutation($id: ID!) { completeUpload(uploadId: $id) { id sha256 } }';
+      const early = await expectCode(api.graphql(COMPLETE, { id }), 'UPLOAD_NOT_OPEN');
+      expect(early.details.missing).toEqual([{ offset: 0, length: bytes.length }]);
+      const done = await api.putChunk<{ asset: { id: string } }>(id, 0, bytes, createHash('sha256').update(bytes).digest());
+      const again = await api.graphql<{ completeUpload: { id: string; sha256: string } }>(COMPLETE, { id });
+      expect(again.completeUpload).toEqual({ id: done.asset.id, sha256: sha256(bytes) });
+      // A chunk re-sent after completion is harmless too.
+      const late = await api.putChunk<{ upload: { state: string }; asset: { id: string } }>(id, 0, bytes, createHash('sha256').update(bytes).digest());
+      expect(late).toMatchObject({ upload: { state: 'DONE' }, asset: { id: done.asset.id } });
+    });
+
     it('answers every file of a batch, in order, including refusals', async () => {
       const api = await newClient(app);
       const { file, bytes } = await files.random('batch.bin', 70 * 1024);
