@@ -270,7 +270,7 @@ for (const driver of ['fs', 's3'] as const) {
         }),
       );
       form.set('map', JSON.stringify({ 0: ['variables.chunk'] }));
-      form.set('0', new Blob([bytes]), 'chunk');
+      form.set('0', new Blob([new Uint8Array(bytes)]), 'chunk');
       const response = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${api.token}` }, body: form });
       const body = (await response.json()) as { data: { commitChunk: { upload: { state: string; missing: unknown[] }; asset: { sha256: string } } } };
       expect(body.data.commitChunk).toEqual({ upload: { state: 'DONE', missing: [] }, asset: { sha256: sha256(bytes) } });

@@ -66,7 +66,8 @@ async function runAsIds(): Promise<{ uid?: number; gid?: number }> {
   }
 }
 
-function freePort(): Promise<number> {
+/** A TCP port nothing listens on right now (the embedded server's; tests use it too). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { AssetRow } from '../db/schema/index.js';
 import { builder } from './builder.js';
+import { uuidArg } from './id-arg.js';
 import { encodeCursor } from '../services/library.js';
 
-const uuid = (what: string) => z.coerce.string().pipe(z.uuid(`Not a valid ${what} id`));
 
 export const assetUrl = (publicUrl: string, asset: Pick<AssetRow, 'id'>, kind: 'original' | 'thumbnail' | 'preview') => `${publicUrl}/assets/${asset.id}/${kind}`;
 
@@ -84,14 +84,14 @@ builder.queryFields((t) => ({
     args: {
       first: t.arg.int({ required: false, validate: z.number().int().min(1).max(200) }),
       after: t.arg.string({ required: false }),
-      folderId: t.arg.id({ required: false, validate: uuid('folder').optional().nullable() }),
+      folderId: t.arg.id({ required: false, validate: uuidArg('folder').optional().nullable() }),
     },
     resolve: (_root, args, context) => context.services.library.listAssets(context.viewer!, { first: args.first, after: args.after, folderId: args.folderId === null || args.folderId === undefined ? null : String(args.folderId) }),
   }),
   asset: t.field({
     type: AssetRef,
     authScopes: { signedIn: true },
-    args: { id: t.arg.id({ validate: uuid('asset') }) },
+    args: { id: t.arg.id({ validate: uuidArg('asset') }) },
     resolve: (_root, { id }, context) => context.services.library.getAsset(context.viewer!, String(id)),
   }),
   similarAssets: t.field({
@@ -99,7 +99,7 @@ builder.queryFields((t) => ({
     authScopes: { signedIn: true },
     description: 'Near-duplicates of an asset by perceptual-hash distance, nearest first (U1).',
     args: {
-      assetId: t.arg.id({ validate: uuid('asset') }),
+      assetId: t.arg.id({ validate: uuidArg('asset') }),
       maxDistance: t.arg.int({ required: false, validate: z.number().int().min(0).max(32) }),
       first: t.arg.int({ required: false, validate: z.number().int().min(1).max(200) }),
     },
@@ -112,7 +112,7 @@ builder.mutationField('deleteAsset', (t) =>
     type: AssetRef,
     authScopes: { signedIn: true },
     description: 'Removes an asset from the library; its bytes go when no one else has them.',
-    args: { id: t.arg.id({ validate: uuid('asset') }) },
+    args: { id: t.arg.id({ validate: uuidArg('asset') }) },
     resolve: (_root, { id }, context) => context.services.library.deleteAsset(context.viewer!, String(id)),
   }),
 );

@@ -1,7 +1,7 @@
 import type { DeviceView } from '../services/devices.js';
 import type { DeviceRow } from '../db/schema/index.js';
-import { z } from 'zod';
 import { builder } from './builder.js';
+import { uuidArg } from './id-arg.js';
 
 export const DeviceRef = builder.objectRef<DeviceRow & { online?: boolean }>('Device').implement({
   description: 'A signed-in client of the account: a program with a device token, or a browser session. One entry of the control list.',
@@ -36,7 +36,7 @@ builder.mutationField('revokeDevice', (t) =>
     type: DeviceRef,
     authScopes: { signedIn: true },
     description: 'Signs a device out; its token stops working at once.',
-    args: { id: t.arg.id({ validate: z.coerce.string().pipe(z.uuid('Not a valid device id')) }) },
+    args: { id: t.arg.id({ validate: uuidArg('device') }) },
     resolve: (_root, { id }, context) => context.services.devices.revoke(context.viewer!, String(id)),
   }),
 );

@@ -5,6 +5,7 @@ import { liveState } from '../services/pubsub.js';
 import { syncTopic } from '../services/uploads.js';
 import { AssetConnection, AssetRef } from './asset.js';
 import { builder } from './builder.js';
+import { uuidArg } from './id-arg.js';
 
 const FolderStatusRef = builder.objectRef<FolderStatus>('FolderStatus').implement({
   description: 'Sync status of a folder (S3): "10 photos, 5 uploaded".',
@@ -37,7 +38,7 @@ export const FolderRef = builder.objectRef<FolderRow>('Folder').implement({
   }),
 });
 
-const uuid = z.coerce.string().pipe(z.uuid('Not a valid folder id'));
+const uuid = uuidArg('folder');
 
 builder.queryFields((t) => ({
   folders: t.field({

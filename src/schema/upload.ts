@@ -6,9 +6,9 @@ import { liveState } from '../services/pubsub.js';
 import { MAX_CHECK_BATCH, syncTopic, type ChallengeView, type CheckAnswer, type ChunkResult, type UploadView } from '../services/uploads.js';
 import { AssetRef } from './asset.js';
 import { builder } from './builder.js';
+import { uuidArg } from './id-arg.js';
 import { FolderRef } from './folder.js';
 
-const uuid = (what: string) => z.coerce.string().pipe(z.uuid(`Not a valid ${what} id`));
 
 const ByteRange = builder.objectRef<Span>('ByteRange').implement({
   description: 'Bytes [offset, offset + length) of a file.',
@@ -105,7 +105,7 @@ builder.queryFields((t) => ({
     type: UploadRef,
     authScopes: { signedIn: true },
     description: 'An upload session: what is missing, for resuming (U6).',
-    args: { id: t.arg.id({ validate: uuid('upload') }) },
+    args: { id: t.arg.id({ validate: uuidArg('upload') }) },
     resolve: (_root, { id }, context) => context.services.uploads.getUpload(context.viewer!, String(id)),
   }),
 }));
@@ -122,7 +122,7 @@ builder.mutationFields((t) => ({
     type: AssetRef,
     authScopes: { signedIn: true },
     description: 'Instant upload (U4): answer a proof-of-possession challenge. Single use; on PROOF_REJECTED, CHALLENGE_EXPIRED or CHALLENGE_USED, upload the file (startUpload).',
-    args: { challengeId: t.arg.id({ validate: uuid('challenge') }), proof: t.arg.string() },
+    args: { challengeId: t.arg.id({ validate: uuidArg('challenge') }), proof: t.arg.string() },
     resolve: (_root, args, context) => context.services.uploads.claimUpload(context.viewer!, String(args.challengeId), args.proof),
   }),
   startUpload: t.field({
@@ -137,7 +137,7 @@ builder.mutationFields((t) => ({
     authScopes: { signedIn: true },
     description: 'Sends one chunk as a multipart file (GraphQL multipart request spec). For large files prefer PUT /uploads/{id}/chunks/{offset}.',
     args: {
-      uploadId: t.arg.id({ validate: uuid('upload') }),
+      uploadId: t.arg.id({ validate: uuidArg('upload') }),
       offset: t.arg.float(),
       sha256: t.arg.string({ description: 'Hex SHA-256 of the chunk' }),
       chunk: t.arg({ type: 'File' }),
@@ -156,7 +156,7 @@ builder.mutationFields((t) => ({
     type: AssetRef,
     authScopes: { signedIn: true },
     description: 'Finishes an upload whose bytes are all there (chunks complete it by themselves; this retries).',
-    args: { uploadId: t.arg.id({ validate: uuid('upload') }) },
+    args: { uploadId: t.arg.id({ validate: uuidArg('upload') }) },
     resolve: (_root, { uploadId }, context) => context.services.uploads.completeUpload(context.viewer!, String(uploadId)),
   }),
 }));
@@ -166,7 +166,7 @@ builder.subscriptionField('upload', (t) =>
     type: UploadRef,
     authScopes: { signedIn: true },
     description: 'An upload session now, then after every chunk, from any device of the account.',
-    args: { id: t.arg.id({ validate: uuid('upload') }) },
+    args: { id: t.arg.id({ validate: uuidArg('upload') }) },
     subscribe: async (_root, { id }, context) => {
       const viewer = context.viewer!;
       await context.services.uploads.getUpload(viewer, String(id));

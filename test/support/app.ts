@@ -1,9 +1,11 @@
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { freePort } from '../../src/db/embedded-postgres.js';
+
+export { freePort };
 import type { Logger } from '../../src/http/graphql.js';
 import { createTestDatabase } from './database.js';
 
@@ -92,13 +94,3 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}

@@ -21,6 +21,10 @@ import { isDecodableImageType, SNIFF_BYTES, sniffMediaType } from './sniff-media
  * encode (the longest step) runs beside the thumbnail branch.
  */
 
+export type { MediaFailure, MediaFailureReason } from './sharp-runtime.js';
+export type { PerceptualHash } from './perceptual-hash.js';
+export type { TakenAt } from './read-exif-facts.js';
+
 /** Longest side of the preview (the photo page, the share page's lightbox); never enlarged. */
 export const PREVIEW_MAX_SIDE = 1600;
 /**
