@@ -100,6 +100,8 @@ export async function startHttpServer(deps: {
   const authenticate = deps.authenticate;
   const secureCookies = config.publicUrl.startsWith('https:');
   const inFlight = new Set<ServerResponse>();
+  /** Open subscription streams: they never finish by themselves, so shutdown ends them first. */
+  const streams = new Set<ServerResponse>();
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Multipart requests carry a chunk (commitChunk); everything else is a small JSON or GET.
@@ -146,11 +148,16 @@ export async function startHttpServer(deps: {
     }
     // Streamed results (SSE subscriptions) go out as they come; a client that leaves cancels the stream.
     const reader = response.body.getReader();
-    res.on('close', () => void reader.cancel().catch(() => {}));
+    const streaming = /^text\/event-stream/.test(response.headers.get('content-type') ?? '');
+    if (streaming) streams.add(res);
+    res.on('close', () => {
+      streams.delete(res);
+      void reader.cancel().catch(() => {});
+    });
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) break;
-      if (!res.write(value)) await once(res, 'drain');
+      if (done || res.destroyed) break;
+      if (!res.write(value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
     }
     res.end();
   }
@@ -268,6 +275,7 @@ export async function startHttpServer(deps: {
     async close(graceMs = 10_000) {
       server.close();
       for (const client of wsServer.clients) client.close(1001, 'Server shutting down');
+      for (const res of streams) res.end();
       const deadline = Date.now() + graceMs;
       server.closeIdleConnections();
       while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
