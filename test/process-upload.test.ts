@@ -59,6 +59,7 @@ describe('an upload survives the server being killed', () => {
       const interrupted = await uploadFile(api, file, {
         initialChunkBytes: 2 ** 20,
         parallel: 2,
+        retries: 0, // the client gives up when the server dies; the test restarts it
         onProgress: ({ receivedBytes }) => {
           if (receivedBytes >= 6 * 2 ** 20 && !victim.killed) victim.kill('SIGKILL');
         },
@@ -84,6 +85,39 @@ describe('an upload survives the server being killed', () => {
       const downloaded = Buffer.from(await original.arrayBuffer());
       expect(downloaded.length).toBe(bytes.length);
       expect(sha256(downloaded)).toBe(sha256(bytes));
+    } finally {
+      await files.remove();
+    }
+  }, 120_000);
+
+  it('lets a client that retries ride out a server restart mid-upload', async () => {
+    const files = await scratchDir();
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const logIn = await new ApiClient(base).graphql<{ logIn: { token: string } }>(
+        'mutation($e: String!, $p: String!) { logIn(email: $e, password: $p, device: { name: "camera", platform: "cli" }) { token } }',
+        { e: 'kill@example.com', p: PASSWORD },
+      );
+      const api = new ApiClient(base, logIn.logIn.token);
+      const { file, bytes } = await files.random('retry.bin', 16 * 2 ** 20);
+      const victim = server!;
+      let restarting: Promise<unknown> | undefined;
+      const result = await uploadFile(api, file, {
+        initialChunkBytes: 2 ** 20,
+        parallel: 2,
+        retries: 6,
+        onProgress: ({ receivedBytes }) => {
+          if (receivedBytes >= 4 * 2 ** 20 && !victim.killed) {
+            victim.kill('SIGKILL');
+            restarting = new Promise((r) => victim.once('exit', r)).then(async () => (server = await startServer()));
+          }
+        },
+      });
+      await restarting;
+      expect(victim.signalCode).toBe('SIGKILL');
+      expect(result.outcome).toBe('uploaded');
+      const original = await fetch(`${base}/assets/${result.asset.id}/original`, { headers: { authorization: `Bearer ${logIn.logIn.token}` } });
+      expect(sha256(Buffer.from(await original.arrayBuffer()))).toBe(sha256(bytes));
     } finally {
       await files.remove();
     }

@@ -135,6 +135,7 @@ for (const driver of ['fs', 's3'] as const) {
         uploadFile(api, file, {
           initialChunkBytes: 512 * 1024,
           parallel: 1,
+          retries: 0,
           signal: abort.signal,
           onProgress: ({ receivedBytes }) => {
             if (receivedBytes >= 2 * MiB) abort.abort();

@@ -36,6 +36,8 @@ export interface UploadFileOptions {
   /** Already computed SHA-256 (hex), e.g. from a sync list. */
   sha256?: string;
   signal?: AbortSignal;
+  /** Attempts per chunk after a network failure or a server error (default 3; backoff 0.5 s, 1 s, 2 s…). */
+  retries?: number;
   onProgress?(event: { sentBytes: number; receivedBytes: number; size: number; chunkBytes: number }): void;
 }
 
@@ -175,8 +177,11 @@ async function sendMissing(api: ApiClient, file: string, upload: UploadState, op
       for (let next = chunks.next(); !next.done; next = chunks.next()) {
         const span = next.value;
         const bytes = await readSpan(handle, span);
+        const digest = createHash('sha256').update(bytes).digest();
         const started = performance.now();
-        const result = await api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, createHash('sha256').update(bytes).digest(), options.signal);
+        const result = await withRetries(options.retries ?? 3, options.signal, () =>
+          api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, digest, options.signal),
+        );
         sizer.record(span.length, (performance.now() - started) / 1000);
         chunkSizes.push(span.length);
         sentBytes += span.length;
@@ -192,4 +197,20 @@ async function sendMissing(api: ApiClient, file: string, upload: UploadState, op
   // Another worker's chunk may have been the last; or the completion is still running.
   asset ??= (await api.graphql<{ completeUpload: AssetSummary }>(`mutation($id: ID!) { completeUpload(uploadId: $id) { ${ASSET} } }`, { id: upload.id }, options.signal)).completeUpload;
   return { outcome: 'uploaded', asset, sentBytes, uploadId: upload.id, chunkSizes };
+}
+
+/**
+ * Retries what a later attempt can fix — the connection dropped, the server restarted
+ * or answered 5xx — and nothing else: a refused chunk stays refused.
+ */
+async function withRetries<T>(retries: number, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const transient = error instanceof TypeError || (error instanceof ApiError && ['HTTP_ERROR', 'INTERNAL_SERVER_ERROR', 'STORAGE_ERROR'].includes(error.code));
+      if (!transient || n >= retries || signal?.aborted) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** n));
+    }
+  }
 }
