@@ -219,7 +219,7 @@ function loadUploads(env: Env): Config['uploads'] {
 }
 
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
-  const nodeEnv = read(env, 'NODE_ENV', z.enum(['development', 'production', 'test']).default('development'));
+  const nodeEnv = read(env, 'NODE_ENV', z.enum(['development', 'production', 'test']).default('production'));
   const dataDir = path.resolve(cwd, read(env, 'PIXSHARE_DATA_DIR', z.string().default('data')));
   const port = read(env, 'PORT', integer(0, 65535).default(4000));
   const host = read(env, 'HOST', z.string().default('0.0.0.0'));
@@ -236,7 +236,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     database: databaseUrl ? { url: databaseUrl } : { embedded: { dir: path.join(dataDir, 'pg') } },
     storage: loadStorage(env, dataDir),
     smtpUrl: read(env, 'SMTP_URL', url(['smtp:', 'smtps:']).optional()),
-    graphiql: read(env, 'PIXSHARE_GRAPHIQL', boolean.optional()) ?? nodeEnv !== 'production',
+    // On by default: the page only shows the schema (which is public); every operation still needs credentials.
+    graphiql: read(env, 'PIXSHARE_GRAPHIQL', boolean.optional()) ?? true,
     levels: {
       member: {
         quotaBytes: read(env, 'PIXSHARE_MEMBER_QUOTA', byteSize.default(50 * 2 ** 30)),

@@ -1,3 +1,10 @@
+import http from 'node:http';
+import https from 'node:https';
+
+// Keep-alive connections for chunk PUTs, like fetch's pool does for the GraphQL requests.
+const httpAgent = new http.Agent({ keepAlive: true });
+const httpsAgent = new https.Agent({ keepAlive: true });
+
 /**
  * A small client for the pixshare API: GraphQL over fetch with a device token,
  * plus the streaming chunk PUT. The command-line tool and the benchmarks use it,
@@ -43,17 +50,44 @@ export class ApiClient {
     return body.data as T;
   }
 
-  /** Sends one chunk with PUT; `body` is the exact bytes. */
-  async putChunk<T>(uploadId: string, offset: number, body: Uint8Array, sha256: Buffer, signal?: AbortSignal): Promise<T> {
-    const response = await fetch(`${this.baseUrl}/uploads/${uploadId}/chunks/${offset}`, {
-      method: 'PUT',
-      headers: this.headers({ 'content-type': 'application/octet-stream', 'content-digest': `sha-256=:${sha256.toString('base64')}:` }),
-      body: body as Uint8Array<ArrayBuffer>,
-      signal,
+  /**
+   * Sends one chunk with PUT; `body` is the exact bytes. Through node:http rather than
+   * fetch: fetch copies a byte body twice before sending it, which for 64 MiB chunks
+   * costs as much CPU as hashing them.
+   */
+  async putChunk<T>(uploadId: string, offset: number, body: Uint8Array, sha256: Uint8Array, signal?: AbortSignal): Promise<T> {
+    const url = new URL(`${this.baseUrl}/uploads/${uploadId}/chunks/${offset}`);
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const request = (url.protocol === 'https:' ? https : http).request(
+        url,
+        {
+          method: 'PUT',
+          agent: url.protocol === 'https:' ? httpsAgent : httpAgent,
+          signal,
+          headers: this.headers({
+            'content-type': 'application/octet-stream',
+            'content-length': String(body.byteLength),
+            'content-digest': `sha-256=:${Buffer.from(sha256).toString('base64')}:`,
+          }),
+        },
+        (response) => {
+          const parts: Buffer[] = [];
+          response.on('data', (part: Buffer) => parts.push(part));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
+          response.on('error', reject);
+        },
+      );
+      request.on('error', (error) => reject(error.name === 'AbortError' ? error : new TypeError(`PUT failed: ${error.message}`, { cause: error })));
+      request.end(body);
     });
-    const json = (await response.json().catch(() => ({}))) as T & { error?: { code: string; message: string } & Record<string, unknown> };
-    if (!response.ok || json.error) {
-      const { code = 'HTTP_ERROR', message = `HTTP ${response.status}`, ...details } = json.error ?? {};
+    let json: T & { error?: { code: string; message: string } & Record<string, unknown> };
+    try {
+      json = JSON.parse(text) as typeof json;
+    } catch {
+      throw new ApiError('HTTP_ERROR', `HTTP ${status}: ${text.slice(0, 200)}`);
+    }
+    if (status >= 300 || json.error) {
+      const { code = 'HTTP_ERROR', message = `HTTP ${status}`, ...details } = json.error ?? {};
       throw new ApiError(code, message, details);
     }
     return json;

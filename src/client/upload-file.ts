@@ -61,9 +61,9 @@ export async function hashFile(file: string, signal?: AbortSignal): Promise<stri
   return hash.digest('hex');
 }
 
-/** Reads `[offset, offset + length)` of a file. */
-async function readSpan(handle: fs.FileHandle, span: Span): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(span.length);
+/** Reads `[offset, offset + length)` of a file, into `into` when given (reused between chunks). */
+async function readSpan(handle: fs.FileHandle, span: Span, into?: Buffer): Promise<Buffer> {
+  const buffer = into && into.length >= span.length ? into.subarray(0, span.length) : Buffer.allocUnsafe(span.length);
   let done = 0;
   while (done < span.length) {
     const { bytesRead } = await handle.read(buffer, done, span.length - done, span.offset + done);
@@ -174,10 +174,14 @@ async function sendMissing(api: ApiClient, file: string, upload: UploadState, op
   const handle = await fs.open(file, 'r');
   try {
     const worker = async () => {
+      // One buffer per worker, grown as chunks grow: memory stays at parallel × chunk size.
+      let buffer: Buffer | undefined;
       for (let next = chunks.next(); !next.done; next = chunks.next()) {
         const span = next.value;
-        const bytes = await readSpan(handle, span);
-        const digest = createHash('sha256').update(bytes).digest();
+        if (!buffer || buffer.length < span.length) buffer = Buffer.allocUnsafe(span.length);
+        const bytes = await readSpan(handle, span, buffer);
+        // WebCrypto hashes on the thread pool, so workers hash in parallel with each other and with sending.
+        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
         const started = performance.now();
         const result = await withRetries(options.retries ?? 3, options.signal, () =>
           api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, digest, options.signal),

@@ -155,7 +155,14 @@ export class LibraryService {
 
   async getAssetsBySha(userId: string, sha256s: string[]): Promise<AssetRow[]> {
     if (sha256s.length === 0) return [];
-    return this.deps.db.select().from(assets).where(and(eq(assets.userId, userId), inArray(assets.sha256, sha256s)));
+    // One array parameter (not one parameter per hash): thousands of hashes stay one cheap, index-driven plan.
+    return this.deps.db.select().from(assets).where(and(eq(assets.userId, userId), sql`${assets.sha256} = any(${sql.param(sha256s)}::text[])`));
+  }
+
+  /** Files the check found already in the library join the folder they were declared in (both already the viewer's). */
+  async linkToFolders(links: { folderId: string; assetId: string }[]): Promise<void> {
+    if (links.length === 0) return;
+    await this.deps.db.insert(folderAssets).values(links).onConflictDoNothing();
   }
 
   /** U9: the library page by page, newest first; optionally one folder's. */

@@ -117,14 +117,16 @@ export class UploadService {
       return folderIds.get(name)!;
     };
     let remaining: typeof valid = [];
+    const links: { folderId: string; assetId: string }[] = [];
     for (const entry of valid) {
       const asset = owned.get(entry.file.sha256);
       if (asset) {
         const folderId = await folderOf(entry.file.folder);
-        if (folderId) await this.deps.library.addToFolder(viewer, folderId, asset.id);
+        if (folderId) links.push({ folderId, assetId: asset.id });
         answers.set(entry.index, { sha256: asset.sha256, status: 'EXISTS', asset });
       } else remaining.push(entry);
     }
+    await this.deps.library.linkToFolders(links);
 
     // Quota: refuse now what cannot fit (the completion checks again, exactly).
     if (remaining.length > 0) {
@@ -145,26 +147,18 @@ export class UploadService {
         .from(blobs)
         .where(and(inArray(blobs.sha256, [...new Set(remaining.map((r) => r.file.sha256))]), eq(blobs.stored, true)));
       const sizes = new Map(stored.map((b) => [b.sha256, b.size]));
-      const next: typeof remaining = [];
-      for (const entry of remaining) {
-        if (sizes.get(entry.file.sha256) === entry.file.size) {
-          const challenge = await this.createChallenge(viewer, entry.file, await folderOf(entry.file.folder));
-          answers.set(entry.index, { sha256: entry.file.sha256, status: 'PROOF_REQUIRED', challenge });
-        } else next.push(entry);
-      }
-      remaining = next;
+      const claimable = remaining.filter((entry) => sizes.get(entry.file.sha256) === entry.file.size);
+      const challenges = await this.createChallenges(viewer, await Promise.all(claimable.map(async (entry) => ({ file: entry.file, folderId: await folderOf(entry.file.folder) }))));
+      claimable.forEach((entry, i) => answers.set(entry.index, { sha256: entry.file.sha256, status: 'PROOF_REQUIRED', challenge: challenges[i]! }));
+      remaining = remaining.filter((entry) => sizes.get(entry.file.sha256) !== entry.file.size);
     }
 
     // Otherwise: an upload session, new or the unfinished one (U5, U6).
-    for (const entry of remaining) {
-      try {
-        const upload = await this.openSession(viewer, entry.file, await folderOf(entry.file.folder));
-        answers.set(entry.index, { sha256: entry.file.sha256, status: 'UPLOAD', upload });
-      } catch (error) {
-        if (!isAppError(error)) throw error;
-        answers.set(entry.index, { sha256: entry.file.sha256, status: 'REFUSED', error });
-      }
-    }
+    const sessions = await this.openSessions(viewer, await Promise.all(remaining.map(async (entry) => ({ file: entry.file, folderId: await folderOf(entry.file.folder) }))));
+    remaining.forEach((entry, i) => {
+      const session = sessions[i]!;
+      answers.set(entry.index, session instanceof AppError ? { sha256: entry.file.sha256, status: 'REFUSED', error: session } : { sha256: entry.file.sha256, status: 'UPLOAD', upload: session });
+    });
     if (remaining.length > 0) await this.changed(viewer.user.id);
     return files.map((_, index) => answers.get(index)!);
   }
@@ -443,25 +437,65 @@ export class UploadService {
     throw new AppError('CONFLICT', 'Could not open an upload session; try again');
   }
 
-  private async createChallenge(viewer: Viewer, file: CheckFile, folderId: string | null): Promise<ChallengeView> {
-    const nonce = randomBytes(32).toString('hex');
-    const ranges = proofRanges(file.size);
-    const [row] = await this.deps.db
+  private async createChallenges(viewer: Viewer, files: { file: CheckFile; folderId: string | null }[]): Promise<ChallengeView[]> {
+    if (files.length === 0) return [];
+    const ids = files.map(() => randomUUID());
+    const rows = await this.deps.db
       .insert(uploadChallenges)
-      .values({
-        userId: viewer.user.id,
-        deviceId: viewer.device.id,
-        sha256: file.sha256,
-        size: file.size,
-        name: file.name,
-        folderId,
-        takenAt: file.takenAt ?? null,
-        nonce,
-        ranges,
-        expiresAt: sql`now() + make_interval(secs => ${this.deps.config.uploads.challengeSeconds})`,
-      })
+      .values(
+        files.map(({ file, folderId }, i) => ({
+          id: ids[i],
+          userId: viewer.user.id,
+          deviceId: viewer.device.id,
+          sha256: file.sha256,
+          size: file.size,
+          name: file.name,
+          folderId,
+          takenAt: file.takenAt ?? null,
+          nonce: randomBytes(32).toString('hex'),
+          ranges: proofRanges(file.size),
+          expiresAt: sql`now() + make_interval(secs => ${this.deps.config.uploads.challengeSeconds})`,
+        })),
+      )
       .returning();
-    return { id: row!.id, nonce, ranges, expiresAt: row!.expiresAt };
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => {
+      const row = byId.get(id)!;
+      return { id, nonce: row.nonce, ranges: row.ranges, expiresAt: row.expiresAt };
+    });
+  }
+
+  /**
+   * Upload sessions for many files in a few statements: the unfinished ones are
+   * resumed, the others created together. A file whose session another request
+   * creates at the same moment falls back to the one-by-one path.
+   */
+  private async openSessions(viewer: Viewer, files: { file: CheckFile; folderId: string | null }[]): Promise<(UploadView | AppError)[]> {
+    if (files.length === 0) return [];
+    const shas = [...new Set(files.map((f) => f.file.sha256))];
+    const open = await this.deps.db
+      .select()
+      .from(uploads)
+      .where(and(eq(uploads.userId, viewer.user.id), sql`${uploads.sha256} = any(${sql.param(shas)}::text[])`, inArray(uploads.state, ['open', 'completing'])));
+    const bySha = new Map(open.map((u) => [u.sha256, u]));
+    const fresh = files.filter(({ file }, i) => !bySha.has(file.sha256) && files.findIndex((f) => f.file.sha256 === file.sha256) === i);
+    if (fresh.length > 0) {
+      const created = await this.deps.db
+        .insert(uploads)
+        .values(fresh.map(({ file, folderId }) => ({ userId: viewer.user.id, deviceId: viewer.device.id, sha256: file.sha256, size: file.size, name: file.name, folderId, takenAt: file.takenAt ?? null })))
+        .onConflictDoNothing()
+        .returning();
+      for (const upload of created) bySha.set(upload.sha256, upload);
+    }
+    const received = await this.receivedChunksOf(open.map((u) => u.id));
+    return Promise.all(
+      files.map(async ({ file, folderId }) => {
+        const upload = bySha.get(file.sha256);
+        if (!upload) return this.openSession(viewer, file, folderId).catch((error: unknown) => (isAppError(error) ? error : Promise.reject(error)));
+        if (upload.size !== file.size) return new AppError('CONFLICT', `An unfinished upload of this file declared ${upload.size} bytes`, { uploadId: upload.id, size: upload.size });
+        return this.viewWith(upload, received.get(upload.id) ?? []);
+      }),
+    );
   }
 
   private async expectedProof(sha256: string, nonce: string, ranges: Span[]): Promise<Buffer> {
@@ -496,8 +530,22 @@ export class UploadService {
     return tx.select().from(uploadChunks).where(and(eq(uploadChunks.uploadId, uploadId), eq(uploadChunks.state, 'received')));
   }
 
+  private async receivedChunksOf(uploadIds: string[]): Promise<Map<string, Span[]>> {
+    const byUpload = new Map<string, Span[]>();
+    if (uploadIds.length === 0) return byUpload;
+    const rows = await this.deps.db
+      .select({ uploadId: uploadChunks.uploadId, offset: uploadChunks.offset, length: uploadChunks.length })
+      .from(uploadChunks)
+      .where(and(sql`${uploadChunks.uploadId} = any(${sql.param(uploadIds)}::uuid[])`, eq(uploadChunks.state, 'received')));
+    for (const row of rows) byUpload.set(row.uploadId, [...(byUpload.get(row.uploadId) ?? []), row]);
+    return byUpload;
+  }
+
   private async view(upload: UploadRow): Promise<UploadView> {
-    const received = upload.state === 'open' || upload.state === 'completing' ? await this.receivedChunks(upload.id) : [];
+    return this.viewWith(upload, upload.state === 'open' || upload.state === 'completing' ? await this.receivedChunks(upload.id) : []);
+  }
+
+  private viewWith(upload: UploadRow, received: readonly Span[]): UploadView {
     return {
       ...upload,
       missing: upload.state === 'done' ? [] : missingSpans(upload.size, received),
