@@ -1,8 +1,9 @@
+import { useGraphQlJit } from '@envelop/graphql-jit';
 import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
-import { GraphQLError, type ValidationContext } from 'graphql';
+import { GraphQLError, Kind, type ValidationContext } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
 import type { GraphQLContext, Services } from '../schema/context.js';
@@ -88,6 +89,10 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
       setSessionCookie: (token) => void responseCookies.push(token),
     }),
     plugins: [
+      // Compiles each query and mutation once (cached by document): big batches such as a
+      // 5,000-file check spend far less time in per-field execution. Subscriptions keep the
+      // reference executor: compiled, our subscription fields with arguments failed with an internal error.
+      useGraphQlJit({}, { enableIf: (args) => !args.document.definitions.some((d) => d.kind === Kind.OPERATION_DEFINITION && d.operation === 'subscription') }),
       maxDepthPlugin({ n: limits.maxQueryDepth, propagateOnRejection: false, onReject: [reject('QUERY_TOO_DEEP')] }),
       costLimitPlugin({ maxCost: limits.maxQueryCost, propagateOnRejection: false, onReject: [reject('QUERY_TOO_COMPLEX')] }),
       maxAliasesPlugin({ n: limits.maxAliases, propagateOnRejection: false, onReject: [reject('TOO_MANY_ALIASES')] }),
