@@ -121,7 +121,7 @@ export class UploadService {
     for (const entry of valid) {
       const asset = owned.get(entry.file.sha256);
       if (asset) {
-        const folderId = await folderOf(entry.file.folder);
+        const folderId = entry.file.folder ? await folderOf(entry.file.folder) : null;
         if (folderId) links.push({ folderId, assetId: asset.id });
         answers.set(entry.index, { sha256: asset.sha256, status: 'EXISTS', asset });
       } else remaining.push(entry);
