@@ -181,7 +181,9 @@ export class FsBlobStore implements BlobStore {
             throw error;
           }
         });
-        await handle.sync(); // the caller counts the chunk as received once this resolves
+        // The caller counts the chunk as received once this resolves. fdatasync is enough: it also
+        // flushes the metadata needed to read the data back (the file size), not timestamps.
+        await handle.datasync();
       } catch (error) {
         throw storageError(writeError ?? error);
       } finally {
@@ -360,23 +362,39 @@ interface ChunkWriter {
 }
 
 /** Writes every byte of `source` from `position` on; returns how many were written. */
+/** Pieces are gathered up to this size and written with one writev: a 256 MiB upload is ~256 writes, not ~4,000. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
 async function writeAt(handle: FileHandle, source: AsyncIterable<Buffer>, position: number, writer?: ChunkWriter): Promise<number> {
   let written = 0;
-  for await (const piece of source) {
-    let done = 0;
-    while (done < piece.length) {
+  let batch: Buffer[] = [];
+  let batched = 0;
+  const flush = async () => {
+    let buffers = batch;
+    let remaining = batched;
+    batch = [];
+    batched = 0;
+    while (remaining > 0) {
       // Checked right before each write: JavaScript runs this check and the start of the
       // write without interruption, so a sealed writer never touches the file again.
       if (writer?.sealed) {
         throw new AppError('CONFLICT', 'The upload was assembled while this chunk was being written; it was not stored');
       }
-      const writing = handle.write(piece, done, piece.length - done, position + written + done);
+      const writing = handle.writev(buffers, position + written);
       if (writer) writer.writing = writing;
       const { bytesWritten } = await writing;
-      done += bytesWritten;
+      written += bytesWritten;
+      remaining -= bytesWritten;
+      // A short write (rare: disk full, signals) continues with what is left.
+      if (remaining > 0) buffers = [Buffer.concat(buffers).subarray(bytesWritten)];
     }
-    written += done;
+  };
+  for await (const piece of source) {
+    batch.push(piece);
+    batched += piece.length;
+    if (batched >= WRITE_BATCH_BYTES) await flush();
   }
+  await flush();
   return written;
 }
 
