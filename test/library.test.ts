@@ -50,6 +50,8 @@ describe('quota (S5)', () => {
       const page = await api.graphql<{ assets: { nodes: { name: string }[] } }>('{ assets { nodes { name } } }');
       // 3 × 300 KiB does not fit in 700 KiB: e1 (the oldest) made room for e3.
       expect(page.assets.nodes.map((n) => n.name)).toEqual(['e3.bin', 'e2.bin']);
+      const me = await api.graphql<{ me: { usedBytes: number; quotaBytes: number } }>('{ me { usedBytes quotaBytes } }');
+      expect(me.me).toEqual({ usedBytes: 600 * KiB, quotaBytes: 700 * KiB });
       const huge = await files.random('huge.bin', 800 * KiB);
       await expect(uploadFile(api, huge.file)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
       expect(app.loggedErrors).toEqual([]);

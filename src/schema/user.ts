@@ -12,6 +12,11 @@ export const UserRef = builder.objectRef<UserRow>('User').implement({
       description: 'Upload space of this account in bytes',
       resolve: (user, _args, context) => context.services.accounts.quotaBytes(user),
     }),
+    usedBytes: t.float({
+      description: 'Bytes of the library counted against the quota',
+      // The viewer row is read at authentication; the library may have changed since, so ask again.
+      resolve: (user, _args, context) => context.services.library.usage(user.id),
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });

@@ -95,14 +95,15 @@ export class LibraryService {
       })
       .returning();
     await tx.update(blobs).set({ refCount: sql`${blobs.refCount} + 1`, gcAfter: null }).where(eq(blobs.sha256, input.blob.sha256));
+    await tx.update(users).set({ usedBytes: sql`${users.usedBytes} + ${input.blob.size}` }).where(eq(users.id, input.userId));
     if (input.folderId) await tx.insert(folderAssets).values({ folderId: input.folderId, assetId: asset!.id }).onConflictDoNothing();
     return { asset: asset!, created: true, evicted };
   }
 
   /** Bytes used by the user's library. */
   async usage(userId: string, tx: Tx | Db = this.deps.db): Promise<number> {
-    const [row] = await tx.select({ used: sql<string>`coalesce(sum(${assets.size}), 0)` }).from(assets).where(eq(assets.userId, userId));
-    return Number(row?.used ?? 0);
+    const [row] = await tx.select({ used: users.usedBytes }).from(users).where(eq(users.id, userId));
+    return row?.used ?? 0;
   }
 
   quotaBytes(level: keyof Config['levels']): number {
@@ -142,6 +143,9 @@ export class LibraryService {
   private async removeAssets(tx: Tx, doomed: AssetRow[]): Promise<void> {
     if (doomed.length === 0) return;
     await tx.delete(assets).where(inArray(assets.id, doomed.map((a) => a.id)));
+    const freed = new Map<string, number>();
+    for (const asset of doomed) freed.set(asset.userId, (freed.get(asset.userId) ?? 0) + asset.size);
+    for (const [userId, bytes] of freed) await tx.update(users).set({ usedBytes: sql`${users.usedBytes} - ${bytes}` }).where(eq(users.id, userId));
     const grace = this.deps.config.uploads.blobGraceSeconds;
     for (const asset of doomed) {
       await tx
