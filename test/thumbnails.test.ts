@@ -2,9 +2,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadFile } from '../src/client/upload-file.js';
 import { bombPng } from './media/crafted-files.js';
-import { startTestApp, type TestApp } from './support/app.js';
-import { download, newClient, s3Env, scratchDir } from './support/files.js';
-import type { RunningS3rver } from './support/s3rver.js';
+import type { TestApp } from './support/app.js';
+import { download, newClient, scratchDir, startAppOn } from './support/files.js';
 
 /** A photo-like image: gradients and texture, so encoders and hashes have something to work on. */
 function photo(width: number, height: number, channels: 3 | 4 = 3) {
@@ -23,18 +22,14 @@ function photo(width: number, height: number, channels: 3 | 4 = 3) {
 for (const driver of ['fs', 's3'] as const) {
   describe(`thumbnails and media facts (${driver} storage)`, () => {
     let app: TestApp;
-    let s3: RunningS3rver | undefined;
     let files: Awaited<ReturnType<typeof scratchDir>>;
     beforeAll(async () => {
-      const storage = driver === 's3' ? await s3Env() : undefined;
-      s3 = storage?.s3;
-      app = await startTestApp(storage?.env ?? {});
+      app = await startAppOn(driver);
       files = await scratchDir();
     });
     afterAll(async () => {
       expect(app.loggedErrors).toEqual([]);
       await app.close();
-      await s3?.close();
       await files.remove();
     });
 

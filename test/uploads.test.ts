@@ -3,9 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, ApiError } from '../src/client/api-client.js';
 import { uploadFile } from '../src/client/upload-file.js';
 import { blobKey } from '../src/services/blobs.js';
-import { startTestApp, type TestApp } from './support/app.js';
-import { download, newClient, s3Env, scratchDir, sha256 } from './support/files.js';
-import type { RunningS3rver } from './support/s3rver.js';
+import type { TestApp } from './support/app.js';
+import { download, newClient, scratchDir, sha256, startAppOn } from './support/files.js';
 
 const MiB = 2 ** 20;
 const CHECK = `mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) {
@@ -47,19 +46,15 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<ApiE
 for (const driver of ['fs', 's3'] as const) {
   describe(`check and upload (${driver} storage)`, () => {
     let app: TestApp;
-    let s3: RunningS3rver | undefined;
     let files: Awaited<ReturnType<typeof scratchDir>>;
 
     beforeAll(async () => {
-      const storage = driver === 's3' ? await s3Env() : undefined;
-      s3 = storage?.s3;
-      app = await startTestApp({ PIXSHARE_MIN_CHUNK_SIZE: '16KiB', PIXSHARE_MAX_CHUNK_SIZE: '4MiB', PIXSHARE_CHALLENGE_SECONDS: '2', ...storage?.env });
+      app = await startAppOn(driver, { PIXSHARE_MIN_CHUNK_SIZE: '16KiB', PIXSHARE_MAX_CHUNK_SIZE: '4MiB', PIXSHARE_CHALLENGE_SECONDS: '2' });
       files = await scratchDir();
     });
     afterAll(async () => {
       expect(app.loggedErrors).toEqual([]);
       await app.close();
-      await s3?.close();
       await files.remove();
     });
 

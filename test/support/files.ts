@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiClient } from '../../src/client/api-client.js';
-import type { TestApp } from './app.js';
+import { startTestApp, type TestApp } from './app.js';
 import { startS3rver, type RunningS3rver } from './s3rver.js';
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -33,6 +33,19 @@ export async function s3Env(): Promise<{ env: Record<string, string>; s3: Runnin
     s3,
     env: { S3_ENDPOINT: s3.endpoint, S3_BUCKET: s3.bucket, S3_REGION: s3.region, S3_ACCESS_KEY_ID: s3.accessKeyId, S3_SECRET_ACCESS_KEY: s3.secretAccessKey, S3_FORCE_PATH_STYLE: 'true' },
   };
+}
+
+/** A test app on the given storage driver (s3: its own in-process s3rver, closed with the app). */
+export async function startAppOn(driver: 'fs' | 's3', env: Record<string, string> = {}): Promise<TestApp> {
+  if (driver === 'fs') return startTestApp(env);
+  const storage = await s3Env();
+  const app = await startTestApp({ ...env, ...storage.env });
+  const close = app.close;
+  app.close = async () => {
+    await close();
+    await storage.s3.close();
+  };
+  return app;
 }
 
 /** An API client signed in as a fresh user. */

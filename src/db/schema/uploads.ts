@@ -4,6 +4,19 @@ import { assets, folders } from './assets.js';
 import { devices } from './devices.js';
 import { users } from './users.js';
 
+/** A file as a client declared it in a check: who, from which device, what, and where it goes. */
+const declaredFile = () => ({
+  userId: uuid('user_id')
+    .notNull()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  deviceId: uuid('device_id').references(() => devices.id, { onDelete: 'set null' }),
+  sha256: text('sha256').notNull(),
+  size: bigint('size', { mode: 'number' }).notNull(),
+  name: text('name').notNull(),
+  folderId: uuid('folder_id').references(() => folders.id, { onDelete: 'set null' }),
+  takenAt: timestamp('taken_at', { withTimezone: true }),
+});
+
 /**
  * An upload session: one user sending one file (sha256 + size) in chunks. Its
  * received chunks are the server's interrupt list (U6): what is missing is the
@@ -13,15 +26,7 @@ export const uploads = pgTable(
   'uploads',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    userId: uuid('user_id')
-      .notNull()
-      .references(() => users.id, { onDelete: 'cascade' }),
-    deviceId: uuid('device_id').references(() => devices.id, { onDelete: 'set null' }),
-    sha256: text('sha256').notNull(),
-    size: bigint('size', { mode: 'number' }).notNull(),
-    name: text('name').notNull(),
-    folderId: uuid('folder_id').references(() => folders.id, { onDelete: 'set null' }),
-    takenAt: timestamp('taken_at', { withTimezone: true }),
+    ...declaredFile(),
     state: text('state', { enum: ['open', 'completing', 'done', 'failed'] }).notNull().default('open'),
     receivedBytes: bigint('received_bytes', { mode: 'number' }).notNull().default(0),
     assetId: uuid('asset_id').references(() => assets.id, { onDelete: 'set null' }),
@@ -62,15 +67,7 @@ export const uploadChunks = pgTable(
 /** A proof-of-possession challenge for an instant upload: single use, short-lived. */
 export const uploadChallenges = pgTable('upload_challenges', {
   id: uuid('id').primaryKey().defaultRandom(),
-  userId: uuid('user_id')
-    .notNull()
-    .references(() => users.id, { onDelete: 'cascade' }),
-  deviceId: uuid('device_id').references(() => devices.id, { onDelete: 'set null' }),
-  sha256: text('sha256').notNull(),
-  size: bigint('size', { mode: 'number' }).notNull(),
-  name: text('name').notNull(),
-  folderId: uuid('folder_id').references(() => folders.id, { onDelete: 'set null' }),
-  takenAt: timestamp('taken_at', { withTimezone: true }),
+  ...declaredFile(),
   nonce: text('nonce').notNull(),
   ranges: jsonb('ranges').$type<{ offset: number; length: number }[]>().notNull(),
   expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
