@@ -145,7 +145,7 @@ export class UploadService {
       const stored = await this.deps.db
         .select({ sha256: blobs.sha256, size: blobs.size })
         .from(blobs)
-        .where(and(inArray(blobs.sha256, [...new Set(remaining.map((r) => r.file.sha256))]), eq(blobs.stored, true)));
+        .where(and(sql`${blobs.sha256} = any(${sql.param([...new Set(remaining.map((r) => r.file.sha256))])}::text[])`, eq(blobs.stored, true)));
       const sizes = new Map(stored.map((b) => [b.sha256, b.size]));
       const claimable = remaining.filter((entry) => sizes.get(entry.file.sha256) === entry.file.size);
       const challenges = await this.createChallenges(viewer, await Promise.all(claimable.map(async (entry) => ({ file: entry.file, folderId: await folderOf(entry.file.folder) }))));
