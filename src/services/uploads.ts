@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
@@ -183,29 +184,32 @@ export class UploadService {
    * answer consumes it, right or wrong. Refused proofs leave the client to upload.
    */
   async claimUpload(viewer: Viewer, challengeId: string, proof: string): Promise<AssetRow> {
-    const challenge = await this.deps.db.transaction(async (tx) => {
-      const [row] = await tx
-        .select()
-        .from(uploadChallenges)
-        .where(and(eq(uploadChallenges.id, challengeId), eq(uploadChallenges.userId, viewer.user.id)))
-        .for('update');
-      if (!row) throw new AppError('NOT_FOUND', 'No such challenge');
-      if (row.usedAt) throw new AppError('CHALLENGE_USED', 'This challenge was already answered; check the file again or upload it');
-      await tx.update(uploadChallenges).set({ usedAt: sql`now()`, attempts: sql`${uploadChallenges.attempts} + 1` }).where(eq(uploadChallenges.id, row.id));
-      if (row.expiresAt.getTime() < Date.now()) throw new AppError('CHALLENGE_EXPIRED', 'The challenge expired; check the file again or upload it');
-      return row;
-    });
-    if (!/^[0-9a-f]{64}$/i.test(proof)) throw new AppError('PROOF_REJECTED', 'The proof does not match the file');
+    const [challenge] = await this.deps.db
+      .select()
+      .from(uploadChallenges)
+      .where(and(eq(uploadChallenges.id, challengeId), eq(uploadChallenges.userId, viewer.user.id)));
+    if (!challenge) throw new AppError('NOT_FOUND', 'No such challenge');
+    // The expected answer is worked out before the transaction, so it holds its locks only briefly.
     const expected = await this.expectedProof(challenge.sha256, challenge.nonce, challenge.ranges).catch((error: unknown) => {
-      if (isAppError(error) && error.code === 'NOT_FOUND') throw new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
+      if (isAppError(error) && error.code === 'NOT_FOUND') return null;
       throw error;
     });
-    if (!timingSafeEqual(Buffer.from(proof.toLowerCase(), 'hex'), expected)) throw new AppError('PROOF_REJECTED', 'The proof does not match the file; upload it instead');
+    const answered = /^[0-9a-f]{64}$/i.test(proof) ? Buffer.from(proof, 'hex') : null;
+    const proven = expected !== null && answered !== null && timingSafeEqual(answered, expected);
 
-    const asset = await this.deps.db.transaction(async (tx) => {
+    // One transaction consumes the challenge and, if the proof holds, adds the asset. Refusals
+    // are returned rather than thrown so the challenge stays consumed (single use, right or wrong).
+    const outcome = await this.deps.db.transaction(async (tx): Promise<AssetRow | AppError> => {
+      const [row] = await tx.select({ usedAt: uploadChallenges.usedAt, expiresAt: uploadChallenges.expiresAt }).from(uploadChallenges).where(eq(uploadChallenges.id, challenge.id)).for('update');
+      if (!row) return new AppError('NOT_FOUND', 'No such challenge');
+      if (row.usedAt) return new AppError('CHALLENGE_USED', 'This challenge was already answered; check the file again or upload it');
+      await tx.update(uploadChallenges).set({ usedAt: sql`now()`, attempts: sql`${uploadChallenges.attempts} + 1` }).where(eq(uploadChallenges.id, challenge.id));
+      if (row.expiresAt.getTime() < Date.now()) return new AppError('CHALLENGE_EXPIRED', 'The challenge expired; check the file again or upload it');
+      if (expected === null) return new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
+      if (!proven) return new AppError('PROOF_REJECTED', 'The proof does not match the file; upload it instead');
       // Locks the blob against the collector; a blob collected meanwhile cannot be claimed.
       const [blob] = await tx.select().from(blobs).where(and(eq(blobs.sha256, challenge.sha256), eq(blobs.stored, true))).for('update');
-      if (!blob) throw new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
+      if (!blob) return new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
       const { asset } = await this.deps.library.addAsset(tx, {
         userId: viewer.user.id,
         deviceId: viewer.device.id,
@@ -217,8 +221,9 @@ export class UploadService {
       });
       return asset;
     });
+    if (outcome instanceof AppError) throw outcome;
     await this.changed(viewer.user.id);
-    return asset;
+    return outcome;
   }
 
   /**
@@ -499,11 +504,32 @@ export class UploadService {
   }
 
   private async expectedProof(sha256: string, nonce: string, ranges: Span[]): Promise<Buffer> {
-    const hash = createHash('sha256').update(Buffer.from(nonce, 'hex'));
-    for (const range of ranges) {
-      if (range.length === 0) continue;
-      hash.update(await readAll(await this.deps.storage.get(blobKey(sha256), { start: range.offset, end: range.offset + range.length - 1 })));
+    const key = blobKey(sha256);
+    const wanted = ranges.filter((range) => range.length > 0);
+    // Filesystem storage: one open file for all the ranges; S3: the range requests in parallel.
+    const local = this.deps.storage.localPath?.(key);
+    let pieces: Buffer[];
+    if (local) {
+      const handle = await open(local, 'r').catch((error: NodeJS.ErrnoException) => {
+        throw error.code === 'ENOENT' ? new AppError('NOT_FOUND', 'No such blob') : error;
+      });
+      try {
+        pieces = await Promise.all(
+          wanted.map(async (range) => {
+            const buffer = Buffer.alloc(range.length);
+            const { bytesRead } = await handle.read(buffer, 0, range.length, range.offset);
+            if (bytesRead !== range.length) throw new AppError('NOT_FOUND', 'The stored file is shorter than declared');
+            return buffer;
+          }),
+        );
+      } finally {
+        await handle.close();
+      }
+    } else {
+      pieces = await Promise.all(wanted.map(async (range) => readAll(await this.deps.storage.get(key, { start: range.offset, end: range.offset + range.length - 1 }))));
     }
+    const hash = createHash('sha256').update(Buffer.from(nonce, 'hex'));
+    for (const piece of pieces) hash.update(piece);
     return hash.digest();
   }
 
