@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, ApiError } from '../src/client/api-client.js';
-import { uploadFile } from '../src/client/upload-file.js';
+import { checkFiles, uploadFile } from '../src/client/upload-file.js';
 import { blobKey } from '../src/services/blobs.js';
 import type { TestApp } from './support/app.js';
 import { download, newClient, scratchDir, sha256, startAppOn } from './support/files.js';
@@ -303,6 +303,9 @@ for (const driver of ['fs', 's3'] as const) {
       ]);
       expect(answers.map((a) => a.status)).toEqual(['EXISTS', 'UPLOAD', 'REFUSED', 'REFUSED', 'REFUSED', 'REFUSED']);
       expect(answers.slice(2).map((a) => a.error?.code)).toEqual(['BAD_USER_INPUT', 'BAD_USER_INPUT', 'FILE_TOO_LARGE', 'BAD_USER_INPUT']);
+      // The SDK's batch check asks only for the asset id.
+      const [known] = await checkFiles(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'batch.bin' }]);
+      expect(known).toMatchObject({ status: 'EXISTS', assetId: answers[0]!.asset!.id });
       // Asking again resumes the same session.
       const [again] = await check(api, [{ sha256: fresh, size: 5, name: 'fresh.txt' }]);
       expect(again!.upload!.id).toBe(answers[1]!.upload!.id);

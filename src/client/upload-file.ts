@@ -55,6 +55,25 @@ export interface UploadFileResult {
 const ASSET = 'id name sha256 size';
 const UPLOAD = 'id state missing { offset length } limits { minChunkBytes maxChunkBytes }';
 
+/**
+ * The check for many files at once — a device rebuilding a lost sync list (U2), or backing up a
+ * folder: it asks only for what a sync client needs (`assetId`, not the whole asset).
+ */
+export const CHECK_UPLOADS = `mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { sha256 status assetId challenge { id nonce ranges { offset length } } upload { ${UPLOAD} } error { code message } } }`;
+
+export interface CheckAnswer {
+  sha256: string;
+  status: 'EXISTS' | 'PROOF_REQUIRED' | 'UPLOAD' | 'REFUSED';
+  assetId: string | null;
+  challenge: { id: string; nonce: string; ranges: Span[] } | null;
+  upload: UploadState | null;
+  error: { code: string; message: string } | null;
+}
+
+export async function checkFiles(api: ApiClient, files: { sha256: string; size: number; name: string; folder?: string | null; takenAt?: string | null }[], signal?: AbortSignal): Promise<CheckAnswer[]> {
+  return (await api.graphql<{ checkUploads: CheckAnswer[] }>(CHECK_UPLOADS, { files }, signal)).checkUploads;
+}
+
 export async function hashFile(file: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
   for await (const part of createReadStream(file, { highWaterMark: 1 << 20, signal })) hash.update(part as Buffer);

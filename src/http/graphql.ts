@@ -6,7 +6,9 @@ import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { GraphQLError, Kind, type ValidationContext } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
-import type { GraphQLContext, Services } from '../schema/context.js';
+import DataLoader from 'dataloader';
+import type { AssetRow } from '../db/schema/index.js';
+import type { GraphQLContext, Loaders, Services } from '../schema/context.js';
 import { schema } from '../schema/index.js';
 import { AppError } from '../services/app-error.js';
 import type { Viewer } from '../services/devices.js';
@@ -69,6 +71,16 @@ function reject(code: string) {
   };
 }
 
+function createLoaders(services: Services, viewer: Viewer | null): Loaders {
+  return {
+    asset: new DataLoader<string, AssetRow>(async (ids: readonly string[]) => {
+      if (!viewer) return ids.map(() => new AppError('UNAUTHENTICATED', 'Sign in first'));
+      const found = new Map((await services.library.getAssetsByIds(viewer, ids)).map((a) => [a.id, a]));
+      return ids.map((id) => found.get(id) ?? new AppError('NOT_FOUND', 'No such asset'));
+    }),
+  };
+}
+
 export function createGraphQLServer(deps: { config: Config; services: Services; log: Logger }): GraphQLServer {
   const { limits } = deps.config;
   return createYoga<ServerContext, GraphQLContext>({
@@ -85,6 +97,7 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
       services: deps.services,
       viewer,
       origin,
+      loaders: createLoaders(deps.services, viewer),
       publicUrl: deps.config.publicUrl,
       setSessionCookie: (token) => void responseCookies.push(token),
     }),

@@ -1,3 +1,5 @@
+import type DataLoader from 'dataloader';
+import type { AssetRow } from '../db/schema/index.js';
 import type { AccountService } from '../services/accounts.js';
 import type { BlobService } from '../services/blobs.js';
 import type { DeviceService, Viewer } from '../services/devices.js';
@@ -23,6 +25,13 @@ export interface GraphQLContext {
   origin: RequestOrigin;
   /** Base of the links handed out (downloads, thumbnails). */
   publicUrl: string;
+  /** Per-request batch loaders (one query for many ids). */
+  loaders: Loaders;
   /** Browsers keep their session in an HttpOnly cookie; set (token) or clear (null) it. */
   setSessionCookie(token: string | null): void;
+}
+
+export interface Loaders {
+  /** The viewer's assets by id; a missing or foreign id is an error for that item only. */
+  asset: DataLoader<string, AssetRow>;
 }

@@ -75,7 +75,13 @@ const CheckResult = builder.objectRef<CheckAnswer>('CheckResult').implement({
   fields: (t) => ({
     sha256: t.exposeString('sha256'),
     status: t.field({ type: CheckStatus, resolve: (a) => a.status }),
-    asset: t.field({ type: AssetRef, nullable: true, resolve: (a) => (a.status === 'EXISTS' ? a.asset : null) }),
+    assetId: t.id({ nullable: true, description: 'The asset it already is (EXISTS); cheaper than asking for `asset`', resolve: (a) => (a.status === 'EXISTS' ? a.assetId : null) }),
+    asset: t.field({
+      type: AssetRef,
+      nullable: true,
+      description: 'The asset it already is (EXISTS), loaded in one batch for the whole answer',
+      resolve: (a, _args, context) => (a.status === 'EXISTS' ? context.loaders.asset.load(a.assetId) : null),
+    }),
     challenge: t.field({ type: Challenge, nullable: true, resolve: (a) => (a.status === 'PROOF_REQUIRED' ? a.challenge : null) }),
     upload: t.field({ type: UploadRef, nullable: true, resolve: (a) => (a.status === 'UPLOAD' ? a.upload : null) }),
     // A plain object: graphql-js treats an Error instance returned as a value as a thrown error.

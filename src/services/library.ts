@@ -28,23 +28,6 @@ export interface FolderStatus {
 
 export const MAX_PAGE = 200;
 
-interface RawAssetRow extends Record<string, unknown> {
-  id: string;
-  user_id: string;
-  sha256: string;
-  name: string;
-  size: number;
-  mime_type: string | null;
-  width: number | null;
-  height: number | null;
-  /** drizzle's postgres.js setup leaves timestamps as strings. */
-  taken_at: Date | string | null;
-  phash: string | null;
-  thumbnail_status: AssetRow['thumbnailStatus'];
-  device_id: string | null;
-  origin: AssetRow['origin'];
-  uploaded_at: Date | string;
-}
 
 /**
  * A user's library: assets (each pointing at a shared blob), folders, quota and
@@ -176,32 +159,23 @@ export class LibraryService {
   }
 
   /**
-   * The check's hot path (thousands of hashes per call): one array parameter, not one
-   * parameter per hash, keeps it one index-driven plan; rows are mapped by hand because
-   * drizzle's generic per-field mapping cost more than the query itself.
+   * The check's hot path (thousands of hashes per call): which of these hashes the user
+   * already has, as sha256 → asset id. One array parameter (not one per hash) keeps it one
+   * index-driven plan, and only two columns cross the wire; whole assets are loaded only
+   * for answers a client asks about (getAssetsByIds).
    */
-  async getAssetsBySha(userId: string, sha256s: string[]): Promise<AssetRow[]> {
-    if (sha256s.length === 0) return [];
-    const rows = await this.deps.db.execute<RawAssetRow>(
-      sql`select id, user_id, sha256, name, size::float8 as size, mime_type, width, height, taken_at, phash::text as phash, thumbnail_status, device_id, origin, uploaded_at
-          from ${assets} where user_id = ${userId} and sha256 = any(${sql.param(sha256s)}::text[])`,
+  async findAssetIdsBySha(userId: string, sha256s: string[]): Promise<Map<string, string>> {
+    if (sha256s.length === 0) return new Map();
+    const rows = await this.deps.db.execute<{ id: string; sha256: string }>(
+      sql`select id, sha256 from ${assets} where user_id = ${userId} and sha256 = any(${sql.param(sha256s)}::text[])`,
     );
-    return rows.map((r) => ({
-      id: r.id,
-      userId: r.user_id,
-      sha256: r.sha256,
-      name: r.name,
-      size: r.size,
-      mimeType: r.mime_type,
-      width: r.width,
-      height: r.height,
-      takenAt: r.taken_at === null ? null : new Date(r.taken_at),
-      phash: r.phash === null ? null : BigInt(r.phash),
-      thumbnailStatus: r.thumbnail_status,
-      deviceId: r.device_id,
-      origin: r.origin,
-      uploadedAt: new Date(r.uploaded_at),
-    }));
+    return new Map(rows.map((r) => [r.sha256, r.id]));
+  }
+
+  /** The viewer's assets with these ids (others' and missing ids are left out), for batched loading. */
+  async getAssetsByIds(viewer: Viewer, ids: readonly string[]): Promise<AssetRow[]> {
+    if (ids.length === 0) return [];
+    return this.deps.db.select().from(assets).where(and(eq(assets.userId, viewer.user.id), sql`${assets.id} = any(${sql.param([...ids])}::uuid[])`));
   }
 
   /** Files the check found already in the library join the folder they were declared in (both already the viewer's). */

@@ -52,7 +52,7 @@ export interface ChallengeView {
 }
 
 export type CheckAnswer =
-  | { sha256: string; status: 'EXISTS'; asset: AssetRow }
+  | { sha256: string; status: 'EXISTS'; assetId: string }
   | { sha256: string; status: 'PROOF_REQUIRED'; challenge: ChallengeView }
   | { sha256: string; status: 'UPLOAD'; upload: UploadView }
   | { sha256: string; status: 'REFUSED'; error: AppError };
@@ -110,7 +110,7 @@ export class UploadService {
     });
 
     // U4, same user: already in the library — nothing to send.
-    const owned = new Map((await this.deps.library.getAssetsBySha(viewer.user.id, [...new Set(valid.map((v) => v.file.sha256))])).map((a) => [a.sha256, a]));
+    const owned = await this.deps.library.findAssetIdsBySha(viewer.user.id, [...new Set(valid.map((v) => v.file.sha256))]);
     const folderIds = new Map<string, string>();
     const folderOf = async (name: string | null | undefined) => {
       if (!name) return null;
@@ -120,11 +120,11 @@ export class UploadService {
     let remaining: typeof valid = [];
     const links: { folderId: string; assetId: string }[] = [];
     for (const entry of valid) {
-      const asset = owned.get(entry.file.sha256);
-      if (asset) {
+      const assetId = owned.get(entry.file.sha256);
+      if (assetId) {
         const folderId = entry.file.folder ? await folderOf(entry.file.folder) : null;
-        if (folderId) links.push({ folderId, assetId: asset.id });
-        answers.set(entry.index, { sha256: asset.sha256, status: 'EXISTS', asset });
+        if (folderId) links.push({ folderId, assetId });
+        answers.set(entry.index, { sha256: entry.file.sha256, status: 'EXISTS', assetId });
       } else remaining.push(entry);
     }
     await this.deps.library.linkToFolders(links);

@@ -34,6 +34,8 @@ export const assets = pgTable(
   },
   (t) => [
     uniqueIndex('assets_user_sha256_key').on(t.userId, t.sha256),
+    // Answers the check's "which of these do I have, as which asset" from the index alone.
+    index('assets_user_sha256_id_idx').on(t.userId, t.sha256, t.id),
     index('assets_user_uploaded_idx').on(t.userId, t.uploadedAt, t.id),
     index('assets_sha256_idx').on(t.sha256),
     index('assets_user_phash_idx').on(t.userId).where(sql`${t.phash} is not null`),

@@ -1,0 +1,1 @@
+CREATE INDEX "assets_user_sha256_id_idx" ON "assets" USING btree ("user_id","sha256","id");
