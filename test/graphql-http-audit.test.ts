@@ -30,3 +30,14 @@ describe('GraphQL over HTTP (graphql-http serverAudits)', () => {
     });
   }
 });
+
+describe('GraphiQL', () => {
+  it('is served to browsers with its scripts inlined (no CDN needed by a self-hosted server)', async () => {
+    const page = await fetch(`${app.url}/graphql`, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('pixshare GraphiQL');
+    expect(html).not.toMatch(/<script[^>]+src=["']https?:/);
+    expect(html).not.toMatch(/<link[^>]+href=["']https?:/);
+  });
+});

@@ -4,6 +4,7 @@ import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { GraphQLError, Kind, type ValidationContext } from 'graphql';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
 import DataLoader from 'dataloader';
@@ -88,6 +89,8 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: deps.config.graphiql ? { subscriptionsProtocol: 'WS', title: 'pixshare GraphiQL' } : false,
+    // GraphiQL's page with its scripts inlined: a self-hosted server may have no route to a CDN.
+    renderGraphiQL,
     batching: false,
     // commitChunk takes its chunk as a multipart file (the body limit is raised for multipart in http/server.ts).
     multipart: true,
