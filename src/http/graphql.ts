@@ -4,8 +4,7 @@ import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { GraphQLError, Kind, type ValidationContext } from 'graphql';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type GraphiQLOptions, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
 import DataLoader from 'dataloader';
 import type { AssetRow } from '../db/schema/index.js';
@@ -82,6 +81,16 @@ function createLoaders(services: Services, viewer: Viewer | null): Loaders {
   };
 }
 
+let graphiqlPage: Promise<string> | undefined;
+/**
+ * GraphiQL's page with its scripts inlined (a self-hosted server may have no route to a CDN).
+ * The bundle is 9 MB of JavaScript: loaded on the first visit, not at start-up, and rendered once.
+ */
+function renderGraphiQLOffline(options: GraphiQLOptions): Promise<string> {
+  graphiqlPage ??= import('@graphql-yoga/render-graphiql').then(({ renderGraphiQL }) => renderGraphiQL(options));
+  return graphiqlPage;
+}
+
 export function createGraphQLServer(deps: { config: Config; services: Services; log: Logger }): GraphQLServer {
   const { limits } = deps.config;
   return createYoga<ServerContext, GraphQLContext>({
@@ -89,8 +98,7 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: deps.config.graphiql ? { subscriptionsProtocol: 'WS', title: 'pixshare GraphiQL' } : false,
-    // GraphiQL's page with its scripts inlined: a self-hosted server may have no route to a CDN.
-    renderGraphiQL,
+    renderGraphiQL: renderGraphiQLOffline,
     batching: false,
     // commitChunk takes its chunk as a multipart file (the body limit is raised for multipart in http/server.ts).
     multipart: true,
