@@ -27,9 +27,9 @@ export const FolderRef = builder.objectRef<FolderRow>('Folder').implement({
       type: AssetRef,
       nullable: true,
       description: 'The asset whose thumbnail stands for the folder (S4)',
-      resolve: (folder, _args, context) => context.services.library.folderCover(folder.id),
+      resolve: (folder, _args, context) => context.services.library.folderCover(folder),
     }),
-    status: t.field({ type: FolderStatusRef, resolve: (folder, _args, context) => context.services.library.folderStatus(folder.id) }),
+    status: t.field({ type: FolderStatusRef, resolve: (folder, _args, context) => context.services.library.folderStatus(folder) }),
     assets: t.field({
       type: AssetConnection,
       args: { first: t.arg.int({ required: false, validate: z.number().int().min(1).max(200) }), after: t.arg.string({ required: false }) },
@@ -72,7 +72,7 @@ builder.subscriptionField('folderStatus', (t) =>
     args: { folderId: t.arg.id({ validate: uuid }) },
     subscribe: async (_root, { folderId }, context) => {
       const folder = await context.services.library.getFolder(context.viewer!, String(folderId));
-      return liveState(context.services.pubsub.subscribe(syncTopic(context.viewer!.user.id)), () => context.services.library.folderStatus(folder.id));
+      return liveState(context.services.pubsub.subscribe(syncTopic(context.viewer!.user.id)), () => context.services.library.folderStatus(folder));
     },
     resolve: (status: FolderStatus) => status,
   }),

@@ -259,8 +259,9 @@ export class LibraryService {
     return this.deps.db.select().from(folders).where(eq(folders.userId, viewer.user.id)).orderBy(desc(folders.createdAt));
   }
 
-  /** S4: the folder's cover: its most recently added asset that has a thumbnail. */
-  async folderCover(folderId: string): Promise<AssetRow | null> {
+  /** S4: the folder's cover: its most recently added asset that has a thumbnail. Takes a folder the caller got through getFolder/listFolders (access already checked). */
+  async folderCover(folder: FolderRow): Promise<AssetRow | null> {
+    const folderId = folder.id;
     const [row] = await this.deps.db
       .select({ asset: assets })
       .from(folderAssets)
@@ -271,8 +272,9 @@ export class LibraryService {
     return row?.asset ?? null;
   }
 
-  /** S3: "10 photos, 5 uploaded": what is in the folder plus what is on its way to it. */
-  async folderStatus(folderId: string): Promise<FolderStatus> {
+  /** S3: "10 photos, 5 uploaded": what is in the folder plus what is on its way to it. Takes a folder obtained with access checked. */
+  async folderStatus(folder: FolderRow): Promise<FolderStatus> {
+    const folderId = folder.id;
     const [stored] = await this.deps.db
       .select({ n: sql<number>`count(*)::int`, bytes: sql<string>`coalesce(sum(${assets.size}), 0)` })
       .from(folderAssets)
