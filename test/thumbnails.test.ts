@@ -81,6 +81,8 @@ for (const driver of ['fs', 's3'] as const) {
       const truncated = good.subarray(0, Math.floor(good.length / 2));
       const broken = await uploadFile(api, await files.write('broken.jpg', truncated));
       const text = await uploadFile(api, await files.write('notes.txt', Buffer.from('not a photo at all\n')));
+      const reasons = await app.database.sql<{ thumbnail_error: string }[]>`select thumbnail_error from blobs where sha256 in (${broken.asset.sha256}, ${text.asset.sha256}) order by thumbnail_error`;
+      expect(reasons.map((r) => r.thumbnail_error.split(':')[0])).toEqual(['corrupt', 'not an image']);
       for (const id of [broken.asset.id, text.asset.id]) {
         const { asset } = await api.graphql<{ asset: { thumbnailStatus: string; thumbnailUrl: string | null; width: number | null } }>('query($id: ID!) { asset(id: $id) { thumbnailStatus thumbnailUrl width } }', { id });
         expect(asset).toEqual({ thumbnailStatus: 'failed', thumbnailUrl: null, width: null });
@@ -97,6 +99,9 @@ for (const driver of ['fs', 's3'] as const) {
       const result = await uploadFile(api, await files.write('bomb.png', bomb));
       const { asset } = await api.graphql<{ asset: { thumbnailStatus: string } }>('query($id: ID!) { asset(id: $id) { thumbnailStatus } }', { id: result.asset.id });
       expect(asset.thumbnailStatus).toBe('failed');
+      // Refused by the pixel limit from its header, not merely found broken after a decode attempt.
+      const [blob] = await app.database.sql<{ thumbnail_error: string }[]>`select thumbnail_error from blobs where sha256 = ${result.asset.sha256}`;
+      expect(blob?.thumbnail_error).toMatch(/^too_large:/);
     }, 60_000);
   });
 }
