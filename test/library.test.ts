@@ -190,6 +190,12 @@ describe('library, folders, live status, housekeeping', () => {
     expect(await app.storage.exists(blobKey(sha256(gone.bytes)))).toBe(false);
     expect(await app.storage.exists(blobKey(sha256(kept.bytes)))).toBe(true);
     expect((await app.database.sql`select 1 from blobs where sha256 = ${sha256(gone.bytes)}`).length).toBe(0);
+
+    // A wrong counter never costs bytes: the collector repairs it from the assets instead.
+    await app.database.sql`update blobs set ref_count = 0, gc_after = now() - interval '1 second' where sha256 = ${sha256(kept.bytes)}`;
+    await app.housekeeping.runOnce();
+    expect(await app.storage.exists(blobKey(sha256(kept.bytes)))).toBe(true);
+    expect(await app.database.sql`select ref_count, gc_after from blobs where sha256 = ${sha256(kept.bytes)}`).toEqual([{ ref_count: 1, gc_after: null }]);
     expect(keptAsset.outcome).toBe('uploaded');
   });
 });

@@ -288,6 +288,39 @@ for (const driver of ['fs', 's3'] as const) {
       expect(late).toMatchObject({ upload: { state: 'DONE' }, asset: { id: done.asset.id } });
     });
 
+    it('recovers an upload whose staged bytes were lost, and does not revive a deleted asset', async () => {
+      const api = await newClient(app);
+      const { bytes } = await files.random('lost.bin', 128 * 1024);
+      const [answer] = await check(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'lost.bin' }]);
+      const id = answer!.upload!.id;
+      const half = bytes.subarray(0, 64 * 1024);
+      await api.putChunk(id, 0, half, createHash('sha256').update(half).digest());
+      // As after a crash in the middle of assembly: the interrupt list says complete, the bytes are gone.
+      await app.storage.dropStaged(id);
+      await app.database.sql`insert into upload_chunks (upload_id, "offset", length, sha256, state) values (${id}, ${64 * 1024}, ${64 * 1024}, ${'0'.repeat(64)}, 'received')`;
+      const COMPLETE = 'mutation($id: ID!) { completeUpload(uploadId: $id) { id } }';
+      await expectCode(api.graphql(COMPLETE, { id }), 'UPLOAD_NOT_OPEN');
+      const [again] = await check(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'lost.bin' }]);
+      expect(again!.upload).toMatchObject({ id, receivedBytes: 0, missing: [{ offset: 0, length: bytes.length }] });
+      const done = await api.putChunk<{ asset: { id: string } }>(id, 0, bytes, createHash('sha256').update(bytes).digest());
+      expect(sha256((await download(app, api.token, done.asset.id)).bytes)).toBe(sha256(bytes));
+
+      await api.graphql('mutation($id: ID!) { deleteAsset(id: $id) { id } }', { id: done.asset.id });
+      await expectCode(api.graphql(COMPLETE, { id }), 'NOT_FOUND');
+      expect((await api.graphql<{ assets: { totalCount: number } }>('{ assets { totalCount } }')).assets.totalCount).toBe(0);
+    });
+
+    it('answers malformed ids and cookies with clear errors, not server errors', async () => {
+      const api = await newClient(app);
+      const dashes = '-'.repeat(36);
+      expect((await download(app, api.token, dashes)).status).toBe(404);
+      const put = await fetch(`${app.url}/uploads/${dashes}/chunks/0`, { method: 'PUT', headers: { authorization: `Bearer ${api.token}`, 'content-digest': `sha-256=:${Buffer.alloc(32).toString('base64')}:` }, body: 'x' });
+      expect(put.status).toBe(404);
+      const cookie = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: 'pixshare_session=%E0%A4' }, body: JSON.stringify({ query: '{ me { id } }' }) });
+      expect(cookie.status).toBe(200);
+      await expectCode(api.graphql('mutation { createFolder(name: "tab\\there") { id } }'), 'BAD_USER_INPUT');
+    });
+
     it('answers every file of a batch, in order, including refusals', async () => {
       const api = await newClient(app);
       const { file, bytes } = await files.random('batch.bin', 70 * 1024);

@@ -34,7 +34,13 @@ function headerValue(headers: IncomingHttpHeaders, name: string): string | undef
 export function readCookie(headers: IncomingHttpHeaders, name: string): string | undefined {
   for (const part of (headerValue(headers, 'cookie') ?? '').split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined; // a mangled cookie is no cookie
+      }
+    }
   }
   return undefined;
 }

@@ -2,7 +2,7 @@ import { and, eq, lt, sql } from 'drizzle-orm';
 import { Readable } from 'node:stream';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
-import { blobs, type BlobRow } from '../db/schema/index.js';
+import { assets, blobs, type BlobRow } from '../db/schema/index.js';
 import { AppError } from './app-error.js';
 import { deriveImages } from './media/derive-images.js';
 import type { TakenAt } from './media/read-exif-facts.js';
@@ -108,10 +108,23 @@ export class BlobService {
         .limit(limit)
         .for('update', { skipLocked: true });
       for (const { sha256 } of doomed) {
+        // The row goes first, and only if no asset points at it whatever the counter says; the
+        // bytes go after, so a refused delete (or a failed commit) never leaves an asset without them.
+        const [gone] = await tx
+          .delete(blobs)
+          .where(and(eq(blobs.sha256, sha256), sql`not exists (select 1 from ${assets} where ${assets.sha256} = ${sha256})`))
+          .returning({ sha256: blobs.sha256 });
+        if (!gone) {
+          // The counter was wrong: repair it from the assets instead of collecting.
+          await tx
+            .update(blobs)
+            .set({ refCount: sql`(select count(*) from ${assets} where ${assets.sha256} = ${sha256})::int`, gcAfter: null })
+            .where(eq(blobs.sha256, sha256));
+          continue;
+        }
         await storage.delete(blobKey(sha256));
         await storage.delete(derivedKey(sha256, 'thumbnail'));
         await storage.delete(derivedKey(sha256, 'preview'));
-        await tx.delete(blobs).where(eq(blobs.sha256, sha256));
       }
       return doomed.length;
     });

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import { devices, users, type DeviceRow, type UserRow } from '../db/schema/index.js';
 import { AppError } from './app-error.js';
+import { isUuid } from './ids.js';
 import type { DeviceInput } from './accounts.js';
 import { liveState, type PubSub } from './pubsub.js';
 import type { RequestOrigin } from './request-origin.js';
@@ -102,6 +103,7 @@ export class DeviceService {
 
   /** Revokes one of the viewer's devices; its token stops working at once. */
   async revoke(viewer: Viewer, deviceId: string): Promise<DeviceRow> {
+    if (!isUuid(deviceId)) throw new AppError('NOT_FOUND', 'No such device');
     const [device] = await this.deps.db
       .update(devices)
       .set({ revokedAt: sql`now()` })

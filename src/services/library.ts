@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import { assets, blobs, folderAssets, folders, uploads, users, type AssetRow, type BlobRow, type FolderRow } from '../db/schema/index.js';
 import { AppError } from './app-error.js';
+import { isUuid } from './ids.js';
 import type { Viewer } from './devices.js';
 import type { PubSub } from './pubsub.js';
 
@@ -123,9 +124,11 @@ export class LibraryService {
     return evicted;
   }
 
-  private async removeAssets(tx: Tx, doomed: AssetRow[]): Promise<void> {
-    if (doomed.length === 0) return;
-    await tx.delete(assets).where(inArray(assets.id, doomed.map((a) => a.id)));
+  private async removeAssets(tx: Tx, candidates: AssetRow[]): Promise<void> {
+    if (candidates.length === 0) return;
+    // Counts follow the rows this statement really deleted: an asset removed meanwhile by another
+    // transaction (a delete racing an eviction) must not be subtracted twice.
+    const doomed = await tx.delete(assets).where(inArray(assets.id, candidates.map((a) => a.id))).returning();
     const freed = new Map<string, number>();
     for (const asset of doomed) freed.set(asset.userId, (freed.get(asset.userId) ?? 0) + asset.size);
     for (const [userId, bytes] of freed) await tx.update(users).set({ usedBytes: sql`${users.usedBytes} - ${bytes}` }).where(eq(users.id, userId));
@@ -142,6 +145,7 @@ export class LibraryService {
   }
 
   async deleteAsset(viewer: Viewer, assetId: string): Promise<AssetRow> {
+    if (!isUuid(assetId)) throw new AppError('NOT_FOUND', 'No such asset');
     const asset = await this.deps.db.transaction(async (tx) => {
       const [asset] = await tx.select().from(assets).where(and(eq(assets.id, assetId), eq(assets.userId, viewer.user.id))).for('update');
       if (!asset) throw new AppError('NOT_FOUND', 'No such asset');
@@ -153,6 +157,7 @@ export class LibraryService {
   }
 
   async getAsset(viewer: Viewer, assetId: string): Promise<AssetRow> {
+    if (!isUuid(assetId)) throw new AppError('NOT_FOUND', 'No such asset');
     const [asset] = await this.deps.db.select().from(assets).where(and(eq(assets.id, assetId), eq(assets.userId, viewer.user.id)));
     if (!asset) throw new AppError('NOT_FOUND', 'No such asset');
     return asset;
@@ -227,7 +232,9 @@ export class LibraryService {
   /** S1: a folder by name, created on first use. */
   async ensureFolder(viewer: Viewer, name: string): Promise<FolderRow> {
     const clean = name.trim();
-    if (clean.length === 0 || clean.length > 200) throw new AppError('BAD_USER_INPUT', 'Folder names have 1 to 200 characters', { field: 'folder' });
+    if (clean.length === 0 || clean.length > 200 || /[\u0000-\u001f\u007f]/.test(clean)) {
+      throw new AppError('BAD_USER_INPUT', 'Folder names have 1 to 200 printable characters', { field: 'folder' });
+    }
     await this.deps.db.insert(folders).values({ userId: viewer.user.id, name: clean }).onConflictDoNothing();
     const [folder] = await this.deps.db.select().from(folders).where(and(eq(folders.userId, viewer.user.id), eq(folders.name, clean)));
     return folder!;
@@ -250,6 +257,7 @@ export class LibraryService {
   }
 
   async getFolder(viewer: Viewer, folderId: string): Promise<FolderRow> {
+    if (!isUuid(folderId)) throw new AppError('NOT_FOUND', 'No such folder');
     const [folder] = await this.deps.db.select().from(folders).where(and(eq(folders.id, folderId), eq(folders.userId, viewer.user.id)));
     if (!folder) throw new AppError('NOT_FOUND', 'No such folder');
     return folder;
@@ -308,6 +316,6 @@ export function encodeCursor(asset: AssetRow): string {
 function decodeCursor(cursor: string): { at: Date; id: string } {
   const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
   const date = new Date(at ?? '');
-  if (!id || Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) throw new AppError('BAD_USER_INPUT', 'Invalid cursor', { field: 'after' });
+  if (!id || !/^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(at ?? '') || Number.isNaN(date.getTime()) || !isUuid(id)) throw new AppError('BAD_USER_INPUT', 'Invalid cursor', { field: 'after' });
   return { at: date, id };
 }

@@ -7,6 +7,7 @@ import type { Db } from '../db/client.js';
 import { blobs, uploadChallenges, uploadChunks, uploads, type AssetRow, type UploadChunkRow, type UploadRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
 import { blobKey, readAll, type BlobService } from './blobs.js';
+import { isUuid } from './ids.js';
 import { missingSpans, overlaps, type Span } from './byte-ranges.js';
 import type { Viewer } from './devices.js';
 import type { LibraryService } from './library.js';
@@ -184,6 +185,7 @@ export class UploadService {
    * answer consumes it, right or wrong. Refused proofs leave the client to upload.
    */
   async claimUpload(viewer: Viewer, challengeId: string, proof: string): Promise<AssetRow> {
+    if (!isUuid(challengeId)) throw new AppError('NOT_FOUND', 'No such challenge');
     const [challenge] = await this.deps.db
       .select()
       .from(uploadChallenges)
@@ -329,7 +331,11 @@ export class UploadService {
       const [updated] = await tx.update(uploads).set({ state: 'completing', lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id)).returning();
       return updated!;
     });
-    if (upload.state === 'done' && upload.assetId) return this.deps.library.getAsset(viewer, upload.assetId);
+    if (upload.state === 'done') {
+      // Done, but its asset was deleted (or evicted) since: it is not brought back.
+      if (!upload.assetId) throw new AppError('NOT_FOUND', 'The asset this upload made was deleted');
+      return this.deps.library.getAsset(viewer, upload.assetId);
+    }
     if (upload.state === 'failed') throw new AppError('UPLOAD_DIGEST_MISMATCH', upload.failure ?? 'The upload failed; start it again');
     return this.complete(viewer, upload);
   }
@@ -338,6 +344,10 @@ export class UploadService {
     const { storage, blobs: blobService } = this.deps;
     const key = blobKey(upload.sha256);
     await blobService.pin(upload.sha256, upload.size);
+    // A long assembly keeps the upload looking alive, so a retry does not take it for a dead one.
+    const heartbeat = setInterval(() => {
+      void this.deps.db.update(uploads).set({ lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id)).catch(() => {});
+    }, 60_000);
     try {
       const chunks = (await this.receivedChunks(upload.id)).map(({ offset, length }) => ({ offset, length }));
       await storage.assembleStaged(upload.id, { size: upload.size, chunks, expectedSha256: upload.sha256, key });
@@ -354,9 +364,20 @@ export class UploadService {
       // assembled them and died before recording it (only assembly removes a full staging).
       const stored = isAppError(error) && error.code === 'NOT_FOUND' && (await storage.stat(key))?.size === upload.size;
       if (!stored) {
+        if (isAppError(error) && error.code === 'NOT_FOUND') {
+          // The staged bytes are gone (e.g. a crash in the middle of assembly): forget the chunks,
+          // so the interrupt list asks for them again instead of leaving the upload stuck.
+          await storage.dropStaged(upload.id);
+          await this.deps.db.delete(uploadChunks).where(eq(uploadChunks.uploadId, upload.id));
+          await this.deps.db.update(uploads).set({ state: 'open', receivedBytes: 0, lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id));
+          await this.changed(viewer.user.id);
+          throw new AppError('UPLOAD_NOT_OPEN', 'The staged bytes were lost; send the file again (check it to see what is missing)', { missing: [{ offset: 0, length: upload.size }] });
+        }
         await this.deps.db.update(uploads).set({ state: 'open' }).where(eq(uploads.id, upload.id));
         throw error;
       }
+    } finally {
+      clearInterval(heartbeat);
     }
     await blobService.markStored(upload.sha256);
     await blobService.describe(upload.sha256).catch((error: unknown) => {
@@ -393,21 +414,21 @@ export class UploadService {
   /** Removes sessions idle past the limit, with their staged bytes. Safe on several instances. */
   async expireIdleSessions(limit = 100): Promise<number> {
     const idle = this.deps.config.uploads.sessionIdleSeconds;
-    return this.deps.db.transaction(async (tx) => {
-      const doomed = await tx
+    const doomed = await this.deps.db.transaction(async (tx) => {
+      const rows = await tx
         .select({ id: uploads.id, userId: uploads.userId })
         .from(uploads)
         .where(and(inArray(uploads.state, ['open', 'completing', 'failed']), sql`${uploads.lastActivityAt} < now() - make_interval(secs => ${idle})`))
         .limit(limit)
         .for('update', { skipLocked: true });
-      for (const { id } of doomed) {
-        await this.deps.storage.dropStaged(id);
-        await tx.delete(uploads).where(eq(uploads.id, id));
-      }
+      if (rows.length > 0) await tx.delete(uploads).where(inArray(uploads.id, rows.map((r) => r.id)));
       await tx.delete(uploadChallenges).where(sql`${uploadChallenges.expiresAt} < now() - interval '1 hour'`);
-      for (const userId of new Set(doomed.map((d) => d.userId))) await this.changed(userId);
-      return doomed.length;
+      return rows;
     });
+    // Bytes go only once the sessions are gone for good (a failed commit keeps both).
+    for (const { id } of doomed) await this.deps.storage.dropStaged(id);
+    for (const userId of new Set(doomed.map((d) => d.userId))) await this.changed(userId);
+    return doomed.length;
   }
 
   // -- internals -------------------------------------------------------------
@@ -534,14 +555,14 @@ export class UploadService {
   }
 
   private async findOwnUpload(viewer: Viewer, uploadId: string): Promise<UploadRow> {
-    if (!/^[0-9a-f-]{36}$/i.test(uploadId)) throw new AppError('NOT_FOUND', 'No such upload');
+    if (!isUuid(uploadId)) throw new AppError('NOT_FOUND', 'No such upload');
     const [upload] = await this.deps.db.select().from(uploads).where(and(eq(uploads.id, uploadId), eq(uploads.userId, viewer.user.id)));
     if (!upload) throw new AppError('NOT_FOUND', 'No such upload');
     return upload;
   }
 
   private async lockOwnUpload(tx: Parameters<Parameters<Db['transaction']>[0]>[0], viewer: Viewer, uploadId: string): Promise<UploadRow> {
-    if (!/^[0-9a-f-]{36}$/i.test(uploadId)) throw new AppError('NOT_FOUND', 'No such upload');
+    if (!isUuid(uploadId)) throw new AppError('NOT_FOUND', 'No such upload');
     const [upload] = await tx.select().from(uploads).where(and(eq(uploads.id, uploadId), eq(uploads.userId, viewer.user.id))).for('update');
     // Someone else's session and a missing one look the same.
     if (!upload) throw new AppError('NOT_FOUND', 'No such upload');
