@@ -10,7 +10,7 @@ import { blobKey, readAll, type BlobService } from './blobs.js';
 import { isUuid } from './ids.js';
 import { missingSpans, overlaps, type Span } from './byte-ranges.js';
 import type { Viewer } from './devices.js';
-import type { LibraryService } from './library.js';
+import { quotaExceeded, type LibraryService } from './library.js';
 import type { PubSub } from './pubsub.js';
 import type { BlobStore } from './storage/blob-store.js';
 
@@ -137,7 +137,7 @@ export class UploadService {
       const refuseAll = this.deps.config.uploads.quotaPolicy === 'refuse';
       remaining = remaining.filter(({ index, file }) => {
         if (file.size <= quota && (!refuseAll || used + file.size <= quota)) return true;
-        answers.set(index, { sha256: file.sha256, status: 'REFUSED', error: new AppError('QUOTA_EXCEEDED', `Not enough space: ${file.size} bytes needed, ${Math.max(quota - used, 0)} of ${quota} free`, { usedBytes: used, quotaBytes: quota, neededBytes: file.size }) });
+        answers.set(index, { sha256: file.sha256, status: 'REFUSED', error: quotaExceeded(used, quota, file.size) });
         return false;
       });
     }
