@@ -184,7 +184,13 @@ export async function uploadFile(api: ApiClient, file: string, options: UploadFi
 
 async function sendMissing(api: ApiClient, file: string, upload: UploadState, options: UploadFileOptions): Promise<UploadFileResult> {
   const size = (await fs.stat(file)).size;
-  const sizer = new ChunkSizer(upload.limits, options.initialChunkBytes ?? 8 * 2 ** 20, options.targetChunkSeconds ?? 3);
+  const parallel = Math.max(1, options.parallel ?? 4);
+  // Chunks no larger than a quarter of one worker's share: the server hashes the file as its
+  // front arrives in order, so no chunk should lag far behind the others at the end (and an
+  // interruption loses little). Rounded to 256 KiB like the sizer's choices.
+  const spread = Math.ceil(size / (parallel * 4) / 262_144) * 262_144;
+  const limits = { minChunkBytes: upload.limits.minChunkBytes, maxChunkBytes: Math.max(upload.limits.minChunkBytes, Math.min(upload.limits.maxChunkBytes, spread)) };
+  const sizer = new ChunkSizer(limits, options.initialChunkBytes ?? 8 * 2 ** 20, options.targetChunkSeconds ?? 3);
   const chunks = plan(upload.missing, sizer);
   const chunkSizes: number[] = [];
   let sentBytes = 0;
@@ -213,7 +219,7 @@ async function sendMissing(api: ApiClient, file: string, upload: UploadState, op
         options.onProgress?.({ sentBytes, receivedBytes, size, chunkBytes: span.length });
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, options.parallel ?? 4) }, worker));
+    await Promise.all(Array.from({ length: parallel }, worker));
   } finally {
     await handle.close();
   }

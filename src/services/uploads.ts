@@ -294,7 +294,7 @@ export class UploadService {
       clearInterval(renew);
     }
 
-    const { upload, complete } = await this.deps.db.transaction(async (tx) => {
+    const { upload, complete, received } = await this.deps.db.transaction(async (tx) => {
       const upload = await this.lockOwnUpload(tx, viewer, input.uploadId);
       await tx
         .update(uploadChunks)
@@ -308,8 +308,9 @@ export class UploadService {
         .set({ receivedBytes, lastActivityAt: sql`now()`, ...(complete ? { state: 'completing' as const } : {}) })
         .where(eq(uploads.id, upload.id))
         .returning();
-      return { upload: updated!, complete };
+      return { upload: updated!, complete, received };
     });
+    this.deps.storage.noteReceived?.(upload.id, received);
     await this.changed(viewer.user.id);
     if (!complete) return { upload: await this.view(upload), asset: null };
     const asset = await this.complete(viewer, upload);

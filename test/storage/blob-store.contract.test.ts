@@ -425,6 +425,90 @@ blobStoreContract(
     };
   },
   (harness) => {
+    describe('running hash of the received prefix (noteReceived)', () => {
+      const file = Buffer.from(Array.from({ length: 6 * MiB }, (_, i) => (i * 31 + (i >> 12)) % 256));
+      const chunks = chunksOf(file.length, [MiB, MiB / 2, 2 * MiB]);
+      const write = (uploadId: string, chunk: StagedChunk, bytes = file) =>
+        harness().store.writeStagedChunk(uploadId, chunk.offset, chunk.length, Readable.from([bytes.subarray(chunk.offset, chunk.offset + chunk.length)]), {
+          expectedSha256: sha256(bytes.subarray(chunk.offset, chunk.offset + chunk.length)),
+        });
+
+      it('folds chunks as they are counted, in any order, and assembles the same verified blob', async () => {
+        const { store } = harness();
+        const uploadId = randomUUID();
+        const received: StagedChunk[] = [];
+        for (const chunk of shuffled(chunks)) {
+          await write(uploadId, chunk);
+          received.push(chunk);
+          store.noteReceived!(uploadId, received);
+        }
+        const key = newKey();
+        await expect(store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key })).resolves.toEqual({ sha256: sha256(file), size: file.length });
+        expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+      });
+
+      it('refuses a write into folded bytes, so they stay as hashed', async () => {
+        const { store } = harness();
+        const uploadId = randomUUID();
+        for (const chunk of chunks) await write(uploadId, chunk);
+        store.noteReceived!(uploadId, chunks.slice(0, 2));
+        const other = Buffer.alloc(file.length, 0xee);
+        await expect(write(uploadId, chunks[1]!, other)).rejects.toMatchObject({ code: 'CONFLICT' });
+        // Bytes past the folded prefix may still be written (the caller's reservations decide).
+        await write(uploadId, chunks[2]!);
+        const key = newKey();
+        await store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key });
+        expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+      });
+
+      it('stops a writer whose reservation lapsed when its range is folded', async () => {
+        // Writer A (other bytes, stalled) started before writer B delivered the verified chunk.
+        const { store } = harness();
+        const uploadId = randomUUID();
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        const other = Buffer.alloc(MiB, 0xee);
+        const stalled = store
+          .writeStagedChunk(
+            uploadId,
+            0,
+            MiB,
+            Readable.from(
+              (async function* () {
+                yield other.subarray(0, 256 * 1024);
+                await gate;
+                yield other.subarray(256 * 1024);
+              })(),
+            ),
+          )
+          .then(() => 'written', (error: { code?: string }) => error.code ?? 'failed');
+        await new Promise((resolve) => setTimeout(resolve, 100)); // A's first bytes are on disk
+        for (const chunk of chunks) await write(uploadId, chunk);
+        store.noteReceived!(uploadId, chunks);
+        release();
+        expect(await stalled).toBe('CONFLICT');
+        const key = newKey();
+        await store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key });
+        expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+      });
+
+      it('folds nothing past a gap, and starts afresh after dropStaged', async () => {
+        const { store } = harness();
+        const uploadId = randomUUID();
+        for (const chunk of chunks.slice(1)) await write(uploadId, chunk);
+        store.noteReceived!(uploadId, chunks.slice(1)); // byte 0 is missing: nothing to fold
+        await write(uploadId, chunks[0]!); // still writable
+        store.noteReceived!(uploadId, chunks);
+        await store.dropStaged(uploadId);
+        // The same id again, with other content: the old running hash must not leak into it.
+        const again = Buffer.from(file).reverse();
+        for (const chunk of chunks) await write(uploadId, chunk, again);
+        const key = newKey();
+        await store.assembleStaged(uploadId, { size: again.length, chunks, expectedSha256: sha256(again), key });
+        expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(again), length: again.length });
+      });
+    });
+
     it('leaves no temporary files behind after everything above', async () => {
       expect(await readdir(path.join(harness().root, 'tmp'))).toEqual([]);
     });

@@ -121,6 +121,13 @@ export interface BlobStore {
   ): Promise<void>;
 
   /**
+   * Optional (fs): the chunks that now count as received, so the store can hash the received
+   * prefix while the rest still arrives and assembly has less left to read. Returns at once.
+   * Never changes what assembly decides: the same bytes are hashed, only earlier.
+   */
+  noteReceived?(uploadId: string, chunks: readonly StagedChunk[]): void;
+
+  /**
    * Streams staged bytes back (proof-of-possession answers, overlap checks). Only ranges
    * made of written chunks are meaningful; RANGE_NOT_SATISFIABLE when the range reaches
    * past what is staged, NOT_FOUND when the upload has nothing staged.

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { access, link, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import {
   type ByteRange,
   type FsBlobStoreSettings,
   type SignedUrlOptions,
+  type StagedChunk,
   type WriteStagedChunkOptions,
 } from './blob-store.js';
 import { ChunkVerifier } from './chunk-verifier.js';
@@ -42,13 +43,14 @@ export class FsBlobStore implements BlobStore {
   private readonly tmpDir: string;
   private directoriesReady: Promise<void> | undefined;
   /**
-   * Chunk writes in progress, per upload. A write holds an open handle on the staging
-   * file's inode, and assembly renames that very inode to the content address, so
-   * assembly first seals these writers: they may not write another byte after the hash
-   * is taken. (The fs driver serves one process — one data directory — so this
-   * in-memory registry sees every writer.)
+   * What this process knows about each upload's staging file: the chunk writes in
+   * progress and the running whole-file SHA-256 (see `noteReceived`). A write holds an
+   * open handle on the staging file's inode, and assembly renames that very inode to the
+   * content address, so assembly first seals these writers: they may not write another
+   * byte after the hash is taken. (The fs driver serves one process — one data
+   * directory — so this in-memory registry sees every writer.)
    */
-  private readonly chunkWriters = new Map<string, Set<ChunkWriter>>();
+  private readonly staging = new Map<string, Staging>();
 
   constructor(private readonly settings: Omit<FsBlobStoreSettings, 'driver'>) {
     const root = path.resolve(settings.root);
@@ -154,10 +156,16 @@ export class FsBlobStore implements BlobStore {
 
     const file = this.stagingPath(uploadId);
     // Registered before the file is opened, so assembly can never miss a handle.
-    const writer: ChunkWriter = { sealed: false, writing: undefined };
-    const writers = this.chunkWriters.get(uploadId) ?? new Set<ChunkWriter>();
-    this.chunkWriters.set(uploadId, writers.add(writer));
+    const state = this.stagingState(uploadId);
+    const writer: ChunkWriter = { sealed: false, writing: undefined, start: offset, staging: state };
+    state.writers.add(writer);
     try {
+      // Bytes already folded into the running hash are final; only a writer whose
+      // reservation lapsed can aim at them, and it is turned away.
+      if (offset < state.frozenTo) {
+        body.destroy();
+        throw writeRefused();
+      }
       // No O_APPEND (Linux ignores the position of positional writes under it) and no
       // truncation: chunks arrive in any order and in parallel, each at its own offset.
       let handle: FileHandle;
@@ -191,9 +199,38 @@ export class FsBlobStore implements BlobStore {
       }
       if (created) await syncDirectory(this.stagingDir);
     } finally {
-      writers.delete(writer);
-      if (writers.size === 0 && this.chunkWriters.get(uploadId) === writers) this.chunkWriters.delete(uploadId);
+      state.writers.delete(writer);
+      this.forgetIfIdle(uploadId, state);
     }
+  }
+
+  /**
+   * Folds the received prefix of the upload into a running SHA-256 while later chunks are
+   * still arriving, so that assembly only hashes what came last instead of re-reading the
+   * whole file at the end. `chunks` are those counted as received (digest matched, bytes
+   * durable). From the moment a range is folded its bytes are final: a chunk write aimed
+   * at it (only a writer whose reservation lapsed can do that) is refused. Returns at once;
+   * the reading runs in the background, one fold after another. Only an optimisation:
+   * after a restart, or if a fold fails, assembly hashes everything itself.
+   */
+  noteReceived(uploadId: string, chunks: readonly StagedChunk[]): void {
+    assertValidUploadId(uploadId);
+    const prefix = receivedPrefix(chunks);
+    const state = this.stagingState(uploadId);
+    if (prefix <= state.frozenTo || state.broken) {
+      this.forgetIfIdle(uploadId, state);
+      return;
+    }
+    const from = state.frozenTo;
+    state.frozenTo = prefix; // synchronously: no write may start in the range from now on
+    for (const writer of state.writers) if (writer.start < prefix) writer.sealed = true;
+    const writing = [...state.writers].filter((writer) => writer.sealed).map((writer) => writer.writing);
+    state.folding = state.folding
+      .then(() => Promise.allSettled(writing))
+      .then(() => this.fold(uploadId, state, from, prefix))
+      .catch(() => {
+        state.broken = true; // staging dropped or unreadable: assembly starts from scratch
+      });
   }
 
   async readStaged(uploadId: string, range: ByteRange): Promise<Readable> {
@@ -221,6 +258,9 @@ export class FsBlobStore implements BlobStore {
 
     // Move the staging file out of reach first: chunk writes that start from now on create
     // a new staging file; those already holding this one are sealed before hashing.
+    // A fold still reading the staging file by name finishes first, so its work counts.
+    const state = this.staging.get(uploadId);
+    await state?.folding;
     const sealed = this.sealedPath(uploadId);
     try {
       await rename(staged, sealed);
@@ -229,6 +269,9 @@ export class FsBlobStore implements BlobStore {
       throw storageError(error);
     }
     await this.sealChunkWriters(uploadId);
+    // The running hash is used up here, whatever the outcome; later writes start afresh.
+    if (state && this.staging.get(uploadId) === state) this.staging.delete(uploadId);
+    const running = state && !state.broken && state.hashedTo <= opts.size ? state : undefined;
 
     let handle: FileHandle;
     try {
@@ -238,17 +281,10 @@ export class FsBlobStore implements BlobStore {
       throw storageError(error);
     }
     try {
-      const hash = createHash('sha256');
-      let read = 0;
-      for await (const piece of handle.createReadStream({
-        start: 0,
-        end: opts.size - 1,
-        autoClose: false,
-        highWaterMark: 1024 * 1024,
-      }) as AsyncIterable<Buffer>) {
-        hash.update(piece);
-        read += piece.length;
-      }
+      // Bytes folded before are final (writers into them were refused), so only the rest is read.
+      const hash = running?.hash ?? createHash('sha256');
+      const from = running?.hashedTo ?? 0;
+      const read = from + (await hashRange(handle, hash, from, opts.size));
       const actual = hash.digest('hex');
       // `read` falls short when the staging file is shorter than declared (chunks missing).
       if (actual !== expected || read !== opts.size) {
@@ -279,6 +315,11 @@ export class FsBlobStore implements BlobStore {
 
   async dropStaged(uploadId: string): Promise<void> {
     assertValidUploadId(uploadId);
+    const state = this.staging.get(uploadId);
+    if (state) {
+      state.broken = true; // a fold still running must not be trusted by a later assembly
+      this.staging.delete(uploadId);
+    }
     await rm(this.stagingPath(uploadId), { force: true });
     await rm(this.sealedPath(uploadId), { force: true }); // left by a crash mid-assembly
   }
@@ -300,9 +341,36 @@ export class FsBlobStore implements BlobStore {
     return path.join(this.stagingDir, `${uploadId}.assembling`);
   }
 
+  private stagingState(uploadId: string): Staging {
+    let state = this.staging.get(uploadId);
+    if (!state) {
+      state = { writers: new Set(), frozenTo: 0, hash: createHash('sha256'), hashedTo: 0, folding: Promise.resolve(), broken: false };
+      this.staging.set(uploadId, state);
+    }
+    return state;
+  }
+
+  /** Nothing written and nothing folded: nothing worth remembering. */
+  private forgetIfIdle(uploadId: string, state: Staging): void {
+    if (state.writers.size === 0 && state.frozenTo === 0 && this.staging.get(uploadId) === state) this.staging.delete(uploadId);
+  }
+
+  /** Reads staged bytes `[from, to)` into the running hash. */
+  private async fold(uploadId: string, state: Staging, from: number, to: number): Promise<void> {
+    if (state.broken || state.hashedTo !== from) throw new Error('fold out of order');
+    const handle = await open(this.stagingPath(uploadId), 'r');
+    try {
+      const read = await hashRange(handle, state.hash, from, to);
+      if (read !== to - from) throw new Error('staging file shorter than the received chunks');
+      state.hashedTo = to;
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** Stops every in-flight chunk write of the upload and waits for its current write call. */
   private async sealChunkWriters(uploadId: string): Promise<void> {
-    const writers = [...(this.chunkWriters.get(uploadId) ?? [])];
+    const writers = [...(this.staging.get(uploadId)?.writers ?? [])];
     for (const writer of writers) writer.sealed = true;
     await Promise.allSettled(writers.map((writer) => writer.writing));
   }
@@ -354,9 +422,25 @@ export class FsBlobStore implements BlobStore {
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
+interface Staging {
+  writers: Set<ChunkWriter>;
+  /** Bytes `[0, frozenTo)` are folded, or being folded, into `hash`: no writer may touch them. */
+  frozenTo: number;
+  /** SHA-256 of the staged bytes `[0, hashedTo)`. */
+  hash: Hash;
+  hashedTo: number;
+  /** The folds queued so far, one after another. */
+  folding: Promise<void>;
+  /** A fold failed or staging was dropped: assembly must not use `hash`. */
+  broken: boolean;
+}
+
 interface ChunkWriter {
-  /** Set by assembly: the file this writer holds is being hashed and moved. */
+  /** Set by assembly, or by a fold reaching into this writer's range: it may not write again. */
   sealed: boolean;
+  /** First byte of the writer's chunk. */
+  start: number;
+  staging: Staging;
   /** The write call in progress, which assembly waits for. */
   writing: Promise<unknown> | undefined;
 }
@@ -380,9 +464,7 @@ async function writeAt(handle: FileHandle, source: AsyncIterable<Buffer>, positi
     while (remaining > 0) {
       // Checked right before each write: JavaScript runs this check and the start of the
       // write without interruption, so a sealed writer never touches the file again.
-      if (writer?.sealed) {
-        throw new AppError('CONFLICT', 'The upload was assembled while this chunk was being written; it was not stored');
-      }
+      if (writer?.sealed) throw writeRefused();
       const writing = handle.writev(buffers, position + written);
       if (writer) writer.writing = writing;
       const { bytesWritten } = await writing;
@@ -399,6 +481,35 @@ async function writeAt(handle: FileHandle, source: AsyncIterable<Buffer>, positi
   }
   await flush();
   return written;
+}
+
+/** End of the contiguous run of chunks that starts at byte 0. */
+function receivedPrefix(chunks: readonly StagedChunk[]): number {
+  let end = 0;
+  for (const chunk of [...chunks].sort((a, b) => a.offset - b.offset)) {
+    if (chunk.offset > end) break;
+    end = Math.max(end, chunk.offset + chunk.length);
+  }
+  return end;
+}
+
+const HASH_READ_BYTES = 1024 * 1024;
+
+/**
+ * Feeds bytes `[from, to)` of the file into `hash` through one reused buffer (a stream would
+ * allocate a buffer per read, and that garbage costs more than the copy); returns how many
+ * bytes there were, fewer if the file ends early.
+ */
+async function hashRange(handle: FileHandle, hash: Hash, from: number, to: number): Promise<number> {
+  const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, Math.max(1, to - from)));
+  let position = from;
+  while (position < to) {
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, to - position), position);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return position - from;
 }
 
 /** Makes a rename or a new file's directory entry survive a crash (no-op where unsupported). */
@@ -421,6 +532,10 @@ function digestMismatch(expected: string, actualSha256: string, expectedSize: nu
     expectedSize,
     actualSize,
   });
+}
+
+function writeRefused(): AppError {
+  return new AppError('CONFLICT', 'These bytes were already received and counted (or the upload assembled) while this chunk was being written; it was not stored');
 }
 
 function notFound(key: string): AppError {
