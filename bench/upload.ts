@@ -18,6 +18,9 @@
  *    8 client processes: growth of its RSS over idle, sampled from /proc every 50 ms.
  * 5. thumbs: `measureThumbnails` of bench/thumbnails.ts.
  *
+ * Our server runs inside this process (for the service-level timings); `npm run bench` starts it
+ * with the V8 heap setting of `npm start` (package.json), so it behaves as it does in production.
+ *
  * MB = 10^6 bytes. Knobs: BENCH_UPLOAD_MIB (256), BENCH_ROUNDS (5), BENCH_INSTANT_ROUNDS (5),
  * BENCH_LIBRARY (200000), BENCH_CHECK_BATCH (5000), BENCH_CHECK_ROUNDS (7), BENCH_CONCURRENT (8),
  * BENCH_CONCURRENT_MIB (128), BENCH_THUMBS_COUNT (50), BENCH_PARALLEL / BENCH_CHUNK_MIB (our
@@ -595,7 +598,8 @@ async function startServerProcess(cleanup: Cleanup, dataDir: string): Promise<{ 
   // The documented local set-up: embedded PostgreSQL and files under the data directory.
   for (const name of Object.keys(env)) if (name === 'DATABASE_URL' || name.startsWith('S3_') || name.startsWith('PIXSHARE_')) delete env[name];
   Object.assign(env, { NODE_ENV: process.env.NODE_ENV ?? 'production', PIXSHARE_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', PIXSHARE_ARGON2_MEMORY_KIB: '1024' });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // As `npm start` runs it (package.json).
+  const child = spawn(process.execPath, ['--initial-heap-size=128', '--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanup.children.add(child);
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));

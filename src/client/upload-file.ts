@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ApiError, type ApiClient } from './api-client.js';
@@ -75,9 +74,57 @@ export async function checkFiles(api: ApiClient, files: { sha256: string; size: 
 }
 
 export async function hashFile(file: string, signal?: AbortSignal): Promise<string> {
+  return (await hashFileAndChunks(file, 0, signal)).sha256;
+}
+
+/** Digests of planned chunks, by `offset:length`, worked out ahead of sending. */
+export type ChunkDigests = Map<string, Uint8Array>;
+
+const chunkKey = (span: Span) => `${span.offset}:${span.length}`;
+
+/**
+ * One pass over the file: its SHA-256 on this thread and, at the same time on the thread
+ * pool (WebCrypto), the SHA-256 of each `chunkBytes` slice — the digests the chunk PUTs
+ * carry if the file has to be sent. The check cannot go out before the whole-file hash is
+ * known, so the second core would otherwise idle; this way sending later only reads and
+ * sends. `chunkBytes` 0: the file's hash alone.
+ */
+export async function hashFileAndChunks(file: string, chunkBytes: number, signal?: AbortSignal): Promise<{ sha256: string; chunks: ChunkDigests }> {
   const hash = createHash('sha256');
-  for await (const part of createReadStream(file, { highWaterMark: 1 << 20, signal })) hash.update(part as Buffer);
-  return hash.digest('hex');
+  const chunks: ChunkDigests = new Map();
+  const block = chunkBytes > 0 ? chunkBytes : 4 * 2 ** 20;
+  const handle = await fs.open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    // Two buffers: one is read into while the other is still being digested.
+    const buffers = [Buffer.allocUnsafe(Math.min(block, Math.max(1, size))), Buffer.allocUnsafe(Math.min(block, Math.max(1, size)))];
+    const pending: (Promise<void> | undefined)[] = [undefined, undefined];
+    for (let offset = 0, i = 0; offset < size; offset += block, i ^= 1) {
+      signal?.throwIfAborted();
+      await pending[i];
+      const span = { offset, length: Math.min(block, size - offset) };
+      const bytes = await readSpan(handle, span, buffers[i]);
+      if (chunkBytes > 0) {
+        pending[i] = crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>).then((digest) => void chunks.set(chunkKey(span), new Uint8Array(digest)));
+      }
+      hash.update(bytes);
+    }
+    await Promise.all(pending);
+  } finally {
+    await handle.close();
+  }
+  return { sha256: hash.digest('hex'), chunks };
+}
+
+/**
+ * The chunk size a transfer starts with, within the server's usual limits: the caller's
+ * choice (8 MiB by default), but no more than a quarter of one worker's share of the file —
+ * the server hashes the file as its front arrives in order, so no chunk should lag far behind
+ * the others at the end, and an interruption loses little.
+ */
+export function plannedChunkBytes(size: number, options: Pick<UploadFileOptions, 'initialChunkBytes' | 'parallel'> = {}): number {
+  const spread = Math.ceil(size / (Math.max(1, options.parallel ?? 4) * 4) / 262_144) * 262_144;
+  return Math.max(262_144, Math.min(options.initialChunkBytes ?? 8 * 2 ** 20, spread));
 }
 
 /** Reads `[offset, offset + length)` of a file, into `into` when given (reused between chunks). */
@@ -96,6 +143,9 @@ async function readSpan(handle: fs.FileHandle, span: Span, into?: Buffer): Promi
  * Picks chunk sizes from the measured transfer rate (U5): each chunk should take
  * about `targetSeconds`, within the server's limits, so slow links send small chunks
  * (little lost on an interruption) and fast ones large chunks (few round trips).
+ * The size moves only when the ideal one is more than twice or less than half of it: small
+ * swings of the rate do not matter, and chunks keep the size their digests were worked
+ * out for ahead of time.
  */
 export class ChunkSizer {
   private rate?: number;
@@ -116,7 +166,8 @@ export class ChunkSizer {
     const rate = bytes / seconds;
     this.rate = this.rate === undefined ? rate : this.rate * 0.6 + rate * 0.4;
     const unit = 256 * 1024;
-    this.size = clamp(Math.round((this.rate * this.targetSeconds) / unit) * unit, this.limits.minChunkBytes, this.limits.maxChunkBytes);
+    const ideal = clamp(Math.round((this.rate * this.targetSeconds) / unit) * unit, this.limits.minChunkBytes, this.limits.maxChunkBytes);
+    if (ideal > 2 * this.size || ideal * 2 < this.size) this.size = ideal;
   }
 }
 
@@ -145,7 +196,9 @@ function* plan(missing: Span[], sizer: ChunkSizer): Generator<Span> {
  */
 export async function uploadFile(api: ApiClient, file: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
   const { size, mtime } = await fs.stat(file);
-  const sha256 = options.sha256 ?? (await hashFile(file, options.signal));
+  // Hashing the file anyway: the planned chunks' digests come with it (see hashFileAndChunks).
+  const hashed = options.sha256 ? null : await hashFileAndChunks(file, plannedChunkBytes(size, options), options.signal);
+  const sha256 = options.sha256 ?? hashed!.sha256;
   const input = { sha256, size, name: options.name ?? path.basename(file), folder: options.folder ?? null, takenAt: mtime.toISOString() };
   const [answer] = (
     await api.graphql<{ checkUploads: { status: string; asset: AssetSummary | null; challenge: { id: string; nonce: string; ranges: Span[] } | null; upload: UploadState | null; error: { code: string; message: string } | null }[] }>(
@@ -179,18 +232,17 @@ export async function uploadFile(api: ApiClient, file: string, options: UploadFi
     }
     upload = (await api.graphql<{ startUpload: UploadState }>(`mutation($file: CheckFileInput!) { startUpload(file: $file) { ${UPLOAD} } }`, { file: input }, options.signal)).startUpload;
   }
-  return sendMissing(api, file, upload!, options);
+  return sendMissing(api, file, upload!, options, hashed?.chunks);
 }
 
-async function sendMissing(api: ApiClient, file: string, upload: UploadState, options: UploadFileOptions): Promise<UploadFileResult> {
+async function sendMissing(api: ApiClient, file: string, upload: UploadState, options: UploadFileOptions, digests?: ChunkDigests): Promise<UploadFileResult> {
   const size = (await fs.stat(file)).size;
   const parallel = Math.max(1, options.parallel ?? 4);
-  // Chunks no larger than a quarter of one worker's share: the server hashes the file as its
-  // front arrives in order, so no chunk should lag far behind the others at the end (and an
-  // interruption loses little). Rounded to 256 KiB like the sizer's choices.
+  const planned = plannedChunkBytes(size, options);
+  // The sizer may grow chunks up to a quarter of one worker's share (see plannedChunkBytes).
   const spread = Math.ceil(size / (parallel * 4) / 262_144) * 262_144;
-  const limits = { minChunkBytes: upload.limits.minChunkBytes, maxChunkBytes: Math.max(upload.limits.minChunkBytes, Math.min(upload.limits.maxChunkBytes, spread)) };
-  const sizer = new ChunkSizer(limits, options.initialChunkBytes ?? 8 * 2 ** 20, options.targetChunkSeconds ?? 3);
+  const limits = { minChunkBytes: upload.limits.minChunkBytes, maxChunkBytes: Math.max(upload.limits.minChunkBytes, Math.min(upload.limits.maxChunkBytes, Math.max(planned, spread))) };
+  const sizer = new ChunkSizer(limits, planned, options.targetChunkSeconds ?? 3);
   const chunks = plan(upload.missing, sizer);
   const chunkSizes: number[] = [];
   let sentBytes = 0;
@@ -205,8 +257,9 @@ async function sendMissing(api: ApiClient, file: string, upload: UploadState, op
         const span = next.value;
         if (!buffer || buffer.length < span.length) buffer = Buffer.allocUnsafe(span.length);
         const bytes = await readSpan(handle, span, buffer);
-        // WebCrypto hashes on the thread pool, so workers hash in parallel with each other and with sending.
-        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+        // Worked out with the file's hash, or now — WebCrypto hashes on the thread pool, so
+        // workers hash in parallel with each other and with sending.
+        const digest = digests?.get(chunkKey(span)) ?? new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
         const started = performance.now();
         const result = await withRetries(options.retries ?? 3, options.signal, () =>
           api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, digest, options.signal),

@@ -1,4 +1,4 @@
-import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { access, link, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import {
   type WriteStagedChunkOptions,
 } from './blob-store.js';
 import { ChunkVerifier } from './chunk-verifier.js';
+import { DigestWorker } from './digest-worker.js';
 import { signBlobUrl } from './signed-url.js';
 import { planAssembly } from './staged-chunks.js';
 
@@ -51,6 +52,7 @@ export class FsBlobStore implements BlobStore {
    * directory — so this in-memory registry sees every writer.)
    */
   private readonly staging = new Map<string, Staging>();
+  private readonly digests = new DigestWorker();
 
   constructor(private readonly settings: Omit<FsBlobStoreSettings, 'driver'>) {
     const root = path.resolve(settings.root);
@@ -181,7 +183,8 @@ export class FsBlobStore implements BlobStore {
       // writing stage failed (sealed, disk full, bad chunk), so keep that reason.
       let writeError: unknown;
       try {
-        await pipeline(body, new ChunkVerifier(length, opts.expectedSha256), async (source: AsyncIterable<Buffer>) => {
+        // The verifier only counts bytes here; the digest is checked on what reached the file.
+        await pipeline(body, new ChunkVerifier(length), async (source: AsyncIterable<Buffer>) => {
           try {
             await writeAt(handle, source, offset, writer);
           } catch (error) {
@@ -189,10 +192,17 @@ export class FsBlobStore implements BlobStore {
             throw error;
           }
         });
-        // The caller counts the chunk as received once this resolves. fdatasync is enough: it also
-        // flushes the metadata needed to read the data back (the file size), not timestamps.
-        await handle.datasync();
+        // The caller counts the chunk as received once this resolves: its bytes durable
+        // (fdatasync is enough: it also flushes the file size, not timestamps) and, read back
+        // on the digest thread meanwhile, matching the client's digest.
+        const expected = opts.expectedSha256?.toLowerCase();
+        const [, digest] = await Promise.all([handle.datasync(), expected === undefined ? undefined : this.digests.range(file, offset, offset + length)]);
+        if (digest && (digest.read !== length || digest.sha256 !== expected)) {
+          throw new AppError('CHUNK_DIGEST_MISMATCH', 'The chunk does not match its SHA-256', { expected, actual: digest.sha256 });
+        }
       } catch (error) {
+        // The staging file renamed away before its bytes were read back: assembled meanwhile.
+        if (isMissing(error)) throw writeRefused();
         throw storageError(writeError ?? error);
       } finally {
         await handle.close();
@@ -227,7 +237,10 @@ export class FsBlobStore implements BlobStore {
     const writing = [...state.writers].filter((writer) => writer.sealed).map((writer) => writer.writing);
     state.folding = state.folding
       .then(() => Promise.allSettled(writing))
-      .then(() => this.fold(uploadId, state, from, prefix))
+      .then(async () => {
+        if (state.broken || state.hashedTo !== from) throw new Error('fold out of order');
+        state.hashedTo = (await this.digests.fold(uploadId, this.stagingPath(uploadId), from, prefix)).hashedTo;
+      })
       .catch(() => {
         state.broken = true; // staging dropped or unreadable: assembly starts from scratch
       });
@@ -282,10 +295,7 @@ export class FsBlobStore implements BlobStore {
     }
     try {
       // Bytes folded before are final (writers into them were refused), so only the rest is read.
-      const hash = running?.hash ?? createHash('sha256');
-      const from = running?.hashedTo ?? 0;
-      const read = from + (await hashRange(handle, hash, from, opts.size));
-      const actual = hash.digest('hex');
+      const { sha256: actual, read } = await this.digests.finish(uploadId, sealed, running?.hashedTo ?? 0, opts.size);
       // `read` falls short when the staging file is shorter than declared (chunks missing).
       if (actual !== expected || read !== opts.size) {
         await this.unseal(uploadId);
@@ -319,13 +329,15 @@ export class FsBlobStore implements BlobStore {
     if (state) {
       state.broken = true; // a fold still running must not be trusted by a later assembly
       this.staging.delete(uploadId);
+      this.digests.drop(uploadId);
     }
     await rm(this.stagingPath(uploadId), { force: true });
     await rm(this.sealedPath(uploadId), { force: true }); // left by a crash mid-assembly
   }
 
   async close(): Promise<void> {
-    // Nothing pooled: every operation closes its own file handles.
+    // Every operation closes its own file handles; only the digest thread is left.
+    await this.digests.close();
   }
 
   private objectPath(key: string): string {
@@ -344,7 +356,7 @@ export class FsBlobStore implements BlobStore {
   private stagingState(uploadId: string): Staging {
     let state = this.staging.get(uploadId);
     if (!state) {
-      state = { writers: new Set(), frozenTo: 0, hash: createHash('sha256'), hashedTo: 0, folding: Promise.resolve(), broken: false };
+      state = { writers: new Set(), frozenTo: 0, hashedTo: 0, folding: Promise.resolve(), broken: false };
       this.staging.set(uploadId, state);
     }
     return state;
@@ -353,19 +365,6 @@ export class FsBlobStore implements BlobStore {
   /** Nothing written and nothing folded: nothing worth remembering. */
   private forgetIfIdle(uploadId: string, state: Staging): void {
     if (state.writers.size === 0 && state.frozenTo === 0 && this.staging.get(uploadId) === state) this.staging.delete(uploadId);
-  }
-
-  /** Reads staged bytes `[from, to)` into the running hash. */
-  private async fold(uploadId: string, state: Staging, from: number, to: number): Promise<void> {
-    if (state.broken || state.hashedTo !== from) throw new Error('fold out of order');
-    const handle = await open(this.stagingPath(uploadId), 'r');
-    try {
-      const read = await hashRange(handle, state.hash, from, to);
-      if (read !== to - from) throw new Error('staging file shorter than the received chunks');
-      state.hashedTo = to;
-    } finally {
-      await handle.close();
-    }
   }
 
   /** Stops every in-flight chunk write of the upload and waits for its current write call. */
@@ -424,14 +423,13 @@ const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 interface Staging {
   writers: Set<ChunkWriter>;
-  /** Bytes `[0, frozenTo)` are folded, or being folded, into `hash`: no writer may touch them. */
+  /** Bytes `[0, frozenTo)` are folded, or being folded, into the running hash: no writer may touch them. */
   frozenTo: number;
-  /** SHA-256 of the staged bytes `[0, hashedTo)`. */
-  hash: Hash;
+  /** The digest thread's running hash covers the staged bytes `[0, hashedTo)`. */
   hashedTo: number;
   /** The folds queued so far, one after another. */
   folding: Promise<void>;
-  /** A fold failed or staging was dropped: assembly must not use `hash`. */
+  /** A fold failed or staging was dropped: assembly must not use the running hash. */
   broken: boolean;
 }
 
@@ -491,25 +489,6 @@ function receivedPrefix(chunks: readonly StagedChunk[]): number {
     end = Math.max(end, chunk.offset + chunk.length);
   }
   return end;
-}
-
-const HASH_READ_BYTES = 1024 * 1024;
-
-/**
- * Feeds bytes `[from, to)` of the file into `hash` through one reused buffer (a stream would
- * allocate a buffer per read, and that garbage costs more than the copy); returns how many
- * bytes there were, fewer if the file ends early.
- */
-async function hashRange(handle: FileHandle, hash: Hash, from: number, to: number): Promise<number> {
-  const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, Math.max(1, to - from)));
-  let position = from;
-  while (position < to) {
-    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, to - position), position);
-    if (bytesRead === 0) break;
-    hash.update(buffer.subarray(0, bytesRead));
-    position += bytesRead;
-  }
-  return position - from;
 }
 
 /** Makes a rename or a new file's directory entry survive a crash (no-op where unsupported). */

@@ -1,0 +1,74 @@
+// The SHA-256 work of the filesystem blob store, on a thread of its own (see digest-worker.ts):
+// chunk digests and the running whole-file hash of each upload, read from the page cache.
+// Plain JavaScript so that it loads the same way under `npm start`, the tests and the benchmarks.
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { parentPort } from 'node:worker_threads';
+
+const READ_BYTES = 1024 * 1024;
+/** One read buffer per request in flight, reused between requests. */
+const spare = [];
+/** Running hashes by upload id: { hash, hashedTo }. */
+const running = new Map();
+
+/** Feeds bytes [from, to) of `file` into `hash`; returns how many there were (fewer if the file ends early). */
+async function hashRange(file, hash, from, to) {
+  const buffer = spare.pop() ?? Buffer.allocUnsafe(READ_BYTES);
+  const handle = await open(file, 'r');
+  try {
+    let position = from;
+    while (position < to) {
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, to - position), position);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+    return position - from;
+  } finally {
+    spare.push(buffer);
+    await handle.close();
+  }
+}
+
+const operations = {
+  /** SHA-256 of one range. */
+  async range({ file, from, to }) {
+    const hash = createHash('sha256');
+    const read = await hashRange(file, hash, from, to);
+    return { sha256: hash.digest('hex'), read };
+  },
+  /** Continues the upload's running hash from `from` (where it stopped) to `to`. */
+  async fold({ key, file, from, to }) {
+    let state = running.get(key);
+    if (!state && from === 0) running.set(key, (state = { hash: createHash('sha256'), hashedTo: 0 }));
+    if (!state || state.hashedTo !== from) throw new Error(`running hash of ${key} is at ${state?.hashedTo ?? 'nothing'}, not ${from}`);
+    state.hashedTo = -1; // unusable until this fold ends well
+    const read = await hashRange(file, state.hash, from, to);
+    if (read !== to - from) {
+      running.delete(key);
+      throw new Error(`${file} ends before byte ${to}`);
+    }
+    state.hashedTo = to;
+    return { hashedTo: to };
+  },
+  /** Hashes the rest of the file (from where the running hash stopped) and forgets the upload. */
+  async finish({ key, file, from, to }) {
+    const state = running.get(key);
+    running.delete(key);
+    if (from > 0 && state?.hashedTo !== from) throw new Error(`running hash of ${key} is not at ${from}`);
+    const hash = from > 0 ? state.hash : createHash('sha256');
+    const read = await hashRange(file, hash, from, to);
+    return { sha256: hash.digest('hex'), read: from + read };
+  },
+  async drop({ key }) {
+    running.delete(key);
+    return {};
+  },
+};
+
+parentPort.on('message', ({ id, op, ...args }) => {
+  operations[op](args).then(
+    (result) => parentPort.postMessage({ id, result }),
+    (error) => parentPort.postMessage({ id, error: { message: error.message, code: error.code } }),
+  );
+});

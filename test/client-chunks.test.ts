@@ -1,0 +1,65 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChunkSizer, hashFile, hashFileAndChunks, plannedChunkBytes } from '../src/client/upload-file.js';
+
+const MiB = 2 ** 20;
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+describe('client: hashing a file with its chunk digests', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'pixshare-client-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('gives the file hash and one digest per planned chunk, the last one short', async () => {
+    const bytes = randomBytes(5 * MiB + 12345);
+    const file = path.join(dir, 'photo.bin');
+    await writeFile(file, bytes);
+    const { sha256: whole, chunks } = await hashFileAndChunks(file, MiB);
+    expect(whole).toBe(sha256(bytes));
+    expect([...chunks.keys()]).toEqual([0, 1, 2, 3, 4, 5].map((i) => `${i * MiB}:${i === 5 ? 12345 : MiB}`));
+    for (const [key, digest] of chunks) {
+      const [offset, length] = key.split(':').map(Number) as [number, number];
+      expect(Buffer.from(digest).toString('hex')).toBe(sha256(bytes.subarray(offset, offset + length)));
+    }
+    expect(await hashFile(file)).toBe(sha256(bytes));
+  });
+
+  it('handles an empty file and the hash alone', async () => {
+    const file = path.join(dir, 'empty.bin');
+    await writeFile(file, Buffer.alloc(0));
+    expect(await hashFileAndChunks(file, MiB)).toEqual({ sha256: sha256(Buffer.alloc(0)), chunks: new Map() });
+    const other = path.join(dir, 'other.bin');
+    await writeFile(other, randomBytes(3 * MiB));
+    expect((await hashFileAndChunks(other, 0)).chunks.size).toBe(0);
+  });
+});
+
+describe('client: chunk sizes (U5)', () => {
+  it('plans chunks no larger than a quarter of one worker share, in 256 KiB steps', () => {
+    expect(plannedChunkBytes(256 * MiB)).toBe(8 * MiB);
+    expect(plannedChunkBytes(20 * MiB)).toBe(1.25 * MiB);
+    expect(plannedChunkBytes(20 * MiB, { parallel: 1 })).toBe(5 * MiB);
+    expect(plannedChunkBytes(100_000)).toBe(256 * 1024);
+    expect(plannedChunkBytes(256 * MiB, { initialChunkBytes: MiB })).toBe(MiB);
+  });
+
+  it('follows the measured rate within the limits, ignoring small swings', () => {
+    const sizer = new ChunkSizer({ minChunkBytes: 256 * 1024, maxChunkBytes: 64 * MiB }, 8 * MiB, 3);
+    sizer.record(8 * MiB, 3 * 1.5); // ideal ≈ 5.3 MiB: not worth a change
+    expect(sizer.next()).toBe(8 * MiB);
+    sizer.record(8 * MiB, 40); // a slow link: ~0.2 MiB/s
+    expect(sizer.next()).toBeLessThan(4 * MiB);
+    const slow = sizer.next();
+    for (let i = 0; i < 5; i++) sizer.record(slow, slow / (100 * MiB)); // then fast: 100 MiB/s
+    expect(sizer.next()).toBe(64 * MiB); // capped by the server's limit
+    for (let i = 0; i < 20; i++) sizer.record(64 * MiB, 1000); // a crawl
+    expect(sizer.next()).toBeLessThanOrEqual(512 * 1024); // within 2× of the ideal (the 256 KiB floor)
+  });
+});
