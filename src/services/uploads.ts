@@ -76,6 +76,14 @@ export interface ChunkResult {
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /**
+ * For the chunk bookkeeping transactions (reservations, "received"): their commit need not wait
+ * for the WAL to reach the disk. An operating-system crash could forget the last fraction of a
+ * second of them; the bytes are on disk either way, and the interrupt list then asks for those
+ * chunks again (U6) — re-sent, never lost. The asset a completion creates is committed durably.
+ */
+const ASYNC_COMMIT = sql`set local synchronous_commit = off`;
+
+/**
  * Check-and-upload (U1–U7, S3): the detection request, instant upload after a
  * proof of possession, resumable out-of-order chunks, and verified completion.
  */
@@ -241,6 +249,7 @@ export class UploadService {
 
     const writer = randomUUID();
     const reserved = await this.deps.db.transaction(async (tx) => {
+      await tx.execute(ASYNC_COMMIT);
       const upload = await this.lockOwnUpload(tx, viewer, input.uploadId);
       if (upload.state !== 'open') return { upload, duplicate: true };
       const end = input.offset + input.length;
@@ -295,6 +304,7 @@ export class UploadService {
     }
 
     const { upload, complete, received } = await this.deps.db.transaction(async (tx) => {
+      await tx.execute(ASYNC_COMMIT);
       const upload = await this.lockOwnUpload(tx, viewer, input.uploadId);
       await tx
         .update(uploadChunks)
@@ -312,7 +322,7 @@ export class UploadService {
     });
     this.deps.storage.noteReceived?.(upload.id, received);
     await this.changed(viewer.user.id);
-    if (!complete) return { upload: await this.view(upload), asset: null };
+    if (!complete) return { upload: this.viewWith(upload, received), asset: null };
     const asset = await this.complete(viewer, upload);
     return { upload: await this.view(await this.findOwnUpload(viewer, upload.id)), asset };
   }
