@@ -2,8 +2,12 @@
 // chunk digests and the running whole-file hash of each upload, read from the page cache.
 // Plain JavaScript so that it loads the same way under `npm start`, the tests and the benchmarks.
 import { createHash } from 'node:crypto';
+import { read as readFd } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { parentPort } from 'node:worker_threads';
+
+const readAt = promisify(readFd);
 
 const READ_BYTES = 1024 * 1024;
 /** One read buffer per request in flight, reused between requests. */
@@ -11,14 +15,19 @@ const spare = [];
 /** Running hashes by upload id: { hash, hashedTo }. */
 const running = new Map();
 
-/** Feeds bytes [from, to) of `file` into `hash`; returns how many there were (fewer if the file ends early). */
-async function hashRange(file, hash, from, to) {
+/**
+ * Feeds bytes [from, to) into `hash`; returns how many there were (fewer if the file ends early).
+ * The bytes come from `file`, or from the open descriptor `fd` of the requesting thread (threads
+ * share descriptors; the requester keeps it open until the answer arrives).
+ */
+async function hashRange({ file, fd }, hash, from, to) {
   const buffer = spare.pop() ?? Buffer.allocUnsafe(READ_BYTES);
-  const handle = await open(file, 'r');
+  const handle = fd === undefined ? await open(file, 'r') : undefined;
   try {
     let position = from;
     while (position < to) {
-      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, to - position), position);
+      const length = Math.min(buffer.length, to - position);
+      const { bytesRead } = handle ? await handle.read(buffer, 0, length, position) : await readAt(fd, buffer, 0, length, position);
       if (bytesRead === 0) break;
       hash.update(buffer.subarray(0, bytesRead));
       position += bytesRead;
@@ -26,15 +35,15 @@ async function hashRange(file, hash, from, to) {
     return position - from;
   } finally {
     spare.push(buffer);
-    await handle.close();
+    await handle?.close();
   }
 }
 
 const operations = {
   /** SHA-256 of one range. */
-  async range({ file, from, to }) {
+  async range({ file, fd, from, to }) {
     const hash = createHash('sha256');
-    const read = await hashRange(file, hash, from, to);
+    const read = await hashRange({ file, fd }, hash, from, to);
     return { sha256: hash.digest('hex'), read };
   },
   /** Continues the upload's running hash from `from` (where it stopped) to `to`. */
@@ -43,7 +52,7 @@ const operations = {
     if (!state && from === 0) running.set(key, (state = { hash: createHash('sha256'), hashedTo: 0 }));
     if (!state || state.hashedTo !== from) throw new Error(`running hash of ${key} is at ${state?.hashedTo ?? 'nothing'}, not ${from}`);
     state.hashedTo = -1; // unusable until this fold ends well
-    const read = await hashRange(file, state.hash, from, to);
+    const read = await hashRange({ file }, state.hash, from, to);
     if (read !== to - from) {
       running.delete(key);
       throw new Error(`${file} ends before byte ${to}`);
@@ -57,7 +66,7 @@ const operations = {
     running.delete(key);
     if (from > 0 && state?.hashedTo !== from) throw new Error(`running hash of ${key} is not at ${from}`);
     const hash = from > 0 ? state.hash : createHash('sha256');
-    const read = await hashRange(file, hash, from, to);
+    const read = await hashRange({ file }, hash, from, to);
     return { sha256: hash.digest('hex'), read: from + read };
   },
   async drop({ key }) {

@@ -20,9 +20,12 @@ export class DigestWorker {
   private nextId = 0;
   private closed = false;
 
-  /** SHA-256 (hex) of bytes `[from, to)` of `file`, and how many of them there were. */
-  range(file: string, from: number, to: number): Promise<{ sha256: string; read: number }> {
-    return this.request('range', { file, from, to });
+  /**
+   * SHA-256 (hex) of bytes `[from, to)` of a file, and how many of them there were. `source` is
+   * a path, or a descriptor of this process that stays open until the promise settles.
+   */
+  range(source: string | number, from: number, to: number): Promise<{ sha256: string; read: number }> {
+    return this.request('range', { ...(typeof source === 'number' ? { fd: source } : { file: source }), from, to });
   }
 
   /** Continues the running hash of `key` over `[from, to)` of `file`; `from` must be where it stopped (0 to begin). */

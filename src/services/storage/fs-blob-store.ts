@@ -159,7 +159,7 @@ export class FsBlobStore implements BlobStore {
     const file = this.stagingPath(uploadId);
     // Registered before the file is opened, so assembly can never miss a handle.
     const state = this.stagingState(uploadId);
-    const writer: ChunkWriter = { sealed: false, writing: undefined, start: offset, staging: state };
+    const writer: ChunkWriter = { sealed: false, writing: undefined, start: offset };
     state.writers.add(writer);
     try {
       // Bytes already folded into the running hash are final; only a writer whose
@@ -170,14 +170,15 @@ export class FsBlobStore implements BlobStore {
       }
       // No O_APPEND (Linux ignores the position of positional writes under it) and no
       // truncation: chunks arrive in any order and in parallel, each at its own offset.
+      // Read-write: the digest thread reads the chunk back through this descriptor.
       let handle: FileHandle;
       let created = true;
       try {
-        handle = await open(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL);
+        handle = await open(file, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL);
       } catch (error) {
         if (!hasCode(error, 'EEXIST')) throw storageError(error);
         created = false;
-        handle = await open(file, fsConstants.O_WRONLY);
+        handle = await open(file, fsConstants.O_RDWR);
       }
       // pipeline reports the AbortError of tearing down the streams rather than why the
       // writing stage failed (sealed, disk full, bad chunk), so keep that reason.
@@ -194,15 +195,13 @@ export class FsBlobStore implements BlobStore {
         });
         // The caller counts the chunk as received once this resolves: its bytes durable
         // (fdatasync is enough: it also flushes the file size, not timestamps) and, read back
-        // on the digest thread meanwhile, matching the client's digest.
+        // through this very handle on the digest thread meanwhile, matching the client's digest.
         const expected = opts.expectedSha256?.toLowerCase();
-        const [, digest] = await Promise.all([handle.datasync(), expected === undefined ? undefined : this.digests.range(file, offset, offset + length)]);
+        const [, digest] = await Promise.all([handle.datasync(), expected === undefined ? undefined : this.digests.range(handle.fd, offset, offset + length)]);
         if (digest && (digest.read !== length || digest.sha256 !== expected)) {
           throw new AppError('CHUNK_DIGEST_MISMATCH', 'The chunk does not match its SHA-256', { expected, actual: digest.sha256 });
         }
       } catch (error) {
-        // The staging file renamed away before its bytes were read back: assembled meanwhile.
-        if (isMissing(error)) throw writeRefused();
         throw storageError(writeError ?? error);
       } finally {
         await handle.close();
@@ -438,7 +437,6 @@ interface ChunkWriter {
   sealed: boolean;
   /** First byte of the writer's chunk. */
   start: number;
-  staging: Staging;
   /** The write call in progress, which assembly waits for. */
   writing: Promise<unknown> | undefined;
 }
