@@ -1,6 +1,6 @@
 import { and, desc, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
-import type { Db } from '../db/client.js';
+import { withoutWaitingForDisk, type Db } from '../db/client.js';
 import { devices, users, type DeviceRow, type UserRow } from '../db/schema/index.js';
 import { AppError } from './app-error.js';
 import { isUuid } from './ids.js';
@@ -63,28 +63,27 @@ export class DeviceService {
    */
   async authenticate(token: string, origin: RequestOrigin): Promise<Viewer> {
     if (!looksLikeToken(token)) throw new AppError('UNAUTHENTICATED', 'Malformed token');
-    const viewer = await this.deps.db.transaction(async (tx) => {
-      // The control-list entry is bookkeeping, not user data: its commit need not wait for the
-      // disk (a crash forgets at most the last fraction of a second of "last seen"). Without this
-      // every authenticated request paid for a WAL flush.
-      await tx.execute(sql`set local synchronous_commit = off`);
-      const [device] = await tx
-        .update(devices)
-        .set({
-          lastSeenAt: sql`now()`,
-          lastAddress: origin.address,
-          lastPort: origin.port,
-          // Browser sessions slide: they end after sessionDays without use.
-          expiresAt: sql`case when ${devices.kind} = 'browser' then now() + make_interval(days => ${this.deps.config.auth.sessionDays}) else null end`,
-        })
-        .where(and(eq(devices.tokenHash, hashToken(token)), isNull(devices.revokedAt), or(isNull(devices.expiresAt), gt(devices.expiresAt, sql`now()`))))
-        .returning();
-      if (!device) return null;
-      const [user] = await tx.select().from(users).where(eq(users.id, device.userId));
-      return user ? { user, device } : null;
-    });
+    // One statement, one round trip: the device row is updated and returned with its user's row.
+    // The control-list entry is bookkeeping, not user data: its commit need not wait for the disk
+    // (a crash forgets at most the last fraction of a second of "last seen"). Without this every
+    // authenticated request paid for a WAL flush.
+    const [viewer] = await this.deps.db
+      .update(devices)
+      .set({
+        lastSeenAt: sql`now()`,
+        lastAddress: origin.address,
+        lastPort: origin.port,
+        // Browser sessions slide: they end after sessionDays without use.
+        expiresAt: sql`case when ${devices.kind} = 'browser' then now() + make_interval(days => ${this.deps.config.auth.sessionDays}) else null end`,
+      })
+      .from(users)
+      .where(and(eq(users.id, devices.userId), eq(devices.tokenHash, hashToken(token)), isNull(devices.revokedAt), or(isNull(devices.expiresAt), gt(devices.expiresAt, sql`now()`))))
+      .returning({ device: devices, user: users, commit: withoutWaitingForDisk })
+      // Prepared: every request runs it, so PostgreSQL parses and plans it once per connection.
+      .prepare('authenticate')
+      .execute();
     if (!viewer) throw new AppError('UNAUTHENTICATED', 'Invalid, expired or revoked token');
-    return viewer;
+    return { user: viewer.user, device: viewer.device };
   }
 
   /** Marks a device as seen without a new request (e.g. an open WebSocket's heartbeat). */

@@ -1,9 +1,16 @@
 import { EventEmitter } from 'node:events';
+import { sql, type SQL } from 'drizzle-orm';
 import type postgres from 'postgres';
 
 const CHANNEL = 'pixshare_events';
 /** PostgreSQL's NOTIFY payload limit is 8000 bytes; events are small by design (ids and counters). */
 const MAX_PAYLOAD = 7900;
+
+function payloadOf(topic: string, data: unknown): string {
+  const payload = JSON.stringify({ topic, data });
+  if (Buffer.byteLength(payload) > MAX_PAYLOAD) throw new Error(`event on ${topic} is too large for NOTIFY`);
+  return payload;
+}
 
 /**
  * Events for live subscriptions, carried by PostgreSQL LISTEN/NOTIFY so that an
@@ -38,9 +45,16 @@ export class PubSub {
   }
 
   async publish(topic: string, data: unknown): Promise<void> {
-    const payload = JSON.stringify({ topic, data });
-    if (Buffer.byteLength(payload) > MAX_PAYLOAD) throw new Error(`event on ${topic} is too large for NOTIFY`);
-    await this.sql.notify(CHANNEL, payload);
+    await this.sql.notify(CHANNEL, payloadOf(topic, data));
+  }
+
+  /**
+   * Publishes as part of a transaction: PostgreSQL delivers a NOTIFY only when its transaction
+   * commits, so subscribers hear of the change exactly when it is there to be read, and never of
+   * one rolled back. It can be sent alongside the transaction's other statements (no round trip of its own).
+   */
+  async publishIn(tx: { execute(query: SQL): PromiseLike<unknown> }, topic: string, data: unknown): Promise<void> {
+    await tx.execute(sql`select pg_notify(${CHANNEL}, ${payloadOf(topic, data)})`);
   }
 
   /**

@@ -1,9 +1,9 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
-import type { Db } from '../db/client.js';
+import { withoutWaitingForDisk, type Db } from '../db/client.js';
 import { blobs, uploadChallenges, uploadChunks, uploads, type AssetRow, type UploadChunkRow, type UploadRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
 import { blobKey, readAll, type BlobService } from './blobs.js';
@@ -110,8 +110,15 @@ export class UploadService {
       }
     });
 
-    // U4, same user: already in the library — nothing to send.
-    const owned = await this.deps.library.findAssetIdsBySha(viewer.user.id, [...new Set(valid.map((v) => v.file.sha256))]);
+    // U4, same user: already in the library — nothing to send. The quota usage the next step may
+    // need is read at the same time (a second connection): one round trip of waiting, not two.
+    const quota = this.deps.library.quotaBytes(viewer.user.level);
+    const refuseAll = this.deps.config.uploads.quotaPolicy === 'refuse';
+    const needsUsage = valid.length > 0 && (refuseAll || valid.some((v) => v.file.size > quota));
+    const [owned, used] = await Promise.all([
+      this.deps.library.findAssetIdsBySha(viewer.user.id, [...new Set(valid.map((v) => v.file.sha256))]),
+      needsUsage ? this.deps.library.usage(viewer.user.id) : 0,
+    ]);
     const folderIds = new Map<string, string>();
     const folderOf = async (name: string | null | undefined) => {
       if (!name) return null;
@@ -132,9 +139,6 @@ export class UploadService {
 
     // Quota: refuse now what cannot fit (the completion checks again, exactly).
     if (remaining.length > 0) {
-      const used = await this.deps.library.usage(viewer.user.id);
-      const quota = this.deps.library.quotaBytes(viewer.user.level);
-      const refuseAll = this.deps.config.uploads.quotaPolicy === 'refuse';
       remaining = remaining.filter(({ index, file }) => {
         if (file.size <= quota && (!refuseAll || used + file.size <= quota)) return true;
         answers.set(index, { sha256: file.sha256, status: 'REFUSED', error: quotaExceeded(used, quota, file.size) });
@@ -189,7 +193,9 @@ export class UploadService {
     const [challenge] = await this.deps.db
       .select()
       .from(uploadChallenges)
-      .where(and(eq(uploadChallenges.id, challengeId), eq(uploadChallenges.userId, viewer.user.id)));
+      .where(and(eq(uploadChallenges.id, challengeId), eq(uploadChallenges.userId, viewer.user.id)))
+      .prepare('claim_challenge')
+      .execute();
     if (!challenge) throw new AppError('NOT_FOUND', 'No such challenge');
     // The expected answer is worked out before the transaction, so it holds its locks only briefly.
     const expected = await this.expectedProof(challenge.sha256, challenge.nonce, challenge.ranges).catch((error: unknown) => {
@@ -201,30 +207,45 @@ export class UploadService {
 
     // One transaction consumes the challenge and, if the proof holds, adds the asset. Refusals
     // are returned rather than thrown so the challenge stays consumed (single use, right or wrong).
+    // Statements that do not need each other's answers go out together (pipelined, run in order).
     const outcome = await this.deps.db.transaction(async (tx): Promise<AssetRow | AppError> => {
-      const [row] = await tx.select({ usedAt: uploadChallenges.usedAt, expiresAt: uploadChallenges.expiresAt }).from(uploadChallenges).where(eq(uploadChallenges.id, challenge.id)).for('update');
+      const [[row], , [blob]] = await Promise.all([
+        tx.select({ usedAt: uploadChallenges.usedAt, expiresAt: uploadChallenges.expiresAt }).from(uploadChallenges).where(eq(uploadChallenges.id, challenge.id)).for('update').prepare('claim_lock_challenge').execute(),
+        // Runs after the lock above: consumes the challenge unless it was answered already.
+        tx
+          .update(uploadChallenges)
+          .set({ usedAt: sql`now()`, attempts: sql`${uploadChallenges.attempts} + 1` })
+          .where(and(eq(uploadChallenges.id, challenge.id), isNull(uploadChallenges.usedAt)))
+          .prepare('claim_consume_challenge')
+          .execute(),
+        // Locks the blob against the collector (a blob collected meanwhile cannot be claimed); asked
+        // for only with a good proof, and held for nothing more than this short transaction if the challenge is refused.
+        proven
+          ? tx.select().from(blobs).where(and(eq(blobs.sha256, challenge.sha256), eq(blobs.stored, true))).for('update').prepare('claim_lock_blob').execute()
+          : [],
+      ]);
       if (!row) return new AppError('NOT_FOUND', 'No such challenge');
       if (row.usedAt) return new AppError('CHALLENGE_USED', 'This challenge was already answered; check the file again or upload it');
-      await tx.update(uploadChallenges).set({ usedAt: sql`now()`, attempts: sql`${uploadChallenges.attempts} + 1` }).where(eq(uploadChallenges.id, challenge.id));
       if (row.expiresAt.getTime() < Date.now()) return new AppError('CHALLENGE_EXPIRED', 'The challenge expired; check the file again or upload it');
       if (expected === null) return new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
       if (!proven) return new AppError('PROOF_REJECTED', 'The proof does not match the file; upload it instead');
-      // Locks the blob against the collector; a blob collected meanwhile cannot be claimed.
-      const [blob] = await tx.select().from(blobs).where(and(eq(blobs.sha256, challenge.sha256), eq(blobs.stored, true))).for('update');
       if (!blob) return new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
-      const { asset } = await this.deps.library.addAsset(tx, {
-        userId: viewer.user.id,
-        deviceId: viewer.device.id,
-        blob,
-        name: challenge.name,
-        takenAt: challenge.takenAt,
-        folderId: challenge.folderId,
-        origin: 'instant',
-      });
+      const [, { asset }] = await Promise.all([
+        // Delivered only if this transaction commits, i.e. with the asset; sent first, it costs no round trip of its own.
+        this.deps.pubsub.publishIn(tx, syncTopic(viewer.user.id), { at: Date.now() }),
+        this.deps.library.addAsset(tx, {
+          userId: viewer.user.id,
+          deviceId: viewer.device.id,
+          blob,
+          name: challenge.name,
+          takenAt: challenge.takenAt,
+          folderId: challenge.folderId,
+          origin: 'instant',
+        }),
+      ]);
       return asset;
     });
     if (outcome instanceof AppError) throw outcome;
-    await this.changed(viewer.user.id);
     return outcome;
   }
 
@@ -483,7 +504,10 @@ export class UploadService {
           expiresAt: sql`now() + make_interval(secs => ${this.deps.config.uploads.challengeSeconds})`,
         })),
       )
-      .returning();
+      // A challenge is a promise of nothing: one a crash forgets gets NOT_FOUND, and the client
+      // uploads the file instead. So its commit does not wait for the disk (a WAL flush, often the
+      // largest part of a check).
+      .returning({ id: uploadChallenges.id, nonce: uploadChallenges.nonce, ranges: uploadChallenges.ranges, expiresAt: uploadChallenges.expiresAt, commit: withoutWaitingForDisk });
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => {
       const row = byId.get(id)!;
