@@ -12,6 +12,12 @@ function payloadOf(topic: string, data: unknown): string {
   return payload;
 }
 
+/** A string literal PostgreSQL reads the same whatever standard_conforming_strings says (E'' escapes). */
+export function quoteLiteral(text: string): string {
+  if (text.includes('\0')) throw new Error('PostgreSQL text cannot contain NUL');
+  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
 /**
  * Events for live subscriptions, carried by PostgreSQL LISTEN/NOTIFY so that an
  * event published on one server instance reaches subscribers on every instance,
@@ -54,7 +60,10 @@ export class PubSub {
    * one rolled back. It can be sent alongside the transaction's other statements (no round trip of its own).
    */
   async publishIn(tx: { execute(query: SQL): PromiseLike<unknown> }, topic: string, data: unknown): Promise<void> {
-    await tx.execute(sql`select pg_notify(${CHANNEL}, ${payloadOf(topic, data)})`);
+    // The payload goes in as a literal, not a parameter: a statement without parameters is sent in
+    // one go (postgres.js first asks the server to describe an unprepared statement's parameters,
+    // a round trip of its own that would also hold back the statements pipelined after it).
+    await tx.execute(sql`select pg_notify(${sql.raw(quoteLiteral(CHANNEL))}, ${sql.raw(quoteLiteral(payloadOf(topic, data)))})`);
   }
 
   /**

@@ -15,6 +15,8 @@ import type { PubSub } from './pubsub.js';
 import type { BlobStore } from './storage/blob-store.js';
 
 export const MAX_CHECK_BATCH = 5000;
+/** Up to this many distinct files, a check looks for stored blobs at once (see checkUploads). */
+const SMALL_CHECK = 16;
 const PROOF_RANGES = 4;
 const PROOF_RANGE_BYTES = 4096;
 /** A chunk reservation lives this long without renewal; writers renew it while bytes flow. */
@@ -115,9 +117,16 @@ export class UploadService {
     const quota = this.deps.library.quotaBytes(viewer.user.level);
     const refuseAll = this.deps.config.uploads.quotaPolicy === 'refuse';
     const needsUsage = valid.length > 0 && (refuseAll || valid.some((v) => v.file.size > quota));
-    const [owned, used] = await Promise.all([
-      this.deps.library.findAssetIdsBySha(viewer.user.id, [...new Set(valid.map((v) => v.file.sha256))]),
+    const globalDedup = this.deps.config.uploads.dedupScope === 'global';
+    const hashes = [...new Set(valid.map((v) => v.file.sha256))];
+    // A small check (a device backing up its newest photos) also asks at once which of the files the
+    // server stores: they are rarely in the library yet, and the answer saves a round trip. A large one
+    // (a lost sync list) is mostly files the user has; it asks about the rest only, afterwards.
+    const askEarly = globalDedup && hashes.length > 0 && hashes.length <= SMALL_CHECK;
+    const [owned, used, storedEarly] = await Promise.all([
+      this.deps.library.findAssetIdsBySha(viewer.user.id, hashes),
       needsUsage ? this.deps.library.usage(viewer.user.id) : 0,
+      askEarly ? this.storedSizes(hashes) : undefined,
     ]);
     const folderIds = new Map<string, string>();
     const folderOf = async (name: string | null | undefined) => {
@@ -147,12 +156,8 @@ export class UploadService {
     }
 
     // U4, another user: the server has the bytes; the client must prove it has them too.
-    if (remaining.length > 0 && this.deps.config.uploads.dedupScope === 'global') {
-      const stored = await this.deps.db
-        .select({ sha256: blobs.sha256, size: blobs.size })
-        .from(blobs)
-        .where(and(sql`${blobs.sha256} = any(${sql.param([...new Set(remaining.map((r) => r.file.sha256))])}::text[])`, eq(blobs.stored, true)));
-      const sizes = new Map(stored.map((b) => [b.sha256, b.size]));
+    if (remaining.length > 0 && globalDedup) {
+      const sizes = storedEarly ?? (await this.storedSizes([...new Set(remaining.map((r) => r.file.sha256))]));
       const claimable = remaining.filter((entry) => sizes.get(entry.file.sha256) === entry.file.size);
       const challenges = await this.createChallenges(viewer, await Promise.all(claimable.map(async (entry) => ({ file: entry.file, folderId: await folderOf(entry.file.folder) }))));
       claimable.forEach((entry, i) => answers.set(entry.index, { sha256: entry.file.sha256, status: 'PROOF_REQUIRED', challenge: challenges[i]! }));
@@ -484,10 +489,21 @@ export class UploadService {
     throw new AppError('CONFLICT', 'Could not open an upload session; try again');
   }
 
+  /** Sizes of the stored blobs among these hashes. */
+  private async storedSizes(sha256s: string[]): Promise<Map<string, number>> {
+    const stored = await this.deps.db
+      .select({ sha256: blobs.sha256, size: blobs.size })
+      .from(blobs)
+      .where(and(sql`${blobs.sha256} = any(${sql.param(sha256s)}::text[])`, eq(blobs.stored, true)))
+      .prepare('stored_sizes')
+      .execute();
+    return new Map(stored.map((b) => [b.sha256, b.size]));
+  }
+
   private async createChallenges(viewer: Viewer, files: { file: CheckFile; folderId: string | null }[]): Promise<ChallengeView[]> {
     if (files.length === 0) return [];
     const ids = files.map(() => randomUUID());
-    const rows = await this.deps.db
+    const insert = this.deps.db
       .insert(uploadChallenges)
       .values(
         files.map(({ file, folderId }, i) => ({
@@ -508,6 +524,9 @@ export class UploadService {
       // uploads the file instead. So its commit does not wait for the disk (a WAL flush, often the
       // largest part of a check).
       .returning({ id: uploadChallenges.id, nonce: uploadChallenges.nonce, ranges: uploadChallenges.ranges, expiresAt: uploadChallenges.expiresAt, commit: withoutWaitingForDisk });
+    // One file (the common case) is always the same statement: prepared. A batch's text depends on
+    // its size, and preparing every size would fill each connection's statement cache.
+    const rows = files.length === 1 ? await insert.prepare('create_challenge').execute() : await insert;
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => {
       const row = byId.get(id)!;
