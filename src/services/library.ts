@@ -55,12 +55,9 @@ export class LibraryService {
   async addAsset(
     tx: Tx,
     input: { userId: string; deviceId: string | null; blob: BlobRow; name: string; takenAt: Date | null; folderId: string | null; origin: AssetRow['origin'] },
+    locked: ReturnType<LibraryService['lockForAsset']> = this.lockForAsset(tx, input.userId, input.blob.sha256),
   ): Promise<{ asset: AssetRow; created: boolean; evicted: AssetRow[] }> {
-    const [[user], [existing]] = await Promise.all([
-      tx.select({ level: users.level, usedBytes: users.usedBytes }).from(users).where(eq(users.id, input.userId)).for('update').prepare('add_asset_lock_user').execute(),
-      // Runs after the lock above (same connection, in order), so it sees what a concurrent completion of this user committed.
-      tx.select().from(assets).where(and(eq(assets.userId, input.userId), eq(assets.sha256, input.blob.sha256))).prepare('add_asset_existing').execute(),
-    ]);
+    const [[user], [existing]] = await locked;
     if (!user) throw new AppError('NOT_FOUND', 'No such user');
     if (existing) {
       if (input.folderId) await tx.insert(folderAssets).values({ folderId: input.folderId, assetId: existing.id }).onConflictDoNothing();
@@ -95,6 +92,19 @@ export class LibraryService {
       input.folderId ? tx.insert(folderAssets).values({ folderId: input.folderId, assetId }).onConflictDoNothing().prepare('add_asset_folder').execute() : undefined,
     ]);
     return { asset: asset!, created: true, evicted };
+  }
+
+  /**
+   * addAsset's first statements: lock the user row (level and usage with it), then look for the
+   * asset the user may have already. A caller can send them early, along with statements of its
+   * own, and hand the promise to addAsset; they must be sent in the same transaction.
+   */
+  lockForAsset(tx: Tx, userId: string, sha256: string) {
+    return Promise.all([
+      tx.select({ level: users.level, usedBytes: users.usedBytes }).from(users).where(eq(users.id, userId)).for('update').prepare('add_asset_lock_user').execute(),
+      // Runs after the lock above (same connection, in order), so it sees what a concurrent completion of this user committed.
+      tx.select().from(assets).where(and(eq(assets.userId, userId), eq(assets.sha256, sha256))).prepare('add_asset_existing').execute(),
+    ]);
   }
 
   /** Bytes used by the user's library. */
