@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -115,5 +116,29 @@ describe('shutdown', () => {
     expect(performance.now() - started).toBeLessThan(3000);
     // The stream ends (cleanly or cut), it does not hang.
     await reader.read().catch(() => undefined);
+  });
+});
+
+describe('events published inside a transaction', () => {
+  it('arrive intact (quotes, backslashes, any text) when it commits, and not at all when it rolls back', async () => {
+    const { pubsub } = app.services;
+    const topic = `test:${Date.now()}`;
+    const events = pubsub.subscribe<{ text: string }>(topic);
+    const tricky = `it's a \\ back'\\'slash "quote" \\n é 🌅 $$ E'x'`;
+    await app.database.db.transaction(async (tx) => {
+      // The literal must not depend on this setting.
+      await tx.execute(sql`set local standard_conforming_strings = off`);
+      await pubsub.publishIn(tx, topic, { text: tricky });
+    });
+    await app.database.db
+      .transaction(async (tx) => {
+        await pubsub.publishIn(tx, topic, { text: 'rolled back' });
+        throw new Error('roll back');
+      })
+      .catch(() => {});
+    await app.database.db.transaction(async (tx) => pubsub.publishIn(tx, topic, { text: 'second' }));
+    expect((await events.next()).value).toEqual({ text: tricky });
+    expect((await events.next()).value).toEqual({ text: 'second' });
+    await events.return?.();
   });
 });

@@ -139,6 +139,14 @@ async function readSpan(handle: fs.FileHandle, span: Span, into?: Buffer): Promi
   return buffer;
 }
 
+/** The answer to a proof-of-possession challenge: SHA-256 over the nonce, then each range's bytes in order (read all at once). */
+async function proofOf(handle: fs.FileHandle, challenge: { nonce: string; ranges: Span[] }): Promise<string> {
+  const pieces = await Promise.all(challenge.ranges.map((range) => readSpan(handle, range)));
+  const proof = createHash('sha256').update(Buffer.from(challenge.nonce, 'hex'));
+  for (const piece of pieces) proof.update(piece);
+  return proof.digest('hex');
+}
+
 /**
  * Picks chunk sizes from the measured transfer rate (U5): each chunk should take
  * about `targetSeconds`, within the server's limits, so slow links send small chunks
@@ -215,12 +223,14 @@ export async function uploadFile(api: ApiClient, file: string, options: UploadFi
   if (answer.status === 'PROOF_REQUIRED') {
     const challenge = answer.challenge!;
     const handle = await fs.open(file, 'r');
+    let closed: Promise<void> | undefined;
     try {
-      const proof = createHash('sha256').update(Buffer.from(challenge.nonce, 'hex'));
-      for (const range of challenge.ranges) proof.update(await readSpan(handle, range));
+      const proof = await proofOf(handle, challenge);
+      // The file is closed while the claim is on its way rather than before it is sent.
+      closed = handle.close();
       const { claimUpload } = await api.graphql<{ claimUpload: AssetSummary }>(
         `mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { ${ASSET} } }`,
-        { id: challenge.id, proof: proof.digest('hex') },
+        { id: challenge.id, proof },
         options.signal,
       );
       return { outcome: 'instant', asset: claimUpload, sentBytes: 0, chunkSizes: [] };
@@ -228,7 +238,7 @@ export async function uploadFile(api: ApiClient, file: string, options: UploadFi
       // A refused or late proof is not fatal: send the bytes instead.
       if (!(error instanceof ApiError) || !['PROOF_REJECTED', 'CHALLENGE_EXPIRED', 'CHALLENGE_USED', 'NOT_FOUND'].includes(error.code)) throw error;
     } finally {
-      await handle.close();
+      await (closed ?? handle.close());
     }
     upload = (await api.graphql<{ startUpload: UploadState }>(`mutation($file: CheckFileInput!) { startUpload(file: $file) { ${UPLOAD} } }`, { file: input }, options.signal)).startUpload;
   }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, inArray, isNotNull, lt, or, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
@@ -48,40 +49,62 @@ export class LibraryService {
    * Adds the blob to the user's library (or returns the asset it already is),
    * enforcing the quota first. Runs inside the caller's transaction; the user row is
    * locked so concurrent completions of one user are counted one after the other.
+   * Statements that do not wait for each other's answers go out together (pipelined on the
+   * transaction's connection, still run in order): two round trips when the asset is new.
    */
   async addAsset(
     tx: Tx,
     input: { userId: string; deviceId: string | null; blob: BlobRow; name: string; takenAt: Date | null; folderId: string | null; origin: AssetRow['origin'] },
+    locked: ReturnType<LibraryService['lockForAsset']> = this.lockForAsset(tx, input.userId, input.blob.sha256),
   ): Promise<{ asset: AssetRow; created: boolean; evicted: AssetRow[] }> {
-    const [user] = await tx.select({ level: users.level }).from(users).where(eq(users.id, input.userId)).for('update');
+    const [[user], [existing]] = await locked;
     if (!user) throw new AppError('NOT_FOUND', 'No such user');
-    const [existing] = await tx.select().from(assets).where(and(eq(assets.userId, input.userId), eq(assets.sha256, input.blob.sha256)));
     if (existing) {
       if (input.folderId) await tx.insert(folderAssets).values({ folderId: input.folderId, assetId: existing.id }).onConflictDoNothing();
       return { asset: existing, created: false, evicted: [] };
     }
-    const evicted = await this.makeRoom(tx, input.userId, this.deps.config.levels[user.level].quotaBytes, input.blob.size);
-    const [asset] = await tx
-      .insert(assets)
-      .values({
-        userId: input.userId,
-        sha256: input.blob.sha256,
-        name: input.name,
-        size: input.blob.size,
-        mimeType: input.blob.mimeType,
-        width: input.blob.width,
-        height: input.blob.height,
-        takenAt: input.blob.takenAt ?? input.takenAt,
-        phash: input.blob.phash,
-        thumbnailStatus: input.blob.thumbnailStatus,
-        deviceId: input.deviceId,
-        origin: input.origin,
-      })
-      .returning();
-    await tx.update(blobs).set({ refCount: sql`${blobs.refCount} + 1`, gcAfter: null }).where(eq(blobs.sha256, input.blob.sha256));
-    await tx.update(users).set({ usedBytes: sql`${users.usedBytes} + ${input.blob.size}` }).where(eq(users.id, input.userId));
-    if (input.folderId) await tx.insert(folderAssets).values({ folderId: input.folderId, assetId: asset!.id }).onConflictDoNothing();
+    const evicted = await this.makeRoom(tx, input.userId, this.deps.config.levels[user.level].quotaBytes, input.blob.size, user.usedBytes);
+    // The id is made here so that the folder link can go out with the insert instead of after it.
+    const assetId = randomUUID();
+    const [[asset]] = await Promise.all([
+      tx
+        .insert(assets)
+        .values({
+          id: assetId,
+          userId: input.userId,
+          sha256: input.blob.sha256,
+          name: input.name,
+          size: input.blob.size,
+          mimeType: input.blob.mimeType,
+          width: input.blob.width,
+          height: input.blob.height,
+          takenAt: input.blob.takenAt ?? input.takenAt,
+          phash: input.blob.phash,
+          thumbnailStatus: input.blob.thumbnailStatus,
+          deviceId: input.deviceId,
+          origin: input.origin,
+        })
+        .returning()
+        .prepare('add_asset_insert')
+        .execute(),
+      tx.update(blobs).set({ refCount: sql`${blobs.refCount} + 1`, gcAfter: null }).where(eq(blobs.sha256, input.blob.sha256)).prepare('add_asset_blob_ref').execute(),
+      tx.update(users).set({ usedBytes: sql`${users.usedBytes} + ${input.blob.size}` }).where(eq(users.id, input.userId)).prepare('add_asset_usage').execute(),
+      input.folderId ? tx.insert(folderAssets).values({ folderId: input.folderId, assetId }).onConflictDoNothing().prepare('add_asset_folder').execute() : undefined,
+    ]);
     return { asset: asset!, created: true, evicted };
+  }
+
+  /**
+   * addAsset's first statements: lock the user row (level and usage with it), then look for the
+   * asset the user may have already. A caller can send them early, along with statements of its
+   * own, and hand the promise to addAsset; they must be sent in the same transaction.
+   */
+  lockForAsset(tx: Tx, userId: string, sha256: string) {
+    return Promise.all([
+      tx.select({ level: users.level, usedBytes: users.usedBytes }).from(users).where(eq(users.id, userId)).for('update').prepare('add_asset_lock_user').execute(),
+      // Runs after the lock above (same connection, in order), so it sees what a concurrent completion of this user committed.
+      tx.select().from(assets).where(and(eq(assets.userId, userId), eq(assets.sha256, sha256))).prepare('add_asset_existing').execute(),
+    ]);
   }
 
   /** Bytes used by the user's library. */
@@ -104,9 +127,8 @@ export class LibraryService {
     }
   }
 
-  /** S5: refuse, or remove the user's oldest assets until the new one fits. */
-  private async makeRoom(tx: Tx, userId: string, quota: number, size: number): Promise<AssetRow[]> {
-    const used = await this.usage(userId, tx);
+  /** S5: refuse, or remove the user's oldest assets until the new one fits; `used` as read with the user row locked. */
+  private async makeRoom(tx: Tx, userId: string, quota: number, size: number, used: number): Promise<AssetRow[]> {
     if (used + size <= quota) return [];
     if (size > quota || this.deps.config.uploads.quotaPolicy === 'refuse') throw quotaExceeded(used, quota, size);
     const evicted: AssetRow[] = [];

@@ -1,9 +1,22 @@
 import { EventEmitter } from 'node:events';
+import { sql, type SQL } from 'drizzle-orm';
 import type postgres from 'postgres';
 
 const CHANNEL = 'pixshare_events';
 /** PostgreSQL's NOTIFY payload limit is 8000 bytes; events are small by design (ids and counters). */
 const MAX_PAYLOAD = 7900;
+
+function payloadOf(topic: string, data: unknown): string {
+  const payload = JSON.stringify({ topic, data });
+  if (Buffer.byteLength(payload) > MAX_PAYLOAD) throw new Error(`event on ${topic} is too large for NOTIFY`);
+  return payload;
+}
+
+/** A string literal PostgreSQL reads the same whatever standard_conforming_strings says (E'' escapes). */
+export function quoteLiteral(text: string): string {
+  if (text.includes('\0')) throw new Error('PostgreSQL text cannot contain NUL');
+  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
 
 /**
  * Events for live subscriptions, carried by PostgreSQL LISTEN/NOTIFY so that an
@@ -38,9 +51,19 @@ export class PubSub {
   }
 
   async publish(topic: string, data: unknown): Promise<void> {
-    const payload = JSON.stringify({ topic, data });
-    if (Buffer.byteLength(payload) > MAX_PAYLOAD) throw new Error(`event on ${topic} is too large for NOTIFY`);
-    await this.sql.notify(CHANNEL, payload);
+    await this.sql.notify(CHANNEL, payloadOf(topic, data));
+  }
+
+  /**
+   * Publishes as part of a transaction: PostgreSQL delivers a NOTIFY only when its transaction
+   * commits, so subscribers hear of the change exactly when it is there to be read, and never of
+   * one rolled back. It can be sent alongside the transaction's other statements (no round trip of its own).
+   */
+  async publishIn(tx: { execute(query: SQL): PromiseLike<unknown> }, topic: string, data: unknown): Promise<void> {
+    // The payload goes in as a literal, not a parameter: a statement without parameters is sent in
+    // one go (postgres.js first asks the server to describe an unprepared statement's parameters,
+    // a round trip of its own that would also hold back the statements pipelined after it).
+    await tx.execute(sql`select pg_notify(${sql.raw(quoteLiteral(CHANNEL))}, ${sql.raw(quoteLiteral(payloadOf(topic, data)))})`);
   }
 
   /**
