@@ -42,11 +42,12 @@ describe('client: hashing a file with its chunk digests', () => {
 });
 
 describe('client: chunk sizes (U5)', () => {
-  it('plans chunks no larger than a quarter of one worker share, in 256 KiB steps', () => {
+  it('plans 8 MiB chunks, smaller only when asked, and at most a quarter of a worker share for large files', () => {
     expect(plannedChunkBytes(256 * MiB)).toBe(8 * MiB);
-    expect(plannedChunkBytes(20 * MiB)).toBe(1.25 * MiB);
-    expect(plannedChunkBytes(20 * MiB, { parallel: 1 })).toBe(5 * MiB);
-    expect(plannedChunkBytes(100_000)).toBe(256 * 1024);
+    expect(plannedChunkBytes(5_000_000)).toBe(8 * MiB); // a photo goes whole
+    expect(plannedChunkBytes(32 * MiB)).toBe(8 * MiB); // not sixteen 2 MiB chunks
+    expect(plannedChunkBytes(256 * MiB, { initialChunkBytes: 64 * MiB })).toBe(16 * MiB);
+    expect(plannedChunkBytes(256 * MiB, { initialChunkBytes: 64 * MiB, parallel: 1 })).toBe(64 * MiB);
     expect(plannedChunkBytes(256 * MiB, { initialChunkBytes: MiB })).toBe(MiB);
   });
 

@@ -117,14 +117,21 @@ export async function hashFileAndChunks(file: string, chunkBytes: number, signal
 }
 
 /**
- * The chunk size a transfer starts with, within the server's usual limits: the caller's
- * choice (8 MiB by default), but no more than a quarter of one worker's share of the file —
- * the server hashes the file as its front arrives in order, so no chunk should lag far behind
- * the others at the end, and an interruption loses little.
+ * The chunk size a transfer starts with: the caller's choice (8 MiB by default). A large file
+ * gets chunks of at most a quarter of one worker's share, so that the received front keeps
+ * moving (the server hashes the file as its front arrives in order, and no chunk should lag far
+ * behind the others at the end); this never goes below 8 MiB, because every chunk costs a
+ * request and its bookkeeping, and a photo of a few megabytes is best sent whole.
  */
+const SPREAD_FLOOR = 8 * 2 ** 20;
+
+/** A quarter of one worker's share of the file, in 256 KiB steps. */
+function spreadChunkBytes(size: number, parallel = 4): number {
+  return Math.ceil(size / (Math.max(1, parallel) * 4) / 262_144) * 262_144;
+}
+
 export function plannedChunkBytes(size: number, options: Pick<UploadFileOptions, 'initialChunkBytes' | 'parallel'> = {}): number {
-  const spread = Math.ceil(size / (Math.max(1, options.parallel ?? 4) * 4) / 262_144) * 262_144;
-  return Math.max(262_144, Math.min(options.initialChunkBytes ?? 8 * 2 ** 20, spread));
+  return Math.min(options.initialChunkBytes ?? SPREAD_FLOOR, Math.max(SPREAD_FLOOR, spreadChunkBytes(size, options.parallel)));
 }
 
 /** Reads `[offset, offset + length)` of a file, into `into` when given (reused between chunks). */
@@ -250,7 +257,7 @@ async function sendMissing(api: ApiClient, file: string, upload: UploadState, op
   const parallel = Math.max(1, options.parallel ?? 4);
   const planned = plannedChunkBytes(size, options);
   // The sizer may grow chunks up to a quarter of one worker's share (see plannedChunkBytes).
-  const spread = Math.ceil(size / (parallel * 4) / 262_144) * 262_144;
+  const spread = spreadChunkBytes(size, parallel);
   const limits = { minChunkBytes: upload.limits.minChunkBytes, maxChunkBytes: Math.max(upload.limits.minChunkBytes, Math.min(upload.limits.maxChunkBytes, Math.max(planned, spread))) };
   const sizer = new ChunkSizer(limits, planned, options.targetChunkSeconds ?? 3);
   const chunks = plan(upload.missing, sizer);
