@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, index, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { blobs } from './blobs.js';
+import { mediaFacts } from './media-facts.js';
 import { devices } from './devices.js';
 import { users } from './users.js';
 
@@ -17,15 +18,8 @@ export const assets = pgTable(
       .references(() => blobs.sha256),
     name: text('name').notNull(),
     size: bigint('size', { mode: 'number' }).notNull(),
-    mimeType: text('mime_type'),
-    width: integer('width'),
-    height: integer('height'),
-    /** EXIF capture time, else the file time the client declared. */
-    takenAt: timestamp('taken_at', { withTimezone: true }),
-    /** Copied from the blob so near-duplicate search stays inside one indexed table. */
-    phash: bigint('phash', { mode: 'bigint' }),
-    /** Copied from the blob (fixed once the blob is described): whether thumbnail and preview exist. */
-    thumbnailStatus: text('thumbnail_status', { enum: ['none', 'ready', 'failed'] }).notNull().default('none'),
+    /** Copied from the blob (takenAt: else the file time the client declared). */
+    ...mediaFacts(),
     deviceId: uuid('device_id').references(() => devices.id, { onDelete: 'set null' }),
     /** How it arrived: uploaded bytes, or an instant upload after a proof of possession. */
     origin: text('origin', { enum: ['upload', 'instant'] }).notNull(),

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { bigint, boolean, check, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { mediaFacts } from './media-facts.js';
 
 /**
  * A blob is one stored content: the bytes whose SHA-256 is `sha256`, kept once at
@@ -18,13 +19,7 @@ export const blobs = pgTable(
     gcAfter: timestamp('gc_after', { withTimezone: true }),
     /** True once the bytes are verified and stored under the content address. */
     stored: boolean('stored').notNull().default(false),
-    mimeType: text('mime_type'),
-    width: integer('width'),
-    height: integer('height'),
-    takenAt: timestamp('taken_at', { withTimezone: true }),
-    /** 64-bit dHash as a signed bigint (null when the bytes are not a readable image). */
-    phash: bigint('phash', { mode: 'bigint' }),
-    thumbnailStatus: text('thumbnail_status', { enum: ['none', 'ready', 'failed'] }).notNull().default('none'),
+    ...mediaFacts(),
     thumbnailError: text('thumbnail_error'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
