@@ -197,5 +197,54 @@ describe('library, folders, live status, housekeeping', () => {
     expect(await app.storage.exists(blobKey(sha256(kept.bytes)))).toBe(true);
     expect(await app.database.sql`select ref_count, gc_after from blobs where sha256 = ${sha256(kept.bytes)}`).toEqual([{ ref_count: 1, gc_after: null }]);
     expect(keptAsset.outcome).toBe('uploaded');
+
+    // A delete of the bytes that fails: the row stays, as not stored and not described — never
+    // "stored" without its bytes — and the next upload of the file stores and describes it again.
+    const flaky = await files.random('flaky.bin', 10 * KiB);
+    const flakyAsset = await uploadFile(api, flaky.file);
+    await api.graphql('mutation($id: ID!) { deleteAsset(id: $id) { id } }', { id: flakyAsset.asset.id });
+    const remove = app.storage.delete.bind(app.storage);
+    app.storage.delete = async (key: string) => {
+      if (key === blobKey(sha256(flaky.bytes))) throw new Error('disk on fire');
+      return remove(key);
+    };
+    try {
+      await app.housekeeping.runOnce();
+    } finally {
+      app.storage.delete = remove;
+    }
+    expect(await app.database.sql`select stored, thumbnail_status from blobs where sha256 = ${sha256(flaky.bytes)}`).toEqual([{ stored: false, thumbnail_status: 'none' }]);
+    expect(app.loggedErrors.splice(0)).toEqual([expect.objectContaining({ message: expect.stringContaining('will retry later') })]);
+    const other = await newClient(app);
+    const again = await uploadFile(other, flaky.file);
+    expect(again.outcome).toBe('uploaded'); // not an instant upload of bytes that may be gone
+    expect(await app.database.sql`select stored, size, thumbnail_status from blobs where sha256 = ${sha256(flaky.bytes)}`).toEqual([{ stored: true, size: String(flaky.bytes.length), thumbnail_status: 'failed' }]);
+  });
+
+  it('records the verified size of a blob, whatever an earlier failed upload declared', async () => {
+    const api = await newClient(app);
+    const f = await files.random('sized.bin', 40 * KiB);
+    // As left by an upload that declared 1 byte and failed: the row exists, not stored.
+    await app.database.sql`insert into blobs (sha256, size) values (${sha256(f.bytes)}, 1)`;
+    const done = await uploadFile(api, f.file);
+    expect(done.outcome).toBe('uploaded');
+    expect(await app.database.sql`select size::int from blobs where sha256 = ${sha256(f.bytes)}`).toEqual([{ size: f.bytes.length }]);
+    expect(await app.database.sql`select used_bytes::int from users where id = ${api.userId}`).toEqual([{ used_bytes: f.bytes.length }]);
+  });
+
+  it('resumes an idle session a check finds before housekeeping does, instead of refusing it forever', async () => {
+    const api = await newClient(app);
+    const f = await files.random('late.bin', 128 * KiB);
+    const CHECK = 'mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { status upload { id missing { offset length } } } }';
+    const ask = async () => (await api.graphql<{ checkUploads: { status: string; upload: { id: string; missing: { offset: number; length: number }[] } }[] }>(CHECK, { files: [{ sha256: sha256(f.bytes), size: f.bytes.length, name: 'late.bin' }] })).checkUploads[0]!;
+    const first = await ask();
+    const chunk = f.bytes.subarray(0, 64 * KiB);
+    await api.putChunk(first.upload.id, 0, chunk, (await import('node:crypto')).createHash('sha256').update(chunk).digest());
+    await app.database.sql`update uploads set last_activity_at = now() - interval '1 minute' where id = ${first.upload.id}`;
+    const resumed = await ask();
+    expect(resumed.upload).toEqual({ id: first.upload.id, missing: [{ offset: 64 * KiB, length: 64 * KiB }] });
+    const rest = f.bytes.subarray(64 * KiB);
+    const done = await api.putChunk<{ asset: { sha256: string } }>(first.upload.id, 64 * KiB, rest, (await import('node:crypto')).createHash('sha256').update(rest).digest());
+    expect(done.asset.sha256).toBe(sha256(f.bytes));
   });
 });

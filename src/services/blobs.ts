@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import { assets, blobs, type BlobRow } from '../db/schema/index.js';
-import { AppError } from './app-error.js';
+import { AppError, isAppError } from './app-error.js';
 import { deriveImages } from './media/derive-images.js';
 import type { TakenAt } from './media/read-exif-facts.js';
 import { isDecodableImageType, SNIFF_BYTES, sniffMediaType } from './media/sniff-media-type.js';
@@ -45,8 +45,12 @@ export class BlobService {
       .onConflictDoUpdate({ target: blobs.sha256, set: { gcAfter: sql`greatest(${blobs.gcAfter}, now() + make_interval(secs => ${grace}))` } });
   }
 
-  async markStored(sha256: string): Promise<void> {
-    await this.deps.db.update(blobs).set({ stored: true }).where(eq(blobs.sha256, sha256));
+  /**
+   * After assembly verified the bytes: their size is the verified one. The row may have been
+   * made by an earlier completion that failed, with whatever size that client declared.
+   */
+  async markStored(sha256: string, size: number): Promise<void> {
+    await this.deps.db.update(blobs).set({ stored: true, size }).where(eq(blobs.sha256, sha256));
   }
 
   async get(sha256: string): Promise<BlobRow | undefined> {
@@ -92,6 +96,13 @@ export class BlobService {
     return row!;
   }
 
+  /** describe() for a completion: a failure is logged (if unexpected) and never fails the upload. */
+  async describeQuietly(sha256: string): Promise<void> {
+    await this.describe(sha256).catch((error: unknown) => {
+      if (!isAppError(error)) this.deps.log.error(`describing blob ${sha256} failed; it is stored without media facts`, error);
+    });
+  }
+
   /**
    * Deletes blobs unreferenced past their grace period, with their derived images.
    * Rows are locked with SKIP LOCKED, so several instances can sweep at once; the row
@@ -107,6 +118,7 @@ export class BlobService {
         .where(and(eq(blobs.refCount, 0), lt(blobs.gcAfter, sql`now()`)))
         .limit(limit)
         .for('update', { skipLocked: true });
+      let collected = 0; // a failure does not count, so a sweep that only fails stops
       for (const { sha256 } of doomed) {
         // The row goes first, and only if no asset points at it whatever the counter says; the
         // bytes go after, so a refused delete (or a failed commit) never leaves an asset without them.
@@ -122,11 +134,22 @@ export class BlobService {
             .where(eq(blobs.sha256, sha256));
           continue;
         }
-        await storage.delete(blobKey(sha256));
-        await storage.delete(derivedKey(sha256, 'thumbnail'));
-        await storage.delete(derivedKey(sha256, 'preview'));
+        try {
+          await storage.delete(derivedKey(sha256, 'thumbnail'));
+          await storage.delete(derivedKey(sha256, 'preview'));
+          await storage.delete(blobKey(sha256));
+        } catch (error) {
+          // Some of the bytes may be gone already: the row stays, but as not stored and not
+          // described, so a later upload of the same file stores and describes it again; the
+          // next attempt to collect it comes an hour later at the earliest.
+          this.deps.log.error(`deleting blob ${sha256} failed; will retry later`, error);
+          const retry = Math.max(this.deps.config.uploads.blobGraceSeconds, 3600);
+          await tx.insert(blobs).values({ sha256, size: 0, stored: false, thumbnailStatus: 'none', gcAfter: sql`now() + make_interval(secs => ${retry})` });
+          continue;
+        }
+        collected++;
       }
-      return doomed.length;
+      return collected;
     });
   }
 }

@@ -28,11 +28,17 @@ export class Housekeeping {
   /** One pass of every sweep, draining each in batches. */
   runOnce(): Promise<void> {
     this.running ??= (async () => {
+      // Each sweep on its own: one that fails must not hold up the other.
+      const sweep = async (name: string, once: () => Promise<number>) => {
+        try {
+          while ((await once()) > 0);
+        } catch (error) {
+          this.deps.log.error(`housekeeping: ${name} failed (will retry)`, error);
+        }
+      };
       try {
-        while ((await this.deps.uploads.expireIdleSessions()) > 0);
-        while ((await this.deps.blobs.collectGarbage()) > 0);
-      } catch (error) {
-        this.deps.log.error('housekeeping failed (will retry)', error);
+        await sweep('expiring idle upload sessions', () => this.deps.uploads.expireIdleSessions());
+        await sweep('collecting unreferenced blobs', () => this.deps.blobs.collectGarbage());
       } finally {
         this.running = undefined;
       }

@@ -253,10 +253,7 @@ export class LibraryService {
 
   /** S1: a folder by name, created on first use. */
   async ensureFolder(viewer: Viewer, name: string): Promise<FolderRow> {
-    const clean = name.trim();
-    if (clean.length === 0 || clean.length > 200 || /[\u0000-\u001f\u007f]/.test(clean)) {
-      throw new AppError('BAD_USER_INPUT', 'Folder names have 1 to 200 printable characters', { field: 'folder' });
-    }
+    const clean = parseFolderName(name);
     await this.deps.db.insert(folders).values({ userId: viewer.user.id, name: clean }).onConflictDoNothing();
     const [folder] = await this.deps.db.select().from(folders).where(and(eq(folders.userId, viewer.user.id), eq(folders.name, clean)));
     return folder!;
@@ -340,4 +337,13 @@ function decodeCursor(cursor: string): { at: Date; id: string } {
   const date = new Date(at ?? '');
   if (!id || !/^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(at ?? '') || Number.isNaN(date.getTime()) || !isUuid(id)) throw new AppError('BAD_USER_INPUT', 'Invalid cursor', { field: 'after' });
   return { at: date, id };
+}
+
+/** A folder name as stored: trimmed, 1 to 200 printable characters; BAD_USER_INPUT otherwise. */
+export function parseFolderName(name: string): string {
+  const clean = name.trim();
+  if (clean.length === 0 || clean.length > 200 || /[\u0000-\u001f\u007f]/.test(clean)) {
+    throw new AppError('BAD_USER_INPUT', 'Folder names have 1 to 200 printable characters', { field: 'folder' });
+  }
+  return clean;
 }

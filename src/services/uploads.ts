@@ -10,7 +10,7 @@ import { blobKey, readAll, type BlobService } from './blobs.js';
 import { isUuid } from './ids.js';
 import { missingSpans, overlaps, type Span } from './byte-ranges.js';
 import type { Viewer } from './devices.js';
-import { quotaExceeded, type LibraryService } from './library.js';
+import { parseFolderName, quotaExceeded, type LibraryService } from './library.js';
 import type { PubSub } from './pubsub.js';
 import type { BlobStore } from './storage/blob-store.js';
 
@@ -431,11 +431,9 @@ export class UploadService {
     } finally {
       clearInterval(heartbeat);
     }
-    await blobService.markStored(upload.sha256);
-    await blobService.describe(upload.sha256).catch((error: unknown) => {
-      // Media facts are a bonus: the verified bytes count even if this fails.
-      if (!isAppError(error)) throw error;
-    });
+    await blobService.markStored(upload.sha256, upload.size); // verified by assembly (or found stored with that size)
+    // Media facts are a bonus: the verified bytes count even if this fails.
+    await blobService.describeQuietly(upload.sha256);
     try {
       const asset = await this.deps.db.transaction(async (tx) => {
         const [blob] = await tx.select().from(blobs).where(eq(blobs.sha256, upload.sha256)).for('update');
@@ -456,6 +454,11 @@ export class UploadService {
     } catch (error) {
       if (isAppError(error) && error.code === 'QUOTA_EXCEEDED') {
         await this.deps.db.update(uploads).set({ state: 'failed', failure: error.message }).where(eq(uploads.id, upload.id));
+      } else {
+        // Anything else (a deadlock, a lost connection): the bytes are stored and pinned, the
+        // chunks still counted; back to open, so that completeUpload finishes at once instead of
+        // waiting out a stale completion.
+        await this.deps.db.update(uploads).set({ state: 'open', lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id)).catch(() => {});
       }
       throw error;
     } finally {
@@ -493,18 +496,15 @@ export class UploadService {
     if (raw.size > max) throw new AppError('FILE_TOO_LARGE', `Files have at most ${max} bytes`, { maxFileBytes: max });
     const name = String(raw.name ?? '').trim();
     if (name.length === 0 || name.length > 255 || /[\u0000-\u001f]/.test(name)) throw new AppError('BAD_USER_INPUT', 'name must have 1 to 255 printable characters', { field: 'name' });
-    const folder = raw.folder?.trim() || null;
-    if (folder !== null && folder.length > 200) throw new AppError('BAD_USER_INPUT', 'Folder names have 1 to 200 characters', { field: 'folder' });
+    // Checked here, so that one bad folder name refuses its file alone, not the whole batch.
+    const folder = raw.folder?.trim() ? parseFolderName(raw.folder) : null;
     return { sha256, size: raw.size, name, folder, takenAt: raw.takenAt ?? null };
   }
 
   private async openSession(viewer: Viewer, file: CheckFile, folderId: string | null): Promise<UploadView> {
     const values = { userId: viewer.user.id, deviceId: viewer.device.id, sha256: file.sha256, size: file.size, name: file.name, folderId, takenAt: file.takenAt ?? null };
     for (let attempt = 0; attempt < 3; attempt++) {
-      const [existing] = await this.deps.db
-        .select()
-        .from(uploads)
-        .where(and(eq(uploads.userId, viewer.user.id), eq(uploads.sha256, file.sha256), inArray(uploads.state, ['open', 'completing'])));
+      const [existing] = await this.resumeSessions(viewer.user.id, [file.sha256]);
       if (existing) {
         if (existing.size !== file.size) throw new AppError('CONFLICT', `An unfinished upload of this file declared ${existing.size} bytes`, { uploadId: existing.id, size: existing.size });
         return this.view(existing);
@@ -563,10 +563,7 @@ export class UploadService {
   private async openSessions(viewer: Viewer, files: { file: CheckFile; folderId: string | null }[]): Promise<(UploadView | AppError)[]> {
     if (files.length === 0) return [];
     const shas = [...new Set(files.map((f) => f.file.sha256))];
-    const open = await this.deps.db
-      .select()
-      .from(uploads)
-      .where(and(eq(uploads.userId, viewer.user.id), sql`${uploads.sha256} = any(${sql.param(shas)}::text[])`, inArray(uploads.state, ['open', 'completing'])));
+    const open = await this.resumeSessions(viewer.user.id, shas);
     const bySha = new Map(open.map((u) => [u.sha256, u]));
     const fresh = files.filter(({ file }, i) => !bySha.has(file.sha256) && files.findIndex((f) => f.file.sha256 === file.sha256) === i);
     if (fresh.length > 0) {
@@ -586,6 +583,21 @@ export class UploadService {
         return this.viewWith(upload, received.get(upload.id) ?? []);
       }),
     );
+  }
+
+  /**
+   * The user's unfinished sessions for these files. Finding one is activity: an open session a
+   * check hands out gets its idle time back, so the client can use it (one past the limit that
+   * housekeeping has not removed yet would otherwise answer UPLOAD_EXPIRED to every chunk, and
+   * the next check would hand it out again). A completing one is left alone, so that a dead
+   * completion still goes stale.
+   */
+  private resumeSessions(userId: string, shas: string[]): Promise<UploadRow[]> {
+    return this.deps.db
+      .update(uploads)
+      .set({ lastActivityAt: sql`case when ${uploads.state} = 'open' then now() else ${uploads.lastActivityAt} end` })
+      .where(and(eq(uploads.userId, userId), sql`${uploads.sha256} = any(${sql.param(shas)}::text[])`, inArray(uploads.state, ['open', 'completing'])))
+      .returning();
   }
 
   private async expectedProof(sha256: string, nonce: string, ranges: Span[]): Promise<Buffer> {
