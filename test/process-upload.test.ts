@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../src/client/api-client.js';
 import { uploadFile } from '../src/client/upload-file.js';
 import { freePort, PASSWORD } from './support/app.js';
-import { scratchDir, sha256 } from './support/files.js';
+import { allInside, countChunkPuts, scratchDir, sha256 } from './support/files.js';
 
 /** Resume after the server itself dies mid-upload (SIGKILL) and comes back. */
 let dataDir: string;
@@ -69,8 +69,8 @@ describe('an upload survives the server being killed', () => {
 
       server = await startServer();
       const [answer] = (
-        await api.graphql<{ checkUploads: { status: string; upload: { receivedBytes: number; missing: { length: number }[] } }[] }>(
-          'mutation($f: [CheckFileInput!]!) { checkUploads(files: $f) { status upload { receivedBytes missing { length } } } }',
+        await api.graphql<{ checkUploads: { status: string; upload: { receivedBytes: number; missing: { offset: number; length: number }[] } }[] }>(
+          'mutation($f: [CheckFileInput!]!) { checkUploads(files: $f) { status upload { receivedBytes missing { offset length } } } }',
           { f: [{ sha256: sha256(bytes), size: bytes.length, name: 'big.bin' }] },
         )
       ).checkUploads;
@@ -78,9 +78,12 @@ describe('an upload survives the server being killed', () => {
       expect(answer!.upload.receivedBytes).toBeGreaterThanOrEqual(5 * 2 ** 20);
       const missing = answer!.upload.missing.reduce((n, s) => n + s.length, 0);
 
+      const wire = countChunkPuts(api);
       const resumed = await uploadFile(api, file);
       expect(resumed.outcome).toBe('uploaded');
       expect(resumed.sentBytes).toBe(missing);
+      expect(wire.bytes()).toBe(missing); // on the wire, not just in the SDK's count
+      expect(allInside(wire.spans, answer!.upload.missing)).toBe(true);
       const original = await fetch(`${base}/assets/${resumed.asset.id}/original`, { headers: { authorization: `Bearer ${signUp.signUp.token}` } });
       const downloaded = Buffer.from(await original.arrayBuffer());
       expect(downloaded.length).toBe(bytes.length);

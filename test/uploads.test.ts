@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, ApiError } from '../src/client/api-client.js';
 import { checkFiles, uploadFile } from '../src/client/upload-file.js';
 import { blobKey } from '../src/services/blobs.js';
 import type { TestApp } from './support/app.js';
-import { download, newClient, scratchDir, sha256, startAppOn } from './support/files.js';
+import { allInside, countChunkPuts, download, newClient, scratchDir, sha256, startAppOn } from './support/files.js';
 
 const MiB = 2 ** 20;
 const CHECK = `mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) {
@@ -143,10 +144,14 @@ for (const driver of ['fs', 's3'] as const) {
       expect(answer!.upload!.receivedBytes).toBeGreaterThanOrEqual(2 * MiB);
       expect(missingBytes).toBe(bytes.length - answer!.upload!.receivedBytes);
 
+      const wire = countChunkPuts(api);
       const resumed = await uploadFile(api, file, { initialChunkBytes: 768 * 1024 });
       expect(resumed.outcome).toBe('uploaded');
       expect(resumed.uploadId).toBe(answer!.upload!.id);
       expect(resumed.sentBytes).toBe(missingBytes);
+      // What really crossed the wire: exactly the missing bytes, nothing the server had.
+      expect(wire.bytes()).toBe(missingBytes);
+      expect(allInside(wire.spans, answer!.upload!.missing)).toBe(true);
       expect(sha256((await download(app, api.token, resumed.asset.id)).bytes)).toBe(sha256(bytes));
     });
 
@@ -220,6 +225,32 @@ for (const driver of ['fs', 's3'] as const) {
       const noDigest = await fetch(`${app.url}/uploads/${id}/chunks/0`, { method: 'PUT', headers: { authorization: `Bearer ${api.token}` }, body: new Uint8Array(first) });
       expect(noDigest.status).toBe(400);
       expect(((await noDigest.json()) as { error: { code: string } }).error.code).toBe('BAD_USER_INPUT');
+    });
+
+    it('frees the range of a chunk whose client went away mid-body, so a retry of another size goes through', async () => {
+      const api = await newClient(app);
+      const { bytes } = await files.random('dropped.bin', 2 * MiB);
+      const [answer] = await check(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'dropped.bin' }]);
+      const id = answer!.upload!.id;
+      // A PUT that declares 1 MiB, sends a quarter of it, and loses its connection.
+      await new Promise<void>((resolve) => {
+        const request = http.request(`${app.url}/uploads/${id}/chunks/0`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${api.token}`, 'content-length': String(MiB), 'content-digest': `sha-256=:${createHash('sha256').update(bytes.subarray(0, MiB)).digest('base64')}:` },
+        });
+        request.on('error', () => resolve());
+        request.write(bytes.subarray(0, MiB / 4), () => setTimeout(() => request.destroy(), 200));
+      });
+      // Without the client gone being noticed, the reservation lived on (renewed) and this was CHUNK_OVERLAP.
+      let result: { upload: { receivedBytes: number } } | undefined;
+      for (let attempt = 0; attempt < 50 && !result; attempt++) {
+        const half = bytes.subarray(0, MiB / 2);
+        result = await api.putChunk<{ upload: { receivedBytes: number } }>(id, 0, half, createHash('sha256').update(half).digest()).catch((error: ApiError) => {
+          if (error.code !== 'CHUNK_OVERLAP') throw error;
+          return new Promise<undefined>((resolve) => setTimeout(resolve, 100));
+        });
+      }
+      expect(result?.upload.receivedBytes).toBe(MiB / 2);
     });
 
     it('discards an assembly that does not match the declared hash, and says so', async () => {
@@ -333,9 +364,11 @@ for (const driver of ['fs', 's3'] as const) {
         { sha256: fresh, size: -1, name: 'negative' },
         { sha256: fresh, size: 5 * 2 ** 40, name: 'huge' },
         { sha256: fresh, size: 5, name: '' },
+        // A folder name with a control character refuses this file only, not the batch.
+        { sha256: sha256(Buffer.from('other')), size: 5, name: 'other.txt', folder: 'bell\u0007folder' },
       ]);
-      expect(answers.map((a) => a.status)).toEqual(['EXISTS', 'UPLOAD', 'REFUSED', 'REFUSED', 'REFUSED', 'REFUSED']);
-      expect(answers.slice(2).map((a) => a.error?.code)).toEqual(['BAD_USER_INPUT', 'BAD_USER_INPUT', 'FILE_TOO_LARGE', 'BAD_USER_INPUT']);
+      expect(answers.map((a) => a.status)).toEqual(['EXISTS', 'UPLOAD', 'REFUSED', 'REFUSED', 'REFUSED', 'REFUSED', 'REFUSED']);
+      expect(answers.slice(2).map((a) => a.error?.code)).toEqual(['BAD_USER_INPUT', 'BAD_USER_INPUT', 'FILE_TOO_LARGE', 'BAD_USER_INPUT', 'BAD_USER_INPUT']);
       // The SDK's batch check asks only for the asset id.
       const [known] = await checkFiles(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'batch.bin' }]);
       expect(known).toMatchObject({ status: 'EXISTS', assetId: answers[0]!.asset!.id });

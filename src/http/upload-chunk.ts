@@ -29,6 +29,11 @@ export function createUploadChunkRoute(deps: { services: Services; authenticate:
     // The store destroys a body it refuses; destroying req itself would reset the socket before we can answer.
     const body = new PassThrough();
     req.pipe(body);
+    // pipe() does not pass on a client that goes away mid-body: the write would wait for the rest
+    // forever, its reservation renewed all the while.
+    req.once('close', () => {
+      if (!req.complete) body.destroy(new AppError('CHUNK_LENGTH_MISMATCH', 'The connection closed before the whole chunk arrived'));
+    });
     let result;
     try {
       result = await deps.services.uploads.commitChunk(viewer, { uploadId: match[1]!.toLowerCase(), offset: Number(match[2]), length: Number(lengthHeader), sha256, body });

@@ -1,6 +1,6 @@
 import { createCipheriv, createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -443,7 +443,14 @@ blobStoreContract(
           store.noteReceived!(uploadId, received);
         }
         const key = newKey();
+        // The folds were used: assembly continued the running hash instead of starting over.
+        const digests = (store as unknown as { digests: { finish: (...args: unknown[]) => Promise<unknown> } }).digests;
+        const finish = digests.finish.bind(digests);
+        const froms: unknown[] = [];
+        digests.finish = (...args: unknown[]) => (froms.push(args[2]), finish(...args));
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the last fold ends
         await expect(store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key })).resolves.toEqual({ sha256: sha256(file), size: file.length });
+        expect(froms).toEqual([file.length]);
         expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
       });
 
@@ -475,9 +482,11 @@ blobStoreContract(
             MiB,
             Readable.from(
               (async function* () {
+                // Two pieces: the verifier holds back the latest, so the first reaches the file.
                 yield other.subarray(0, 256 * 1024);
+                yield other.subarray(256 * 1024, 512 * 1024);
                 await gate;
-                yield other.subarray(256 * 1024);
+                yield other.subarray(512 * 1024);
               })(),
             ),
           )
@@ -509,8 +518,38 @@ blobStoreContract(
       });
     });
 
+    it('puts staging back when assembly fails after sealing it, so a retry needs nothing sent again', async () => {
+      const { store, root } = harness();
+      const file = Buffer.from(Array.from({ length: 3 * MiB }, (_, i) => (i * 7) % 251));
+      const chunks = chunksOf(file.length, [MiB]);
+      const uploadId = randomUUID();
+      await stageAll(store, uploadId, file, chunks);
+      // The key's parent path is a file: the rename into place fails (CONFLICT) after hashing.
+      const parent = `blobs/${randomUUID()}`;
+      await store.put(parent, Readable.from([Buffer.from('x')]));
+      await expect(store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key: `${parent}/child` })).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect(await readdir(path.join(root, 'staging'))).toEqual([uploadId]);
+      const key = newKey();
+      await store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key });
+      expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+    });
+
+    it('finishes an assembly that died half-way (sealed file left, no staging file)', async () => {
+      const { store, root } = harness();
+      const file = Buffer.from(Array.from({ length: 2 * MiB }, (_, i) => (i * 13) % 251));
+      const chunks = chunksOf(file.length, [MiB]);
+      const uploadId = randomUUID();
+      await stageAll(store, uploadId, file, chunks);
+      await rename(path.join(root, 'staging', uploadId), path.join(root, 'staging', `${uploadId}.assembling`)); // as at a crash
+      const key = newKey();
+      await store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key });
+      expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+    });
+
     it('leaves no temporary files behind after everything above', async () => {
       expect(await readdir(path.join(harness().root, 'tmp'))).toEqual([]);
+      // Nor stranded sealed files of failed assemblies.
+      expect((await readdir(path.join(harness().root, 'staging'))).filter((name) => name.endsWith('.assembling'))).toEqual([]);
     });
 
     describe('download route', () => {

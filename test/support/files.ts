@@ -59,3 +59,22 @@ export async function download(app: TestApp, token: string | undefined, assetId:
   const response = await fetch(`${app.url}/assets/${assetId}/${kind}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   return { status: response.status, bytes: Buffer.from(await response.arrayBuffer()), type: response.headers.get('content-type') };
 }
+
+/**
+ * Records every chunk PUT the client really sends (after retries, from every worker), so a test
+ * can tell what crossed the wire from what the SDK says it sent.
+ */
+export function countChunkPuts(api: ApiClient): { spans: { offset: number; length: number }[]; bytes(): number } {
+  const spans: { offset: number; length: number }[] = [];
+  const send = api.putChunk.bind(api);
+  api.putChunk = (async (uploadId: string, offset: number, body: Uint8Array, digest: Uint8Array, signal?: AbortSignal) => {
+    spans.push({ offset, length: body.byteLength });
+    return send(uploadId, offset, body, digest, signal);
+  }) as ApiClient['putChunk'];
+  return { spans, bytes: () => spans.reduce((n, s) => n + s.length, 0) };
+}
+
+/** True when every span lies inside one of `within`. */
+export function allInside(spans: { offset: number; length: number }[], within: { offset: number; length: number }[]): boolean {
+  return spans.every((s) => within.some((w) => s.offset >= w.offset && s.offset + s.length <= w.offset + w.length));
+}

@@ -52,10 +52,12 @@ const operations = {
     if (!state && from === 0) running.set(key, (state = { hash: createHash('sha256'), hashedTo: 0 }));
     if (!state || state.hashedTo !== from) throw new Error(`running hash of ${key} is at ${state?.hashedTo ?? 'nothing'}, not ${from}`);
     state.hashedTo = -1; // unusable until this fold ends well
-    const read = await hashRange({ file }, state.hash, from, to);
-    if (read !== to - from) {
-      running.delete(key);
-      throw new Error(`${file} ends before byte ${to}`);
+    try {
+      const read = await hashRange({ file }, state.hash, from, to);
+      if (read !== to - from) throw new Error(`${file} ends before byte ${to}`);
+    } catch (error) {
+      running.delete(key); // a half-fed hash is worth nothing
+      throw error;
     }
     state.hashedTo = to;
     return { hashedTo: to };

@@ -4,7 +4,7 @@ import { access, link, mkdir, open, rename, rm, stat, unlink, type FileHandle } 
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AppError } from '../app-error.js';
+import { AppError, isAppError } from '../app-error.js';
 import {
   assertValidBlobKey,
   assertValidChunk,
@@ -197,7 +197,11 @@ export class FsBlobStore implements BlobStore {
         // (fdatasync is enough: it also flushes the file size, not timestamps) and, read back
         // through this very handle on the digest thread meanwhile, matching the client's digest.
         const expected = opts.expectedSha256?.toLowerCase();
-        const [, digest] = await Promise.all([handle.datasync(), expected === undefined ? undefined : this.digests.range(handle.fd, offset, offset + length)]);
+        // allSettled: the descriptor is closed below, and never while the digest thread still reads it.
+        const [synced, checked] = await Promise.allSettled([handle.datasync(), expected === undefined ? undefined : this.digests.range(handle.fd, offset, offset + length)]);
+        if (synced.status === 'rejected') throw synced.reason;
+        if (checked.status === 'rejected') digestFailed(checked.reason);
+        const digest = checked.status === 'fulfilled' ? checked.value : undefined;
         if (digest && (digest.read !== length || digest.sha256 !== expected)) {
           throw new AppError('CHUNK_DIGEST_MISMATCH', 'The chunk does not match its SHA-256', { expected, actual: digest.sha256 });
         }
@@ -277,45 +281,52 @@ export class FsBlobStore implements BlobStore {
     try {
       await rename(staged, sealed);
     } catch (error) {
-      if (isMissing(error)) throw stagingNotFound(uploadId);
-      throw storageError(error);
+      if (!isMissing(error)) throw storageError(error);
+      // No staging file, but a sealed one: an assembly that died half-way (a crash). Its bytes
+      // are still this upload's, and they are hashed again below like any others.
+      if (!(await pathExists(sealed))) throw stagingNotFound(uploadId);
     }
     await this.sealChunkWriters(uploadId);
     // The running hash is used up here, whatever the outcome; later writes start afresh.
     if (state && this.staging.get(uploadId) === state) this.staging.delete(uploadId);
     const running = state && !state.broken && state.hashedTo <= opts.size ? state : undefined;
 
-    let handle: FileHandle;
+    // Until the bytes are at the content address, any failure puts staging back as it was, so
+    // that a retry finds them (and nothing has to be sent again).
+    let placed = false;
     try {
-      handle = await open(sealed, 'r+');
-    } catch (error) {
-      if (isMissing(error)) throw stagingNotFound(uploadId); // dropped meanwhile
-      throw storageError(error);
-    }
-    try {
-      // Bytes folded before are final (writers into them were refused), so only the rest is read.
-      const { sha256: actual, read } = await this.digests.finish(uploadId, sealed, running?.hashedTo ?? 0, opts.size);
-      // `read` falls short when the staging file is shorter than declared (chunks missing).
-      if (actual !== expected || read !== opts.size) {
-        await this.unseal(uploadId);
-        throw digestMismatch(expected, actual, opts.size, read);
+      let handle: FileHandle;
+      try {
+        handle = await open(sealed, 'r+');
+      } catch (error) {
+        if (isMissing(error)) throw stagingNotFound(uploadId); // dropped meanwhile
+        throw storageError(error);
       }
-      // A chunk written past the declared size must not become part of the blob.
-      if ((await handle.stat()).size > opts.size) {
-        await handle.truncate(opts.size);
-        await handle.sync();
+      try {
+        // Bytes folded before are final (writers into them were refused), so only the rest is read.
+        const { sha256: actual, read } = await this.digests.finish(uploadId, sealed, running?.hashedTo ?? 0, opts.size).catch(digestFailed);
+        // `read` falls short when the staging file is shorter than declared (chunks missing).
+        if (actual !== expected || read !== opts.size) throw digestMismatch(expected, actual, opts.size, read);
+        // A chunk written past the declared size must not become part of the blob.
+        if ((await handle.stat()).size > opts.size) {
+          await handle.truncate(opts.size);
+          await handle.sync();
+        }
+      } finally {
+        await handle.close();
       }
-    } finally {
-      await handle.close();
-    }
-
-    try {
-      await mkdir(path.dirname(target), { recursive: true });
-      // Atomic replace: if the same content is already there (two users finishing the same
-      // file), readers of the old file keep their handle and everyone else sees the new one.
-      await rename(sealed, target);
+      try {
+        await mkdir(path.dirname(target), { recursive: true });
+        // Atomic replace: if the same content is already there (two users finishing the same
+        // file), readers of the old file keep their handle and everyone else sees the new one.
+        await rename(sealed, target);
+        placed = true;
+      } catch (error) {
+        throw hasCode(error, 'ENOTDIR', 'EEXIST', 'EISDIR') ? pathConflict(opts.key) : storageError(error);
+      }
     } catch (error) {
-      throw hasCode(error, 'ENOTDIR', 'EEXIST', 'EISDIR') ? pathConflict(opts.key) : storageError(error);
+      if (!placed) await this.unseal(uploadId).catch(() => {});
+      throw error;
     }
     await syncDirectory(path.dirname(target));
     await syncDirectory(this.stagingDir);
@@ -509,6 +520,22 @@ function digestMismatch(expected: string, actualSha256: string, expectedSize: nu
     expectedSize,
     actualSize,
   });
+}
+
+/** The digest thread failed (it stopped, or could not read): an operator problem, and a retry may work. */
+function digestFailed(error: unknown): never {
+  if (isAppError(error)) throw error;
+  throw new AppError('STORAGE_ERROR', `Blob storage failed: could not hash the staged bytes (${(error as Error).message})`);
+}
+
+async function pathExists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw storageError(error);
+  }
 }
 
 function writeRefused(): AppError {
