@@ -2,7 +2,7 @@ import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ApiError } from '../src/client/api-client.js';
-import { uploadFile } from '../src/client/upload-file.js';
+import { checkFiles, uploadFile } from '../src/client/upload-file.js';
 import { blobKey } from '../src/services/blobs.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { newClient, scratchDir, sha256 } from './support/files.js';
@@ -31,6 +31,16 @@ describe('quota (S5)', () => {
       // Nothing was taken: the first file is still there, alone.
       const page = await api.graphql<{ assets: { totalCount: number } }>('{ assets { totalCount } }');
       expect(page.assets.totalCount).toBe(1);
+
+      // Two files that each fit the check but not both: the completion refuses the second.
+      const c = await files.random('q3.bin', 150 * KiB);
+      const d = await files.random('q4.bin', 150 * KiB);
+      const checks = await checkFiles(api, [c, d].map((f, i) => ({ sha256: sha256(f.bytes), size: f.bytes.length, name: `q${i + 3}.bin` })));
+      expect(checks.map((x) => x.status)).toEqual(['UPLOAD', 'UPLOAD']);
+      await uploadFile(api, c.file);
+      await expect(uploadFile(api, d.file)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+      const me = await api.graphql<{ me: { usedBytes: number } }>('{ me { usedBytes } }');
+      expect(me.me.usedBytes).toBe(450 * KiB);
       expect(app.loggedErrors).toEqual([]);
     } finally {
       await app.close();
@@ -52,6 +62,10 @@ describe('quota (S5)', () => {
       expect(page.assets.nodes.map((n) => n.name)).toEqual(['e3.bin', 'e2.bin']);
       const me = await api.graphql<{ me: { usedBytes: number; quotaBytes: number } }>('{ me { usedBytes quotaBytes } }');
       expect(me.me).toEqual({ usedBytes: 600 * KiB, quotaBytes: 700 * KiB });
+      // The evicted photo's blob is released: no reference left, collectable after the grace period.
+      const [evicted] = await app.database.sql<{ ref_count: number; collectable: boolean }[]>`
+        select b.ref_count, b.gc_after is not null as collectable from blobs b join uploads u on u.sha256 = b.sha256 where u.name = 'e1.bin'`;
+      expect(evicted).toEqual({ ref_count: 0, collectable: true });
       const huge = await files.random('huge.bin', 800 * KiB);
       await expect(uploadFile(api, huge.file)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
       expect(app.loggedErrors).toEqual([]);
@@ -133,6 +147,11 @@ describe('library, folders, live status, housekeeping', () => {
     let status = first.value.data!.folderStatus;
     while (status.done < 2) status = (await events.next()).value.data!.folderStatus;
     expect(status).toMatchObject({ total: 4, done: 2 });
+    // A deleted photo leaves the folder's count too, live.
+    const [done] = (await api.graphql<{ assets: { nodes: { id: string }[] } }>('query($f: ID!) { assets(folderId: $f) { nodes { id } } }', { f: folderId })).assets.nodes;
+    await api.graphql('mutation($id: ID!) { deleteAsset(id: $id) { id } }', { id: done!.id });
+    while (status.done > 1) status = (await events.next()).value.data!.folderStatus;
+    expect(status).toMatchObject({ done: 1 });
     await events.return?.();
     await dashboard.dispose();
   });

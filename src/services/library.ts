@@ -10,7 +10,11 @@ import type { PubSub } from './pubsub.js';
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
-export const libraryTopic = (userId: string) => `user:${userId}:library`;
+/**
+ * One topic per user for everything a sync view shows: uploads moving, assets added, deleted or
+ * evicted (folder status and upload subscriptions listen here).
+ */
+export const syncTopic = (userId: string) => `user:${userId}:sync`;
 
 export interface AssetPage {
   assets: AssetRow[];
@@ -155,7 +159,8 @@ export class LibraryService {
     for (const asset of doomed) freed.set(asset.userId, (freed.get(asset.userId) ?? 0) + asset.size);
     for (const [userId, bytes] of freed) await tx.update(users).set({ usedBytes: sql`${users.usedBytes} - ${bytes}` }).where(eq(users.id, userId));
     const grace = this.deps.config.uploads.blobGraceSeconds;
-    for (const asset of doomed) {
+    // In hash order, so that two transactions releasing shared blobs lock them in the same order.
+    for (const asset of [...doomed].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0))) {
       await tx
         .update(blobs)
         .set({
@@ -169,6 +174,9 @@ export class LibraryService {
   async deleteAsset(viewer: Viewer, assetId: string): Promise<AssetRow> {
     if (!isUuid(assetId)) throw new AppError('NOT_FOUND', 'No such asset');
     const asset = await this.deps.db.transaction(async (tx) => {
+      // The user row first, as addAsset locks it: a delete and an eviction of the same asset
+      // then queue up instead of deadlocking.
+      await tx.select({ id: users.id }).from(users).where(eq(users.id, viewer.user.id)).for('update');
       const [asset] = await tx.select().from(assets).where(and(eq(assets.id, assetId), eq(assets.userId, viewer.user.id))).for('update');
       if (!asset) throw new AppError('NOT_FOUND', 'No such asset');
       await this.removeAssets(tx, [asset]);
@@ -320,7 +328,7 @@ export class LibraryService {
   }
 
   async changed(userId: string): Promise<void> {
-    await this.deps.pubsub.publish(libraryTopic(userId), { at: Date.now() });
+    await this.deps.pubsub.publish(syncTopic(userId), { at: Date.now() });
   }
 }
 

@@ -10,7 +10,7 @@ import { blobKey, readAll, type BlobService } from './blobs.js';
 import { isUuid } from './ids.js';
 import { missingSpans, overlaps, type Span } from './byte-ranges.js';
 import type { Viewer } from './devices.js';
-import { parseFolderName, quotaExceeded, type LibraryService } from './library.js';
+import { parseFolderName, quotaExceeded, syncTopic, type LibraryService } from './library.js';
 import type { PubSub } from './pubsub.js';
 import type { BlobStore } from './storage/blob-store.js';
 
@@ -24,7 +24,7 @@ const LEASE_SECONDS = 60;
 /** A completion that has not finished after this long is taken to have died with its server. */
 const STALE_COMPLETION_SECONDS = 600;
 
-export const syncTopic = (userId: string) => `user:${userId}:sync`;
+export { syncTopic };
 
 export interface CheckFile {
   sha256: string;
