@@ -155,6 +155,30 @@ for (const driver of ['fs', 's3'] as const) {
       expect(sha256((await download(app, api.token, resumed.asset.id)).bytes)).toBe(sha256(bytes));
     });
 
+    it('stops every chunk of an attempt when one fails for good, and reports that failure', async () => {
+      const api = await newClient(app);
+      const { file } = await files.random('stopped.bin', 8 * 512 * 1024);
+      const send = api.putChunk.bind(api);
+      let started = 0;
+      api.putChunk = (async (...args: Parameters<ApiClient['putChunk']>) => {
+        started++;
+        if (args[1] === 512 * 1024) throw new ApiError('CHUNK_OVERLAP', 'refused for this test');
+        return send(...args);
+      }) as ApiClient['putChunk'];
+      await expect(uploadFile(api, file, { initialChunkBytes: 512 * 1024, parallel: 2 })).rejects.toMatchObject({ code: 'CHUNK_OVERLAP' });
+      // The other worker finished (or dropped) the chunk it had, and started no more — also not
+      // after uploadFile gave up (an orphaned worker would go on sending).
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(started).toBeLessThanOrEqual(3);
+    });
+
+    it('refuses options it cannot use, before touching the file or the server', async () => {
+      const api = await newClient(app);
+      for (const options of [{ parallel: 0 }, { parallel: Number.NaN }, { initialChunkBytes: 1.5 }, { targetChunkSeconds: 0 }, { retries: -1 }, { sha256: 'abc' }]) {
+        await expect(uploadFile(api, '/nonexistent/file', options)).rejects.toBeInstanceOf(RangeError);
+      }
+    });
+
     it('takes 8 chunks of one file in parallel, in any order, of changing sizes', async () => {
       const api = await newClient(app);
       const { bytes } = await files.random('parallel.bin', 8 * 512 * 1024 + 4321);

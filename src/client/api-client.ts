@@ -4,6 +4,8 @@ import https from 'node:https';
 // Keep-alive connections, shared by the GraphQL requests and the chunk PUTs.
 const httpAgent = new http.Agent({ keepAlive: true });
 const httpsAgent = new https.Agent({ keepAlive: true });
+/** Longer than any completion the server works through before it answers the last chunk. */
+const IDLE_TIMEOUT_MS = 10 * 60_000;
 
 /**
  * A small client for the pixshare API: GraphQL with a device token, plus the
@@ -45,8 +47,10 @@ export class ApiClient {
     } catch {
       throw new ApiError('BAD_RESPONSE', `HTTP ${status}: ${text.slice(0, 200)}`);
     }
-    const error = json.errors?.[0];
+    const error = json?.errors?.[0];
     if (error) throw new ApiError(error.extensions?.code ?? 'UNKNOWN', error.message, error.extensions ?? {});
+    // A proxy's error page, or a server that answered without data: not a result.
+    if (status >= 400 || !json || json.data === undefined || json.data === null) throw new ApiError('HTTP_ERROR', `HTTP ${status}: ${text.slice(0, 200)}`);
     return json.data as T;
   }
 
@@ -66,7 +70,7 @@ export class ApiClient {
     } catch {
       throw new ApiError('HTTP_ERROR', `HTTP ${status}: ${text.slice(0, 200)}`);
     }
-    if (status >= 300 || json.error) {
+    if (status >= 300 || !json || json.error) {
       const { code = 'HTTP_ERROR', message = `HTTP ${status}`, ...details } = json.error ?? {};
       throw new ApiError(code, message, details);
     }
@@ -97,6 +101,9 @@ export class ApiClient {
           response.on('error', reject);
         },
       );
+      // A connection on which nothing moves for this long is dead (a stalled network, a server gone
+      // without a reset): it fails like a dropped one, so the caller's retries apply.
+      request.setTimeout(IDLE_TIMEOUT_MS, () => request.destroy(Object.assign(new Error(`no traffic for ${IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
       request.on('error', (error: NodeJS.ErrnoException) => {
         if (error.name === 'AbortError') reject(error);
         else if (request.reusedSocket && error.code === 'ECONNRESET' && !retried) resolve(this.send(method, path, body, headers, signal, true));

@@ -210,6 +210,7 @@ function* plan(missing: Span[], sizer: ChunkSizer): Generator<Span> {
  * with the asset (U7). Calling it again after an interruption sends only what is missing.
  */
 export async function uploadFile(api: ApiClient, file: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
+  checkOptions(options);
   const { size, mtime } = await fs.stat(file);
   // Hashing the file anyway: the planned chunks' digests come with it (see hashFileAndChunks).
   const hashed = options.sha256 ? null : await hashFileAndChunks(file, plannedChunkBytes(size, options), options.signal);
@@ -249,11 +250,25 @@ export async function uploadFile(api: ApiClient, file: string, options: UploadFi
     }
     upload = (await api.graphql<{ startUpload: UploadState }>(`mutation($file: CheckFileInput!) { startUpload(file: $file) { ${UPLOAD} } }`, { file: input }, options.signal)).startUpload;
   }
-  return sendMissing(api, file, upload!, options, hashed?.chunks);
+  return sendMissing(api, file, size, upload!, options, hashed?.chunks);
 }
 
-async function sendMissing(api: ApiClient, file: string, upload: UploadState, options: UploadFileOptions, digests?: ChunkDigests): Promise<UploadFileResult> {
-  const size = (await fs.stat(file)).size;
+/** Options a caller got wrong fail at once, with a RangeError naming them. */
+function checkOptions(options: UploadFileOptions): void {
+  const whole = (name: keyof UploadFileOptions, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    const value = options[name];
+    if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) < min || (value as number) > max)) throw new RangeError(`${name} must be a whole number from ${min} to ${max}`);
+  };
+  whole('parallel', 1, 64);
+  whole('initialChunkBytes', 1);
+  whole('retries', 0, 100);
+  const target = options.targetChunkSeconds;
+  if (target !== undefined && !(Number.isFinite(target) && target > 0)) throw new RangeError('targetChunkSeconds must be a number of seconds above 0');
+  if (options.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(options.sha256)) throw new RangeError('sha256 must be 64 hexadecimal characters');
+}
+
+/** `size`: the file's size as declared in the check (the plan follows the server's missing list). */
+async function sendMissing(api: ApiClient, file: string, size: number, upload: UploadState, options: UploadFileOptions, digests?: ChunkDigests): Promise<UploadFileResult> {
   const parallel = Math.max(1, options.parallel ?? 4);
   const planned = plannedChunkBytes(size, options);
   // The sizer may grow chunks up to a quarter of one worker's share (see plannedChunkBytes).
@@ -266,11 +281,15 @@ async function sendMissing(api: ApiClient, file: string, upload: UploadState, op
   let asset: AssetSummary | null = null;
   let receivedBytes = size - upload.missing.reduce((n, s) => n + s.length, 0);
   const handle = await fs.open(file, 'r');
+  // The first worker that fails stops the others (their chunks in flight too), so that nothing
+  // of this attempt is still sending — or holding a range — when the caller tries again.
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   try {
     const worker = async () => {
       // One buffer per worker, grown as chunks grow: memory stays at parallel × chunk size.
       let buffer: Buffer | undefined;
-      for (let next = chunks.next(); !next.done; next = chunks.next()) {
+      for (let next = chunks.next(); !next.done && !signal.aborted; next = chunks.next()) {
         const span = next.value;
         if (!buffer || buffer.length < span.length) buffer = Buffer.allocUnsafe(span.length);
         const bytes = await readSpan(handle, span, buffer);
@@ -278,8 +297,8 @@ async function sendMissing(api: ApiClient, file: string, upload: UploadState, op
         // workers hash in parallel with each other and with sending.
         const digest = digests?.get(chunkKey(span)) ?? new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
         const started = performance.now();
-        const result = await withRetries(options.retries ?? 3, options.signal, () =>
-          api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, digest, options.signal),
+        const result = await withRetries(options.retries ?? 3, signal, () =>
+          api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, digest, signal),
         );
         sizer.record(span.length, (performance.now() - started) / 1000);
         chunkSizes.push(span.length);
@@ -289,13 +308,41 @@ async function sendMissing(api: ApiClient, file: string, upload: UploadState, op
         options.onProgress?.({ sentBytes, receivedBytes, size, chunkBytes: span.length });
       }
     };
-    await Promise.all(Array.from({ length: parallel }, worker));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: parallel }, () =>
+        worker().catch((error: unknown) => {
+          stop.abort();
+          throw error;
+        }),
+      ),
+    );
+    // The error that stopped the others, not the AbortErrors it caused in them.
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !(o.reason instanceof Error && o.reason.name === 'AbortError')) ?? outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
   } finally {
     await handle.close();
   }
   // Another worker's chunk may have been the last; or the completion is still running.
-  asset ??= (await api.graphql<{ completeUpload: AssetSummary }>(`mutation($id: ID!) { completeUpload(uploadId: $id) { ${ASSET} } }`, { id: upload.id }, options.signal)).completeUpload;
+  asset ??= await complete(api, upload.id, options.signal);
   return { outcome: 'uploaded', asset, sentBytes, uploadId: upload.id, chunkSizes };
+}
+
+/**
+ * Asks for the asset of an upload whose bytes are all there. While the server is still
+ * assembling it (a large file, or an answer to the last chunk that got lost), it says so
+ * (UPLOAD_NOT_OPEN, state completing): ask again, a little later each time, for up to ten minutes.
+ */
+async function complete(api: ApiClient, uploadId: string, signal?: AbortSignal): Promise<AssetSummary> {
+  const deadline = Date.now() + 600_000;
+  for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
+    try {
+      return (await api.graphql<{ completeUpload: AssetSummary }>(`mutation($id: ID!) { completeUpload(uploadId: $id) { ${ASSET} } }`, { id: uploadId }, signal)).completeUpload;
+    } catch (error) {
+      const completing = error instanceof ApiError && error.code === 'UPLOAD_NOT_OPEN' && error.details.state === 'completing';
+      if (!completing || Date.now() + wait > deadline || signal?.aborted) throw error;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
 }
 
 /**
