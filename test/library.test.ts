@@ -262,6 +262,12 @@ describe('library, folders, live status, housekeeping', () => {
     await app.database.sql`update uploads set last_activity_at = now() - interval '1 minute' where id = ${first.upload.id}`;
     const resumed = await ask();
     expect(resumed.upload).toEqual({ id: first.upload.id, missing: [{ offset: 64 * KiB, length: 64 * KiB }] });
+    // A completing session is not idle but being assembled: only a stale completion (10 minutes
+    // without a heartbeat) is swept, whatever the idle limit (10 s here).
+    await app.database.sql`update uploads set state = 'completing', last_activity_at = now() - interval '1 minute' where id = ${first.upload.id}`;
+    await app.housekeeping.runOnce();
+    expect(await app.database.sql`select state from uploads where id = ${first.upload.id}`).toEqual([{ state: 'completing' }]);
+    await app.database.sql`update uploads set state = 'open', last_activity_at = now() where id = ${first.upload.id}`;
     const rest = f.bytes.subarray(64 * KiB);
     const done = await api.putChunk<{ asset: { sha256: string } }>(first.upload.id, 64 * KiB, rest, (await import('node:crypto')).createHash('sha256').update(rest).digest());
     expect(done.asset.sha256).toBe(sha256(f.bytes));

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import type { AppError } from '../services/app-error.js';
+import { isAppError, type AppError } from '../services/app-error.js';
 import type { Span } from '../services/byte-ranges.js';
 import { liveState } from '../services/pubsub.js';
 import { MAX_CHECK_BATCH, syncTopic, type ChallengeView, type CheckAnswer, type ChunkResult, type UploadView } from '../services/uploads.js';
@@ -37,8 +37,8 @@ export const UploadRef = builder.objectRef<UploadView>('Upload').implement({
     missing: t.field({ type: [ByteRange], resolve: (u) => u.missing }),
     limits: t.field({ type: ChunkLimits, resolve: (u) => u.limits }),
     failure: t.exposeString('failure', { nullable: true }),
-    asset: t.field({ type: AssetRef, nullable: true, resolve: (u, _args, context) => (u.assetId ? context.services.library.getAsset(context.viewer!, u.assetId).catch(() => null) : null) }),
-    folder: t.field({ type: FolderRef, nullable: true, resolve: (u, _args, context) => (u.folderId ? context.services.library.getFolder(context.viewer!, u.folderId).catch(() => null) : null) }),
+    asset: t.field({ type: AssetRef, nullable: true, resolve: (u, _args, context) => (u.assetId ? context.services.library.getAsset(context.viewer!, u.assetId).catch(nullIfGone) : null) }),
+    folder: t.field({ type: FolderRef, nullable: true, resolve: (u, _args, context) => (u.folderId ? context.services.library.getFolder(context.viewer!, u.folderId).catch(nullIfGone) : null) }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     lastActivityAt: t.expose('lastActivityAt', { type: 'DateTime' }),
     expiresAt: t.expose('expiresAt', { type: 'DateTime', description: 'When the session is dropped if nothing more arrives' }),
@@ -181,3 +181,9 @@ builder.subscriptionField('upload', (t) =>
     resolve: (upload: UploadView) => upload,
   }),
 );
+
+/** An upload's asset or folder deleted since: null. Anything else is an error, not a silent null. */
+function nullIfGone(error: unknown): null {
+  if (isAppError(error) && error.code === 'NOT_FOUND') return null;
+  throw error;
+}

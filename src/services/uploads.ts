@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import { withoutWaitingForDisk, type Db } from '../db/client.js';
 import { blobs, uploadChallenges, uploadChunks, uploads, type AssetRow, type UploadChunkRow, type UploadRow } from '../db/schema/index.js';
@@ -325,13 +325,16 @@ export class UploadService {
       return { upload: await this.view(upload), asset: upload.assetId ? await this.deps.library.getAsset(viewer, upload.assetId) : null };
     }
 
+    // A slow chunk keeps its reservation and its session alive: with a short idle limit, the
+    // session (and its staged bytes) must not expire under a chunk that is still arriving.
     const renew = setInterval(() => {
       void this.deps.db
         .update(uploadChunks)
         .set({ leaseUntil: sql`now() + make_interval(secs => ${LEASE_SECONDS})` })
         .where(and(eq(uploadChunks.uploadId, input.uploadId), eq(uploadChunks.offset, input.offset), eq(uploadChunks.writer, writer)))
         .catch(() => {});
-    }, (LEASE_SECONDS / 3) * 1000);
+      void this.deps.db.update(uploads).set({ lastActivityAt: sql`now()` }).where(and(eq(uploads.id, input.uploadId), eq(uploads.state, 'open'))).catch(() => {});
+    }, Math.min(LEASE_SECONDS / 3, this.deps.config.uploads.sessionIdleSeconds / 3) * 1000);
     try {
       await this.deps.storage.writeStagedChunk(input.uploadId, input.offset, input.length, input.body, { expectedSha256: sha256 });
     } catch (error) {
@@ -375,7 +378,7 @@ export class UploadService {
   async completeUpload(viewer: Viewer, uploadId: string): Promise<AssetRow> {
     const upload = await this.deps.db.transaction(async (tx) => {
       const upload = await this.lockOwnUpload(tx, viewer, uploadId);
-      if (upload.state === 'done' || upload.state === 'failed') return upload;
+      if (upload.state === 'done') return upload; // (a failed one was refused by lockOwnUpload)
       const stale = upload.state === 'completing' && Date.now() - upload.lastActivityAt.getTime() > STALE_COMPLETION_SECONDS * 1000;
       if (upload.state === 'completing' && !stale) throw new AppError('UPLOAD_NOT_OPEN', 'The upload is completing; ask again in a moment', { state: upload.state });
       const missing = missingSpans(upload.size, await this.receivedChunks(upload.id, tx));
@@ -388,7 +391,6 @@ export class UploadService {
       if (!upload.assetId) throw new AppError('NOT_FOUND', 'The asset this upload made was deleted');
       return this.deps.library.getAsset(viewer, upload.assetId);
     }
-    if (upload.state === 'failed') throw new AppError('UPLOAD_DIGEST_MISMATCH', upload.failure ?? 'The upload failed; start it again');
     return this.complete(viewer, upload);
   }
 
@@ -473,7 +475,14 @@ export class UploadService {
       const rows = await tx
         .select({ id: uploads.id, userId: uploads.userId })
         .from(uploads)
-        .where(and(inArray(uploads.state, ['open', 'completing', 'failed']), sql`${uploads.lastActivityAt} < now() - make_interval(secs => ${idle})`))
+        // A completing session is someone assembling it: it is left alone until it is also stale
+        // as a completion (its heartbeat stopped), whatever the idle limit.
+        .where(
+          or(
+            and(inArray(uploads.state, ['open', 'failed']), sql`${uploads.lastActivityAt} < now() - make_interval(secs => ${idle})`),
+            and(eq(uploads.state, 'completing'), sql`${uploads.lastActivityAt} < now() - make_interval(secs => ${Math.max(idle, STALE_COMPLETION_SECONDS)})`),
+          ),
+        )
         .limit(limit)
         .for('update', { skipLocked: true });
       if (rows.length > 0) await tx.delete(uploads).where(inArray(uploads.id, rows.map((r) => r.id)));
