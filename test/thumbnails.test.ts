@@ -56,6 +56,11 @@ for (const driver of ['fs', 's3'] as const) {
       const { thumbnail, preview } = await thumbnailsOf(api.token!, result.asset.id);
       expect(thumbnail).toMatchObject({ format: 'webp', width: 320, height: 320 });
       expect(preview).toMatchObject({ format: 'webp', width: 1200, height: 1600 });
+      // The square thumbnail shows rotation in its pixels only: rotated, its left edge is the stored
+      // bottom row (green = 255 all along); unrotated it would be a column (green rising, ≈128 midway).
+      const square = await download(app, api.token, result.asset.id, 'thumbnail');
+      const [, green] = await sharp(square.bytes).extract({ left: 2, top: 160, width: 1, height: 1 }).removeAlpha().raw().toBuffer();
+      expect(green).toBeGreaterThan(200);
     });
 
     it('PNG with alpha and WebP: right dimensions; small images are never enlarged', async () => {
@@ -63,7 +68,7 @@ for (const driver of ['fs', 's3'] as const) {
       const png = await photo(1000, 400, 4).png().toBuffer();
       const pngAsset = await uploadFile(api, await files.write('wide.png', png));
       const pngThumbs = await thumbnailsOf(api.token!, pngAsset.asset.id);
-      expect(pngThumbs.preview).toMatchObject({ width: 1000, height: 400 });
+      expect(pngThumbs.preview).toMatchObject({ width: 1000, height: 400, hasAlpha: true }); // transparency kept
       expect(pngThumbs.thumbnail).toMatchObject({ width: 320, height: 320 });
 
       const webp = await photo(200, 150).webp().toBuffer();
