@@ -6,7 +6,6 @@ import { assets, blobs, type BlobRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
 import { deriveImages } from './media/derive-images.js';
 import type { TakenAt } from './media/read-exif-facts.js';
-import { isDecodableImageType, SNIFF_BYTES, sniffMediaType } from './media/sniff-media-type.js';
 import type { BlobStore } from './storage/blob-store.js';
 
 export type DerivedImage = 'thumbnail' | 'preview';
@@ -68,29 +67,27 @@ export class BlobService {
     if (blob.thumbnailStatus !== 'none') return blob;
     const { storage } = this.deps;
     const key = blobKey(sha256);
-    const head = blob.size === 0 ? Buffer.alloc(0) : await readAll(await storage.get(key, { start: 0, end: Math.min(blob.size, SNIFF_BYTES) - 1 }));
-    const mimeType = sniffMediaType(head);
+    // deriveImages sniffs the leading bytes itself and stops reading what it does not decode, so
+    // nothing is read here first (with S3 that was a request of its own per upload).
+    const input = storage.localPath?.(key) ?? (blob.size === 0 ? Buffer.alloc(0) : await storage.get(key));
+    const result = await deriveImages(input, { limitInputPixels: this.deps.config.uploads.maxImagePixels });
     let update: Partial<BlobRow>;
-    if (!isDecodableImageType(mimeType)) {
-      update = { mimeType, thumbnailStatus: 'failed', thumbnailError: mimeType ? `no thumbnails for ${mimeType}` : 'not an image' };
+    if (!result.ok) {
+      const mimeType = result.mediaType;
+      const reason = result.reason === 'unsupported' ? (mimeType ? `no thumbnails for ${mimeType}` : 'not an image') : `${result.reason}: ${result.message}`;
+      update = { mimeType, thumbnailStatus: 'failed', thumbnailError: reason.slice(0, 500) };
     } else {
-      const input = storage.localPath?.(key) ?? (await storage.get(key));
-      const result = await deriveImages(input, { limitInputPixels: this.deps.config.uploads.maxImagePixels });
-      if (!result.ok) {
-        update = { mimeType, thumbnailStatus: 'failed', thumbnailError: `${result.reason}: ${result.message}`.slice(0, 500) };
-      } else {
-        await storage.put(derivedKey(sha256, 'thumbnail'), Readable.from([result.thumbnail.data]), { contentType: 'image/webp' });
-        await storage.put(derivedKey(sha256, 'preview'), Readable.from([result.preview.data]), { contentType: 'image/webp' });
-        update = {
-          mimeType,
-          width: result.metadata.width,
-          height: result.metadata.height,
-          takenAt: takenAtInstant(result.metadata.takenAt),
-          phash: result.perceptualHash.value,
-          thumbnailStatus: 'ready',
-          thumbnailError: null,
-        };
-      }
+      await storage.put(derivedKey(sha256, 'thumbnail'), Readable.from([result.thumbnail.data]), { contentType: 'image/webp' });
+      await storage.put(derivedKey(sha256, 'preview'), Readable.from([result.preview.data]), { contentType: 'image/webp' });
+      update = {
+        mimeType: result.metadata.mediaType,
+        width: result.metadata.width,
+        height: result.metadata.height,
+        takenAt: takenAtInstant(result.metadata.takenAt),
+        phash: result.perceptualHash.value,
+        thumbnailStatus: 'ready',
+        thumbnailError: null,
+      };
     }
     const [row] = await this.deps.db.update(blobs).set(update).where(eq(blobs.sha256, sha256)).returning();
     return row!;
@@ -152,12 +149,6 @@ export class BlobService {
       return collected;
     });
   }
-}
-
-export async function readAll(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part as Buffer);
-  return Buffer.concat(parts);
 }
 
 /**

@@ -1,12 +1,13 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import { withoutWaitingForDisk, type Db } from '../db/client.js';
 import { blobs, uploadChallenges, uploadChunks, uploads, type AssetRow, type UploadChunkRow, type UploadRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
-import { blobKey, readAll, type BlobService } from './blobs.js';
+import { blobKey, type BlobService } from './blobs.js';
 import { isUuid } from './ids.js';
 import { missingSpans, overlaps, type Span } from './byte-ranges.js';
 import type { Viewer } from './devices.js';
@@ -632,7 +633,7 @@ export class UploadService {
         await handle.close();
       }
     } else {
-      pieces = await Promise.all(wanted.map(async (range) => readAll(await this.deps.storage.get(key, { start: range.offset, end: range.offset + range.length - 1 }))));
+      pieces = await Promise.all(wanted.map(async (range) => buffer(await this.deps.storage.get(key, { start: range.offset, end: range.offset + range.length - 1 }))));
     }
     const hash = createHash('sha256').update(Buffer.from(nonce, 'hex'));
     for (const piece of pieces) hash.update(piece);
