@@ -160,6 +160,16 @@ describe('bad input gets a clear error code', () => {
     });
     expect(chunked.status).toBe(413);
     expect(chunked.body).toContain('PAYLOAD_TOO_LARGE');
+
+    // Multipart (commitChunk): at most 8 MiB + 1 MiB, whatever the chunk limit (64 MiB here):
+    // a multipart part is held in memory; big chunks go through the streaming PUT.
+    const form = new FormData();
+    form.set('operations', JSON.stringify({ query: 'mutation($f: File!) { commitChunk(uploadId: "x", offset: 0, sha256: "x", chunk: $f) { upload { id } } }', variables: { f: null } }));
+    form.set('map', JSON.stringify({ 0: ['variables.f'] }));
+    form.set('0', new Blob([new Uint8Array(10 * 1024 * 1024)]), 'chunk');
+    const multipart = await fetch(`${app.url}/graphql`, { method: 'POST', body: form });
+    expect(multipart.status).toBe(413);
+    expect(((await multipart.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('PAYLOAD_TOO_LARGE');
   });
 
   it('slows down repeated failed log-ins, then refuses them', async () => {

@@ -14,6 +14,12 @@ import type { GraphQLServer, Logger, ServerContext } from './graphql.js';
 /** A non-GraphQL route: answers true when it handled the request. */
 export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
+/**
+ * The largest chunk the GraphQL multipart transport takes (commitChunk): the multipart parser
+ * holds a file part whole in memory, so big chunks go through the streaming PUT route instead.
+ */
+export const MULTIPART_CHUNK_BYTES = 8 * 1024 * 1024;
+
 export interface HttpServer {
   /** The base URL it listens on, e.g. http://127.0.0.1:4000 */
   url: string;
@@ -131,7 +137,7 @@ export async function startHttpServer(deps: {
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Multipart requests carry a chunk (commitChunk); everything else is a small JSON or GET.
     const multipart = /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
-    const limit = multipart ? config.uploads.maxChunkBytes + 1024 * 1024 : config.limits.maxRequestBytes;
+    const limit = multipart ? Math.min(config.uploads.maxChunkBytes, MULTIPART_CHUNK_BYTES) + 1024 * 1024 : config.limits.maxRequestBytes;
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) throw new AppError('PAYLOAD_TOO_LARGE', `Request body is larger than ${limit} bytes`, { limitBytes: limit });
     const { viewer, clearCookie } = await authenticate(req);
