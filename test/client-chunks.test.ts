@@ -1,12 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkSizer, hashFile, hashFileAndChunks, plannedChunkBytes } from '../src/client/upload-file.js';
+import { sha256 } from './support/files.js';
 
 const MiB = 2 ** 20;
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 describe('client: hashing a file with its chunk digests', () => {
   let dir: string;

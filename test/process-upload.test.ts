@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../src/client/api-client.js';
 import { uploadFile } from '../src/client/upload-file.js';
 import { freePort, PASSWORD } from './support/app.js';
+import { startServerProcess } from './support/server-process.js';
 import { allInside, countChunkPuts, scratchDir, sha256 } from './support/files.js';
 
 /** Resume after the server itself dies mid-upload (SIGKILL) and comes back. */
@@ -14,19 +15,7 @@ let port: number;
 let server: ChildProcess | undefined;
 
 async function startServer(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, NODE_ENV: 'development', PIXSHARE_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', PIXSHARE_ARGON2_MEMORY_KIB: '1024', PIXSHARE_MIN_CHUNK_SIZE: '64KiB', PIXSHARE_MAX_CHUNK_SIZE: '1MiB' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const deadline = Date.now() + 60_000;
-  while (!output.includes('listening on')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return child;
+  return (await startServerProcess({ dataDir, port, env: { PIXSHARE_MIN_CHUNK_SIZE: '64KiB', PIXSHARE_MAX_CHUNK_SIZE: '1MiB' } })).child;
 }
 
 beforeAll(async () => {

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, PASSWORD } from './support/app.js';
+import { startServerProcess, type ServerProcess } from './support/server-process.js';
 
 /**
  * The service as a user runs it: `src/main.ts` in its own process with embedded
@@ -28,25 +29,11 @@ afterAll(async () => {
   await fs.rm(dataDir, { recursive: true, force: true });
 });
 
-async function start(extraEnv: Record<string, string> = {}): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, NODE_ENV: 'development', PIXSHARE_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', PIXSHARE_ARGON2_MEMORY_KIB: '1024', ...extraEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
-    children.delete(child);
-    resolve(code);
-  }));
-  const deadline = Date.now() + 60_000;
-  while (!output.includes('listening on')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, output: () => output, exited };
+async function start(extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
+  const server = await startServerProcess({ dataDir, port, env: extraEnv });
+  children.add(server.child);
+  void server.exited.then(() => children.delete(server.child));
+  return server;
 }
 
 async function gql(query: string, variables: Record<string, unknown> = {}) {
