@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -41,6 +42,24 @@ describe('quota (S5)', () => {
       await expect(uploadFile(api, d.file)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
       const me = await api.graphql<{ me: { usedBytes: number } }>('{ me { usedBytes } }');
       expect(me.me.usedBytes).toBe(450 * KiB);
+
+      // An instant upload is held to the quota too: a challenge handed out while the file fitted,
+      // answered after the library grew, is refused with the numbers.
+      const roomy = await newClient(app);
+      const shared = await files.random('shared.bin', 300 * KiB);
+      const owner = await newClient(app);
+      await uploadFile(owner, shared.file);
+      const [answer] = await checkFiles(roomy, [{ sha256: sha256(shared.bytes), size: shared.bytes.length, name: 'shared.bin' }]);
+      expect(answer!.status).toBe('PROOF_REQUIRED');
+      const filler = await files.random('filler.bin', 300 * KiB);
+      await uploadFile(roomy, filler.file);
+      const challenge = answer!.challenge!;
+      const proof = createHash('sha256').update(Buffer.from(challenge.nonce, 'hex'));
+      for (const r of challenge.ranges) proof.update(shared.bytes.subarray(r.offset, r.offset + r.length));
+      const refused = await roomy
+        .graphql('mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { id } }', { id: challenge.id, proof: proof.digest('hex') })
+        .catch((e: unknown) => e as ApiError);
+      expect(refused).toMatchObject({ code: 'QUOTA_EXCEEDED', message: expect.stringMatching(/307200 bytes needed, 204800 of 512000 free/) });
       expect(app.loggedErrors).toEqual([]);
     } finally {
       await app.close();
@@ -66,6 +85,15 @@ describe('quota (S5)', () => {
       const [evicted] = await app.database.sql<{ ref_count: number; collectable: boolean }[]>`
         select b.ref_count, b.gc_after is not null as collectable from blobs b join uploads u on u.sha256 = b.sha256 where u.name = 'e1.bin'`;
       expect(evicted).toEqual({ ref_count: 0, collectable: true });
+      // An instant upload makes room the same way: e2 goes for a file someone else stored.
+      const other = await newClient(app);
+      const theirs = await files.random('theirs.bin', 300 * KiB);
+      await uploadFile(other, theirs.file);
+      expect(await uploadFile(api, theirs.file)).toMatchObject({ outcome: 'instant' });
+      const after = await api.graphql<{ assets: { nodes: { name: string }[] }; me: { usedBytes: number } }>('{ assets { nodes { name } } me { usedBytes } }');
+      expect(after.assets.nodes.map((n) => n.name)).toEqual(['theirs.bin', 'e3.bin']);
+      expect(after.me.usedBytes).toBe(600 * KiB);
+
       const huge = await files.random('huge.bin', 800 * KiB);
       await expect(uploadFile(api, huge.file)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
       expect(app.loggedErrors).toEqual([]);

@@ -7,7 +7,8 @@ import type { Config } from '../config.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import * as schema from './schema/index.js';
 
-export type Db = PostgresJsDatabase<typeof schema>;
+/** drizzle over postgres.js; `$client` is the postgres.js client underneath, for the rare statement drizzle cannot send as we need. */
+export type Db = PostgresJsDatabase<typeof schema> & { $client: postgres.Sql };
 
 export interface Database {
   db: Db;

@@ -60,10 +60,16 @@ export class PubSub {
    * one rolled back. It can be sent alongside the transaction's other statements (no round trip of its own).
    */
   async publishIn(tx: { execute(query: SQL): PromiseLike<unknown> }, topic: string, data: unknown): Promise<void> {
+    const { channel, payload } = this.notification(topic, data);
     // The payload goes in as a literal, not a parameter: a statement without parameters is sent in
     // one go (postgres.js first asks the server to describe an unprepared statement's parameters,
     // a round trip of its own that would also hold back the statements pipelined after it).
-    await tx.execute(sql`select pg_notify(${sql.raw(quoteLiteral(CHANNEL))}, ${sql.raw(quoteLiteral(payloadOf(topic, data)))})`);
+    await tx.execute(sql`select pg_notify(${sql.raw(quoteLiteral(channel))}, ${sql.raw(quoteLiteral(payload))})`);
+  }
+
+  /** The `pg_notify(channel, payload)` arguments that publish this event, for SQL that sends it itself. */
+  notification(topic: string, data: unknown): { channel: string; payload: string } {
+    return { channel: CHANNEL, payload: payloadOf(topic, data) };
   }
 
   /**

@@ -5,7 +5,8 @@ import { buffer } from 'node:stream/consumers';
 import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import { withoutWaitingForDisk, type Db } from '../db/client.js';
-import { blobs, uploadChallenges, uploadChunks, uploads, type AssetRow, type UploadChunkRow, type UploadRow } from '../db/schema/index.js';
+import { rowFromDriver } from '../db/rows.js';
+import { assets, blobs, uploadChallenges, uploadChunks, uploads, type AssetRow, type UploadChunkRow, type UploadRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
 import { blobKey, type BlobService } from './blobs.js';
 import { isUuid } from './ids.js';
@@ -155,6 +156,10 @@ export class UploadService {
     // server stores: they are rarely in the library yet, and the answer saves a round trip. A large one
     // (a lost sync list) is mostly files the user has; it asks about the rest only, afterwards.
     const askEarly = globalDedup && hashes.length > 0 && hashes.length <= SMALL_CHECK;
+    // With the files at hand (filesystem storage), a small check also starts reading what a
+    // challenge would ask for, so that the answer is ready if the server has the bytes. A file the
+    // server does not have costs a failed open.
+    const early = askEarly && this.deps.storage.localPath ? new Map(hashes.map((sha256) => [sha256, this.challengeFor(sha256, sizeOf(valid, sha256))])) : undefined;
     const [owned, used, storedEarly] = await Promise.all([
       this.deps.library.findAssetIdsBySha(viewer.user.id, hashes),
       needsUsage ? this.deps.library.usage(viewer.user.id) : 0,
@@ -191,7 +196,20 @@ export class UploadService {
     if (remaining.length > 0 && globalDedup) {
       const sizes = storedEarly ?? (await this.storedSizes([...new Set(remaining.map((r) => r.file.sha256))]));
       const claimable = remaining.filter((entry) => sizes.get(entry.file.sha256) === entry.file.size);
-      const challenges = await this.createChallenges(viewer, await Promise.all(claimable.map(async (entry) => ({ file: entry.file, folderId: await folderOf(entry.file.folder) }))));
+      // The expected answers of a few challenges are worked out now, so that their claims are one
+      // statement each; a large batch leaves them to the claims (reading every file here would slow the check).
+      const answerNow = claimable.length <= SMALL_CHECK;
+      const challenges = await this.createChallenges(
+        viewer,
+        await Promise.all(
+          claimable.map(async (entry) => {
+            const started = early?.get(entry.file.sha256);
+            const material = started?.size === entry.file.size ? started : (answerNow ? this.challengeFor(entry.file.sha256, entry.file.size) : unanswered(entry.file.size));
+            early?.delete(entry.file.sha256); // one challenge per material: a second entry of the same file gets its own
+            return { file: entry.file, folderId: await folderOf(entry.file.folder), ...material, expected: await material.expected };
+          }),
+        ),
+      );
       claimable.forEach((entry, i) => answers.set(entry.index, { sha256: entry.file.sha256, status: 'PROOF_REQUIRED', challenge: challenges[i]! }));
       remaining = remaining.filter((entry) => sizes.get(entry.file.sha256) !== entry.file.size);
     }
@@ -226,9 +244,12 @@ export class UploadService {
    * answer consumes it, right or wrong. Refused proofs leave the client to upload.
    */
   async claimUpload(viewer: Viewer, challengeId: string, proof: string): Promise<AssetRow> {
-    if (!isUuid(challengeId)) throw new AppError('NOT_FOUND', 'No such challenge');
+    if (!isUuid(challengeId)) throw claimRefused('NOT_FOUND');
+    const claimed = await this.claimInOneStatement(viewer, challengeId, proof);
+    if (claimed) return claimed;
+    // The general path: a challenge made without its answer, or a claim the quota has a say in.
     const [challenge] = await this.statements.challenge.execute({ id: challengeId, userId: viewer.user.id });
-    if (!challenge) throw new AppError('NOT_FOUND', 'No such challenge');
+    if (!challenge) throw claimRefused('NOT_FOUND');
     // The expected answer is worked out before the transaction, so it holds its locks only briefly.
     const expected = await this.expectedProof(challenge.sha256, challenge.nonce, challenge.ranges).catch((error: unknown) => {
       if (isAppError(error) && error.code === 'NOT_FOUND') return null;
@@ -257,12 +278,12 @@ export class UploadService {
         proven ? tx.select().from(blobs).where(and(eq(blobs.sha256, challenge.sha256), eq(blobs.stored, true))).for('update').prepare('claim_lock_blob').execute() : [],
         proven ? this.deps.library.lockForAsset(tx, viewer.user.id, challenge.sha256) : undefined,
       ]);
-      if (!row) return new AppError('NOT_FOUND', 'No such challenge');
-      if (row.usedAt) return new AppError('CHALLENGE_USED', 'This challenge was already answered; check the file again or upload it');
-      if (row.expiresAt.getTime() < Date.now()) return new AppError('CHALLENGE_EXPIRED', 'The challenge expired; check the file again or upload it');
-      if (expected === null) return new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
-      if (!proven || !locked) return new AppError('PROOF_REJECTED', 'The proof does not match the file; upload it instead');
-      if (!blob) return new AppError('NOT_FOUND', 'The file is no longer stored; upload it');
+      if (!row) return claimRefused('NOT_FOUND');
+      if (row.usedAt) return claimRefused('CHALLENGE_USED');
+      if (row.expiresAt.getTime() < Date.now()) return claimRefused('CHALLENGE_EXPIRED');
+      if (expected === null) return claimRefused('NOT_STORED');
+      if (!proven || !locked) return claimRefused('PROOF_REJECTED');
+      if (!blob) return claimRefused('NOT_STORED');
       const [{ asset }] = await Promise.all([
         this.deps.library.addAsset(
           tx,
@@ -276,6 +297,33 @@ export class UploadService {
     });
     if (outcome instanceof AppError) throw outcome;
     return outcome;
+  }
+
+  /**
+   * The claim as one statement (pixshare_claim_upload, see its migration) when the challenge was
+   * made with its answer: one round trip to the database instead of five. Null: the general path decides.
+   */
+  private async claimInOneStatement(viewer: Viewer, challengeId: string, proof: string): Promise<AssetRow | null> {
+    const answered = /^[0-9a-f]{64}$/i.test(proof) ? proof.toLowerCase() : null;
+    // Delivered only with the asset (a NOTIFY waits for its transaction's commit).
+    const { channel, payload } = this.deps.pubsub.notification(syncTopic(viewer.user.id), { at: Date.now() });
+    let rows: Record<string, unknown>[];
+    try {
+      // Not a prepared statement: preparing costs a round trip of its own on each pooled connection
+      // the first time, more than planning a function call every time (the function's own plans are kept).
+      rows = await this.deps.db.$client.unsafe(
+        'select * from pixshare_claim_upload($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::bigint, $7::text, $8::text)',
+        [challengeId, viewer.user.id, viewer.device.id, answered, viewer.user.level, this.deps.library.quotaBytes(viewer.user.level), channel, payload],
+        { prepare: false },
+      );
+    } catch (error) {
+      const reason = (error as { code?: unknown }).code === 'PX001' ? (error as Error).message : undefined;
+      if (reason === 'SLOW_PATH') return null;
+      if (reason && reason in CLAIM_REFUSALS) throw claimRefused(reason as keyof typeof CLAIM_REFUSALS);
+      throw error;
+    }
+    if (rows.length === 0) throw claimRefused('PROOF_REJECTED');
+    return rowFromDriver(assets, rows[0]!);
   }
 
   /**
@@ -531,13 +579,24 @@ export class UploadService {
     return new Map(stored.map((b) => [b.sha256, b.size]));
   }
 
-  private async createChallenges(viewer: Viewer, files: { file: CheckFile; folderId: string | null }[]): Promise<ChallengeView[]> {
+  /** A challenge's nonce and ranges for a file of `size` bytes, and the right answer from the stored bytes (null: not stored). */
+  private challengeFor(sha256: string, size: number): ChallengeMaterial {
+    const nonce = randomBytes(32).toString('hex');
+    const ranges = proofRanges(size);
+    const expected = this.expectedProof(sha256, nonce, ranges).then(
+      (proof) => proof.toString('hex'),
+      () => null, // not stored (or unreadable): the claim works it out, or refuses, itself
+    );
+    return { size, nonce, ranges, expected };
+  }
+
+  private async createChallenges(viewer: Viewer, files: { file: CheckFile; folderId: string | null; nonce: string; ranges: Span[]; expected: string | null }[]): Promise<ChallengeView[]> {
     if (files.length === 0) return [];
     const ids = files.map(() => randomUUID());
     const insert = this.deps.db
       .insert(uploadChallenges)
       .values(
-        files.map(({ file, folderId }, i) => ({
+        files.map(({ file, folderId, nonce, ranges, expected }, i) => ({
           id: ids[i],
           userId: viewer.user.id,
           deviceId: viewer.device.id,
@@ -546,8 +605,9 @@ export class UploadService {
           name: file.name,
           folderId,
           takenAt: file.takenAt ?? null,
-          nonce: randomBytes(32).toString('hex'),
-          ranges: proofRanges(file.size),
+          nonce,
+          ranges,
+          expected,
           expiresAt: sql`now() + make_interval(secs => ${this.deps.config.uploads.challengeSeconds})`,
         })),
       )
@@ -693,6 +753,37 @@ export class UploadService {
 }
 
 /** Random ranges the client must read from its copy: a few small windows, or the whole file when it is small. */
+interface ChallengeMaterial {
+  /** The file size the ranges were picked for. */
+  size: number;
+  nonce: string;
+  ranges: Span[];
+  /** Hex SHA-256 of the nonce and the ranges' stored bytes; null: not worked out. */
+  expected: Promise<string | null>;
+}
+
+function unanswered(size: number): ChallengeMaterial {
+  return { size, nonce: randomBytes(32).toString('hex'), ranges: proofRanges(size), expected: Promise.resolve(null) };
+}
+
+function sizeOf(files: { file: CheckFile }[], sha256: string): number {
+  return files.find((entry) => entry.file.sha256 === sha256)!.file.size;
+}
+
+/** Why a claim was refused; after any of them the client uploads the file instead. */
+const CLAIM_REFUSALS = {
+  NOT_FOUND: ['NOT_FOUND', 'No such challenge'],
+  CHALLENGE_USED: ['CHALLENGE_USED', 'This challenge was already answered; check the file again or upload it'],
+  CHALLENGE_EXPIRED: ['CHALLENGE_EXPIRED', 'The challenge expired; check the file again or upload it'],
+  NOT_STORED: ['NOT_FOUND', 'The file is no longer stored; upload it'],
+  PROOF_REJECTED: ['PROOF_REJECTED', 'The proof does not match the file; upload it instead'],
+} as const;
+
+function claimRefused(reason: keyof typeof CLAIM_REFUSALS): AppError {
+  const [code, message] = CLAIM_REFUSALS[reason];
+  return new AppError(code, message);
+}
+
 export function proofRanges(size: number): Span[] {
   if (size <= PROOF_RANGES * PROOF_RANGE_BYTES) return [{ offset: 0, length: size }];
   const ranges: Span[] = [];

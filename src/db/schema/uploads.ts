@@ -70,6 +70,11 @@ export const uploadChallenges = pgTable('upload_challenges', {
   ...declaredFile(),
   nonce: text('nonce').notNull(),
   ranges: jsonb('ranges').$type<{ offset: number; length: number }[]>().notNull(),
+  /**
+   * The right answer (hex SHA-256 of nonce and ranges), worked out when the challenge is made so
+   * that the claim is one statement (pixshare_claim_upload); null: the claim works it out itself.
+   */
+  expected: text('expected'),
   expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
   usedAt: timestamp('used_at', { withTimezone: true }),
   attempts: integer('attempts').notNull().default(0),
