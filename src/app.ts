@@ -54,6 +54,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
 
     const db = database.db;
     const devices = new DeviceService({ db, pubsub, config });
+    cleanups.push(async () => devices.close());
     const accounts = new AccountService({ db, config, devices });
     const blobs = new BlobService({ db, storage, config, log });
     const library = new LibraryService({ db, pubsub, config });

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../src/client/api-client.js';
 import { PASSWORD, startTestApp, type TestApp } from './support/app.js';
 
 const SIGN_UP = 'mutation($email: String!, $password: String!, $nickname: String, $device: DeviceInput) { signUp(email: $email, password: $password, nickname: $nickname, device: $device) { token user { id email nickname level quotaBytes } device { id name platform kind } } }';
@@ -79,6 +80,40 @@ describe('sign up and log in from a program (device token)', () => {
     expect(after.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     // The revoking device still works.
     expect((await app.gql<{ me: { id: string } }>(ME, {}, { token: first.token })).data?.me.id).toBe(first.userId);
+  });
+
+  it('stops a revoked token at once, on a connection that used it a moment ago and on every instance', async () => {
+    // A second server on the same database (a deployment with several instances).
+    const other = await startTestApp({ DATABASE_URL: app.database.url });
+    try {
+      const first = await app.signUp();
+      const second = await app.gql<{ logIn: { token: string; device: { id: string } } }>(LOG_IN, { email: first.email, password: PASSWORD, device: { name: 'laptop', platform: 'cli' } });
+      const { token, device } = second.data!.logIn;
+      // Keep-alive clients: the token was checked moments ago on these very connections.
+      const here = new ApiClient(app.url, token);
+      const there = new ApiClient(other.url, token);
+      for (let i = 0; i < 3; i++) {
+        expect((await here.graphql<{ me: { id: string } }>(ME)).me.id).toBe(first.userId);
+        expect((await there.graphql<{ me: { id: string } }>(ME)).me.id).toBe(first.userId);
+      }
+      await app.gql('mutation($id: ID!) { revokeDevice(id: $id) { id } }', { id: device.id }, { token: first.token });
+      await expect(here.graphql(ME)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      // The other instance hears of it through PostgreSQL within moments, well before its trust runs out.
+      const revokedAt = Date.now();
+      let refused: unknown;
+      while (!refused && Date.now() - revokedAt < 4000) {
+        refused = await there.graphql(ME).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        if (!refused) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(refused).toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect(Date.now() - revokedAt).toBeLessThan(1000);
+      expect(other.loggedErrors).toEqual([]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('cannot revoke another user’s device', async () => {

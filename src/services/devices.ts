@@ -20,6 +20,25 @@ export interface DeviceView extends DeviceRow {
 }
 
 export const devicesTopic = (userId: string) => `user:${userId}:devices`;
+/** Every instance hears of a revoked device here, and stops trusting its token at once. */
+const REVOKED_TOPIC = 'devices:revoked';
+
+/**
+ * How long a token checked against the database is trusted for further requests on the same
+ * connection (same address and port) without asking again. Revoking a device ends the trust at
+ * once on every instance (REVOKED_TOPIC); "last seen" and a browser session's sliding expiry are
+ * brought up to date at least this often.
+ */
+const TRUST_MS = 5_000;
+/** Trusted tokens kept at most; the oldest are dropped first. */
+const TRUSTED_MAX = 10_000;
+
+interface Trusted {
+  viewer: Viewer;
+  address: string | null;
+  port: number | null;
+  until: number;
+}
 
 /**
  * Devices are the signed-in clients of an account: programs holding a device
@@ -32,6 +51,11 @@ export class DeviceService {
    * the SQL) nor PostgreSQL (parsing and planning it, once per connection) redoes that work.
    */
   private readonly seen;
+  /** Recently checked tokens, by token hash in base64 (see TRUST_MS). */
+  private readonly trusted = new Map<string, Trusted>();
+  /** Devices revoked in the last TRUST_MS, with when: a check that was already under way must not trust them again. */
+  private readonly revoked = new Map<string, number>();
+  private readonly stopListening: () => void;
 
   constructor(
     private readonly deps: {
@@ -53,6 +77,13 @@ export class DeviceService {
       .where(and(eq(users.id, devices.userId), eq(devices.tokenHash, sql.placeholder('tokenHash')), isNull(devices.revokedAt), or(isNull(devices.expiresAt), gt(devices.expiresAt, sql`now()`))))
       .returning({ device: devices, user: users, commit: withoutWaitingForDisk })
       .prepare('authenticate');
+    this.stopListening = deps.pubsub.on<{ deviceId: string }>(REVOKED_TOPIC, ({ deviceId }) => this.distrust(deviceId));
+  }
+
+  /** Stops listening for revocations (the service is being shut down). */
+  close(): void {
+    this.stopListening();
+    this.trusted.clear();
   }
 
   /** Creates the device (and its token) for a successful sign-up or log-in. */
@@ -83,13 +114,37 @@ export class DeviceService {
    */
   async authenticate(token: string, origin: RequestOrigin): Promise<Viewer> {
     if (!looksLikeToken(token)) throw new AppError('UNAUTHENTICATED', 'Malformed token');
+    const tokenHash = hashToken(token);
+    const key = tokenHash.toString('base64');
+    const started = Date.now();
+    const known = this.trusted.get(key);
+    if (known && started < known.until && known.address === origin.address && known.port === origin.port) return known.viewer;
     // One statement, one round trip: the device row is updated and returned with its user's row.
     // The control-list entry is bookkeeping, not user data: its commit need not wait for the disk
     // (a crash forgets at most the last fraction of a second of "last seen"). Without this every
     // authenticated request paid for a WAL flush.
-    const [viewer] = await this.seen.execute({ tokenHash: hashToken(token), address: origin.address, port: origin.port });
-    if (!viewer) throw new AppError('UNAUTHENTICATED', 'Invalid, expired or revoked token');
-    return { user: viewer.user, device: viewer.device };
+    const [row] = await this.seen.execute({ tokenHash, address: origin.address, port: origin.port });
+    if (!row) {
+      this.trusted.delete(key);
+      throw new AppError('UNAUTHENTICATED', 'Invalid, expired or revoked token');
+    }
+    const viewer = { user: row.user, device: row.device };
+    const revokedAt = this.revoked.get(row.device.id);
+    if (revokedAt === undefined || revokedAt < started) {
+      const until = Math.min(started + TRUST_MS, row.device.expiresAt?.getTime() ?? Infinity);
+      this.trusted.delete(key); // re-inserted at the end: the oldest entries are dropped first
+      this.trusted.set(key, { viewer, address: origin.address, port: origin.port, until });
+      if (this.trusted.size > TRUSTED_MAX) this.trusted.delete(this.trusted.keys().next().value!);
+    }
+    return viewer;
+  }
+
+  /** Forgets a device's trusted token (it was revoked here or on another instance). */
+  private distrust(deviceId: string): void {
+    const now = Date.now();
+    this.revoked.set(deviceId, now);
+    for (const [id, at] of this.revoked) if (at < now - TRUST_MS) this.revoked.delete(id);
+    for (const [hash, entry] of this.trusted) if (entry.viewer.device.id === deviceId) this.trusted.delete(hash);
   }
 
   /** Marks a device as seen without a new request (e.g. an open WebSocket's heartbeat). */
@@ -116,6 +171,8 @@ export class DeviceService {
       .returning();
     // Someone else's device and a missing one look the same: nothing leaks.
     if (!device) throw new AppError('NOT_FOUND', 'No such device');
+    this.distrust(device.id);
+    await this.deps.pubsub.publish(REVOKED_TOPIC, { deviceId: device.id });
     await this.changed(viewer.user.id);
     return device;
   }

@@ -72,6 +72,12 @@ export class PubSub {
     return { channel: CHANNEL, payload: payloadOf(topic, data) };
   }
 
+  /** Calls `listener` with each event of the topic until the returned function is called. */
+  on<T>(topic: string, listener: (data: T) => void): () => void {
+    this.local.on(topic, listener);
+    return () => void this.local.off(topic, listener);
+  }
+
   /**
    * Events of one topic until the consumer returns. The listener is attached at
    * once (not on the first next()), so a caller can subscribe, read the current
