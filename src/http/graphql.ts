@@ -100,6 +100,9 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
     graphiql: deps.config.graphiql ? { subscriptionsProtocol: 'WS', title: 'pixshare GraphiQL' } : false,
     renderGraphiQL: renderGraphiQLOffline,
     batching: false,
+    // The HTTP server limits bodies itself (before reading them, and per transport): yoga's own
+    // limit would pass every body through one more stream.
+    maxRequestBodySize: false,
     // commitChunk takes its chunk as a multipart file (the body limit is raised for multipart in http/server.ts).
     multipart: true,
     logging: false,
