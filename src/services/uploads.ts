@@ -713,7 +713,8 @@ export class UploadService {
           }),
         );
       } finally {
-        await handle.close();
+        // Not waited for: the answer does not depend on it.
+        handle.close().catch(() => {});
       }
     } else {
       pieces = await Promise.all(wanted.map(async (range) => buffer(await this.deps.storage.get(key, { start: range.offset, end: range.offset + range.length - 1 }))));

@@ -10,7 +10,10 @@ ALTER TABLE "upload_challenges" ADD COLUMN "expected" text;--> statement-breakpo
 -- A plain comparison of the proof is fine: a challenge takes one answer, so timing reveals nothing usable.
 CREATE FUNCTION pixshare_claim_upload(
   p_challenge uuid, p_user uuid, p_device uuid, p_proof text, p_level text, p_quota bigint, p_channel text, p_payload text
-) RETURNS SETOF assets LANGUAGE plpgsql AS $$
+) RETURNS SETOF assets LANGUAGE plpgsql
+-- Its statements are key lookups: planned once per connection, not at each of the first calls.
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
   c upload_challenges;
   b blobs;
