@@ -223,7 +223,11 @@ describe('library, folders, live status, housekeeping', () => {
     await api.putChunk(answer!.upload.id, 0, chunk, (await import('node:crypto')).createHash('sha256').update(chunk).digest());
     await app.database.sql`update uploads set last_activity_at = now() - interval '1 minute' where id = ${answer!.upload.id}`;
     await expect(api.putChunk(answer!.upload.id, 64 * KiB, chunk, Buffer.alloc(32))).rejects.toMatchObject({ code: 'UPLOAD_EXPIRED' });
+    // Answered challenges are kept while they could be answered again, then swept.
+    await app.database.sql`insert into answered_challenges (id, user_id, expires_at) values
+      (gen_random_uuid(), ${api.userId}, now() - interval '2 hours'), (gen_random_uuid(), ${api.userId}, now() + interval '1 minute')`;
     await app.housekeeping.runOnce();
+    expect(await app.database.sql`select expires_at > now() as live from answered_challenges where user_id = ${api.userId}`).toEqual([{ live: true }]);
     await expect(api.graphql('query($id: ID!) { upload(id: $id) { id } }', { id: answer!.upload.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(app.storage.readStaged(answer!.upload.id, { start: 0, end: 10 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
 

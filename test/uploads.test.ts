@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiClient, ApiError } from '../src/client/api-client.js';
 import { checkFiles, uploadFile } from '../src/client/upload-file.js';
 import { blobKey } from '../src/services/blobs.js';
+import { ChallengeTokens } from '../src/services/challenge-tokens.js';
 import { syncTopic } from '../src/services/library.js';
 import type { TestApp } from './support/app.js';
 import { allInside, countChunkPuts, download, newClient, scratchDir, sha256, startAppOn } from './support/files.js';
@@ -124,38 +125,39 @@ for (const driver of ['fs', 's3'] as const) {
       expect(result.asset.sha256).toBe(sha256(bytes));
     });
 
-    it('claims alike whether the check worked out the answer (one statement) or left it to the claim', async () => {
+    it('claims alike in one statement and through the general path (the one that makes room)', async () => {
       const owner = await newClient(app);
       const { file, bytes } = await files.random('alike.jpg', 200 * 1024);
       await uploadFile(owner, file);
       const entry = { sha256: sha256(bytes), size: bytes.length, name: 'alike.jpg', folder: 'Trip' };
-      const expectedOf = async (challengeId: string) =>
-        (await app.database.sql<{ expected: string | null }[]>`select expected from upload_challenges where id = ${challengeId}`)[0]!.expected;
+      const tokens = new ChallengeTokens(app.config.secret);
+      const service = app.services.uploads as unknown as { claimInOneStatement: () => Promise<unknown>; expectedProof: () => Promise<unknown> };
       const claimAs = async (api: ApiClient, general: boolean) => {
         const [answer] = await check(api, [entry]);
         expect(answer!.status).toBe('PROOF_REQUIRED');
         const challenge = answer!.challenge!;
-        expect(await expectedOf(challenge.id)).toBe(proofFor(bytes, challenge));
-        // A challenge without its answer (as a large batch makes them) takes the general path.
-        if (general) await app.database.sql`update upload_challenges set expected = null where id = ${challenge.id}`;
+        // The check worked out the right answer and sealed it into the challenge: the claim reads no bytes.
+        expect(tokens.open(challenge.id)).toMatchObject({ sha256: entry.sha256, expected: proofFor(bytes, challenge) });
+        const reads = vi.spyOn(service, 'expectedProof');
+        if (general) vi.spyOn(service, 'claimInOneStatement').mockResolvedValueOnce(null);
         const events = app.services.pubsub.subscribe(syncTopic((api as Awaited<ReturnType<typeof newClient>>).userId));
         const event = events.next();
-        // The general path starts by reading the challenge; the one statement does not need to.
-        const generalPath = vi.spyOn((app.services.uploads as unknown as { statements: { challenge: { execute: () => unknown } } }).statements.challenge, 'execute');
         // The answer is the asset as the library shows it, whichever path made it.
         const { claimUpload } = await api.graphql<{ claimUpload: { id: string; uploadedAt: string } }>(
           'mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { id name sha256 size mimeType width height takenAt uploadedAt origin perceptualHash thumbnailStatus } }',
           { id: challenge.id, proof: proofFor(bytes, challenge) },
         );
+        expect(reads).not.toHaveBeenCalled();
+        vi.restoreAllMocks();
         const { asset: shown } = await api.graphql<{ asset: unknown }>('query($id: ID!) { asset(id: $id) { id name sha256 size mimeType width height takenAt uploadedAt origin perceptualHash thumbnailStatus } }', { id: claimUpload.id });
         expect(claimUpload).toEqual(shown);
-        expect(generalPath).toHaveBeenCalledTimes(general ? 1 : 0);
-        generalPath.mockRestore();
         await expect(event).resolves.toMatchObject({ done: false });
         await events.return?.();
         const [asset] = await app.database.sql`select * from assets where id = ${claimUpload.id}`;
         const folders = await app.database.sql`select f.name from folder_assets fa join folders f on f.id = fa.folder_id where fa.asset_id = ${claimUpload.id}`;
-        // Claiming the same file again (the asset already there) answers with it: nothing added twice.
+        // Single use on both paths.
+        await expectCode(api.graphql(CLAIM, { id: challenge.id, proof: proofFor(bytes, challenge) }), 'CHALLENGE_USED');
+        // Checking the same file again finds the asset: nothing added twice.
         const [again] = await check(api, [entry]);
         expect(again).toMatchObject({ status: 'EXISTS', asset: { id: claimUpload.id } });
         const { id: _rowId, user_id: _user, device_id: _device, uploaded_at: _uploaded, ...facts } = asset!;
@@ -173,15 +175,23 @@ for (const driver of ['fs', 's3'] as const) {
       for (const general of [false, true]) {
         const late = await newClient(app);
         const [answer] = await check(late, [entry]);
-        if (general) await app.database.sql`update upload_challenges set expected = null where id = ${answer!.challenge!.id}`;
+        if (general) vi.spyOn(service, 'claimInOneStatement').mockResolvedValueOnce(null);
         await app.database.sql`update blobs set stored = false where sha256 = ${entry.sha256}`;
         try {
           const error = await expectCode(late.graphql(CLAIM, { id: answer!.challenge!.id, proof: proofFor(bytes, answer!.challenge!) }), 'NOT_FOUND');
           expect(error.message).toMatch(/no longer stored/);
         } finally {
+          vi.restoreAllMocks();
           await app.database.sql`update blobs set stored = true where sha256 = ${entry.sha256}`;
         }
       }
+
+      // A challenge is the server's own: an altered one is no challenge, a made-up one is not valid input.
+      const [answer] = await check(await newClient(app), [entry]);
+      const id = answer!.challenge!.id;
+      const altered = id.slice(0, 20) + (id[20] === 'A' ? 'B' : 'A') + id.slice(21);
+      await expectCode(owner.graphql(CLAIM, { id: altered, proof: proofFor(bytes, answer!.challenge!) }), 'NOT_FOUND');
+      await expectCode(owner.graphql(CLAIM, { id: 'pxc1_!', proof: proofFor(bytes, answer!.challenge!) }), 'BAD_USER_INPUT');
     });
 
     it('leaves the answers of a large batch to the claims', async () => {
@@ -191,11 +201,16 @@ for (const driver of ['fs', 's3'] as const) {
       const other = await newClient(app);
       const answers = await check(other, many.map((f, i) => ({ sha256: sha256(f.bytes), size: f.bytes.length, name: `many${i}.bin` })));
       expect(answers.every((a) => a.status === 'PROOF_REQUIRED')).toBe(true);
-      const ids = answers.map((a) => a.challenge!.id);
-      const rows = await app.database.sql<{ expected: string | null }[]>`select expected from upload_challenges where id = any(${ids}::uuid[])`;
-      expect(rows.map((r) => r.expected)).toEqual(ids.map(() => null));
-      const claimed = await other.graphql<{ claimUpload: { sha256: string } }>(CLAIM, { id: ids[3], proof: proofFor(many[3]!.bytes, answers[3]!.challenge!) });
-      expect(claimed.claimUpload.sha256).toBe(sha256(many[3]!.bytes));
+      const tokens = new ChallengeTokens(app.config.secret);
+      expect(answers.map((a) => tokens.open(a.challenge!.id)?.expected)).toEqual(answers.map(() => null));
+      const reads = vi.spyOn(app.services.uploads as unknown as { expectedProof: () => Promise<unknown> }, 'expectedProof');
+      try {
+        const claimed = await other.graphql<{ claimUpload: { sha256: string } }>(CLAIM, { id: answers[3]!.challenge!.id, proof: proofFor(many[3]!.bytes, answers[3]!.challenge!) });
+        expect(claimed.claimUpload.sha256).toBe(sha256(many[3]!.bytes));
+        expect(reads).toHaveBeenCalledTimes(1);
+      } finally {
+        vi.restoreAllMocks();
+      }
     });
 
     it('resumes after the client stops half-way: only the missing bytes are sent again', async () => {

@@ -2,13 +2,14 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
-import { withoutWaitingForDisk, type Db } from '../db/client.js';
+import type { Db } from '../db/client.js';
 import { rowFromDriver } from '../db/rows.js';
-import { assets, blobs, uploadChallenges, uploadChunks, uploads, type AssetRow, type UploadChunkRow, type UploadRow } from '../db/schema/index.js';
+import { answeredChallenges, assets, blobs, uploadChunks, uploads, type AssetRow, type UploadChunkRow, type UploadRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
 import { blobKey, type BlobService } from './blobs.js';
+import { ChallengeTokens, type Challenge } from './challenge-tokens.js';
 import { isUuid } from './ids.js';
 import { missingSpans, overlaps, type Span } from './byte-ranges.js';
 import type { Viewer } from './devices.js';
@@ -98,6 +99,7 @@ export class UploadService {
    * PostgreSQL parses and plans each once per connection.
    */
   private readonly statements;
+  private readonly challenges: ChallengeTokens;
 
   constructor(
     private readonly deps: {
@@ -106,7 +108,7 @@ export class UploadService {
       blobs: BlobService;
       library: LibraryService;
       pubsub: PubSub;
-      config: Pick<Config, 'uploads'>;
+      config: Pick<Config, 'uploads' | 'secret'>;
     },
   ) {
     const { db } = deps;
@@ -117,13 +119,8 @@ export class UploadService {
         .from(blobs)
         .where(and(sql`${blobs.sha256} = any(${sql.placeholder('hashes')}::text[])`, eq(blobs.stored, true)))
         .prepare('stored_sizes'),
-      /** The viewer's own challenge. */
-      challenge: db
-        .select()
-        .from(uploadChallenges)
-        .where(and(eq(uploadChallenges.id, sql.placeholder('id')), eq(uploadChallenges.userId, sql.placeholder('userId'))))
-        .prepare('claim_challenge'),
     };
+    this.challenges = new ChallengeTokens(deps.config.secret);
   }
 
   private get limits(): ChunkLimits {
@@ -197,7 +194,7 @@ export class UploadService {
       // The expected answers of a few challenges are worked out now, so that their claims are one
       // statement each; a large batch leaves them to the claims (reading every file here would slow the check).
       const answerNow = claimable.length <= SMALL_CHECK;
-      const challenges = await this.createChallenges(
+      const challenges = this.createChallenges(
         viewer,
         await Promise.all(
           claimable.map(async (entry) => {
@@ -239,70 +236,31 @@ export class UploadService {
 
   /**
    * U4: answers a proof-of-possession challenge. A challenge is single-use: the first
-   * answer consumes it, right or wrong. Refused proofs leave the client to upload.
+   * answer uses it up, right or wrong. Refused proofs leave the client to upload.
    */
-  async claimUpload(viewer: Viewer, challengeId: string, proof: string): Promise<AssetRow> {
-    if (!isUuid(challengeId)) throw claimRefused('NOT_FOUND');
-    const claimed = await this.claimInOneStatement(viewer, challengeId, proof);
-    if (claimed) return claimed;
-    // The general path: a challenge made without its answer, or a claim the quota has a say in.
-    const [challenge] = await this.statements.challenge.execute({ id: challengeId, userId: viewer.user.id });
-    if (!challenge) throw claimRefused('NOT_FOUND');
-    // The expected answer is worked out before the transaction, so it holds its locks only briefly.
-    const expected = await this.expectedProof(challenge.sha256, challenge.nonce, challenge.ranges).catch((error: unknown) => {
-      if (isAppError(error) && error.code === 'NOT_FOUND') return null;
-      throw error;
-    });
+  async claimUpload(viewer: Viewer, token: string, proof: string): Promise<AssetRow> {
+    const challenge = this.challenges.open(token);
+    // Someone else's challenge and one that does not exist look the same.
+    if (!challenge || challenge.userId !== viewer.user.id) throw claimRefused('NOT_FOUND');
+    if (challenge.expiresAt.getTime() < Date.now()) throw claimRefused('CHALLENGE_EXPIRED');
+    // A large batch's challenges were made without their answers: worked out now, from the stored bytes.
+    const expected =
+      challenge.expected ??
+      (await this.expectedProof(challenge.sha256, challenge.nonce, challenge.ranges).then(
+        (bytes) => bytes.toString('hex'),
+        (error: unknown) => (isAppError(error) && error.code === 'NOT_FOUND' ? null : Promise.reject(error)),
+      ));
+    if (expected === null) throw claimRefused('NOT_STORED');
     const answered = /^[0-9a-f]{64}$/i.test(proof) ? Buffer.from(proof, 'hex') : null;
-    const proven = expected !== null && answered !== null && timingSafeEqual(answered, expected);
-
-    // One transaction consumes the challenge and, if the proof holds, adds the asset. Refusals
-    // are returned rather than thrown so the challenge stays consumed (single use, right or wrong).
-    // Statements that do not need each other's answers go out together (pipelined, run in order).
-    const outcome = await this.deps.db.transaction(async (tx): Promise<AssetRow | AppError> => {
-      // With a good proof, the blob lock and the library's first statements (user lock, existing
-      // asset) go along too, in the order addAsset would take them; on a refusal they are only held
-      // until this short transaction commits.
-      const [[row], , [blob], locked] = await Promise.all([
-        tx.select({ usedAt: uploadChallenges.usedAt, expiresAt: uploadChallenges.expiresAt }).from(uploadChallenges).where(eq(uploadChallenges.id, challenge.id)).for('update').prepare('claim_lock_challenge').execute(),
-        // Runs after the lock above: consumes the challenge unless it was answered already.
-        tx
-          .update(uploadChallenges)
-          .set({ usedAt: sql`now()`, attempts: sql`${uploadChallenges.attempts} + 1` })
-          .where(and(eq(uploadChallenges.id, challenge.id), isNull(uploadChallenges.usedAt)))
-          .prepare('claim_consume_challenge')
-          .execute(),
-        // Locks the blob against the collector: a blob collected meanwhile cannot be claimed.
-        proven ? tx.select().from(blobs).where(and(eq(blobs.sha256, challenge.sha256), eq(blobs.stored, true))).for('update').prepare('claim_lock_blob').execute() : [],
-        proven ? this.deps.library.lockForAsset(tx, viewer.user.id, challenge.sha256) : undefined,
-      ]);
-      if (!row) return claimRefused('NOT_FOUND');
-      if (row.usedAt) return claimRefused('CHALLENGE_USED');
-      if (row.expiresAt.getTime() < Date.now()) return claimRefused('CHALLENGE_EXPIRED');
-      if (expected === null) return claimRefused('NOT_STORED');
-      if (!proven || !locked) return claimRefused('PROOF_REJECTED');
-      if (!blob) return claimRefused('NOT_STORED');
-      const [{ asset }] = await Promise.all([
-        this.deps.library.addAsset(
-          tx,
-          { userId: viewer.user.id, deviceId: viewer.device.id, blob, name: challenge.name, takenAt: challenge.takenAt, folderId: challenge.folderId, origin: 'instant' },
-          Promise.resolve(locked),
-        ),
-        // Delivered only if this transaction commits, i.e. with the asset; it goes out with addAsset's statements.
-        this.deps.pubsub.publishIn(tx, syncTopic(viewer.user.id), { at: Date.now() }),
-      ]);
-      return asset;
-    });
-    if (outcome instanceof AppError) throw outcome;
-    return outcome;
+    const proven = answered !== null && timingSafeEqual(answered, Buffer.from(expected, 'hex'));
+    return (await this.claimInOneStatement(viewer, challenge, proven)) ?? this.claimMakingRoom(viewer, challenge);
   }
 
   /**
-   * The claim as one statement (pixshare_claim_upload, see its migration) when the challenge was
-   * made with its answer: one round trip to the database instead of five. Null: the general path decides.
+   * The claim as one statement (pixshare_claim_upload, see its migration): the answer recorded and
+   * the asset added, one round trip to the database. Null: the quota has a say (claimMakingRoom).
    */
-  private async claimInOneStatement(viewer: Viewer, challengeId: string, proof: string): Promise<AssetRow | null> {
-    const answered = /^[0-9a-f]{64}$/i.test(proof) ? proof.toLowerCase() : null;
+  private async claimInOneStatement(viewer: Viewer, challenge: Challenge, proven: boolean): Promise<AssetRow | null> {
     // Delivered only with the asset (a NOTIFY waits for its transaction's commit).
     const { channel, payload } = this.deps.pubsub.notification(syncTopic(viewer.user.id), { at: Date.now() });
     let rows: Record<string, unknown>[];
@@ -310,8 +268,22 @@ export class UploadService {
       // Not a prepared statement: preparing costs a round trip of its own on each pooled connection
       // the first time, more than planning a function call every time (the function's own plans are kept).
       rows = await this.deps.db.$client.unsafe(
-        'select * from pixshare_claim_upload($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::bigint, $7::text, $8::text)',
-        [challengeId, viewer.user.id, viewer.device.id, answered, viewer.user.level, this.deps.library.quotaBytes(viewer.user.level), channel, payload],
+        'select * from pixshare_claim_upload($1::uuid, $2::timestamptz, $3::uuid, $4::uuid, $5::text, $6::text, $7::uuid, $8::timestamptz, $9::boolean, $10::text, $11::bigint, $12::text, $13::text)',
+        [
+          challenge.id,
+          challenge.expiresAt.toISOString(),
+          viewer.user.id,
+          viewer.device.id,
+          challenge.sha256,
+          challenge.name,
+          challenge.folderId,
+          challenge.takenAt?.toISOString() ?? null,
+          proven,
+          viewer.user.level,
+          this.deps.library.quotaBytes(viewer.user.level),
+          channel,
+          payload,
+        ],
         { prepare: false },
       );
     } catch (error) {
@@ -322,6 +294,35 @@ export class UploadService {
     }
     if (rows.length === 0) throw claimRefused('PROOF_REJECTED');
     return rowFromDriver(assets, rows[0]!);
+  }
+
+  /**
+   * The claim of a proven challenge whose file does not fit the quota as things stand (or the
+   * user's level changed): the library's addAsset refuses with the numbers, or makes room.
+   */
+  private async claimMakingRoom(viewer: Viewer, challenge: Challenge): Promise<AssetRow> {
+    const outcome = await this.deps.db.transaction(async (tx): Promise<AssetRow | AppError> => {
+      // In pixshare_claim_upload's order: the answer, the blob (against the collector), then addAsset's locks.
+      const [answered, [blob], locked] = await Promise.all([
+        tx.insert(answeredChallenges).values({ id: challenge.id, userId: viewer.user.id, expiresAt: challenge.expiresAt }).onConflictDoNothing().returning({ id: answeredChallenges.id }),
+        tx.select().from(blobs).where(and(eq(blobs.sha256, challenge.sha256), eq(blobs.stored, true))).for('update'),
+        this.deps.library.lockForAsset(tx, viewer.user.id, challenge.sha256),
+      ]);
+      if (answered.length === 0) return claimRefused('CHALLENGE_USED');
+      if (!blob) return claimRefused('NOT_STORED');
+      const [{ asset }] = await Promise.all([
+        this.deps.library.addAsset(
+          tx,
+          { userId: viewer.user.id, deviceId: viewer.device.id, blob, name: challenge.name, takenAt: challenge.takenAt, folderId: challenge.folderId, origin: 'instant' },
+          Promise.resolve(locked),
+        ),
+        // Delivered only if this transaction commits, i.e. with the asset.
+        this.deps.pubsub.publishIn(tx, syncTopic(viewer.user.id), { at: Date.now() }),
+      ]);
+      return asset;
+    });
+    if (outcome instanceof AppError) throw outcome;
+    return outcome;
   }
 
   /**
@@ -533,7 +534,8 @@ export class UploadService {
         .limit(limit)
         .for('update', { skipLocked: true });
       if (rows.length > 0) await tx.delete(uploads).where(inArray(uploads.id, rows.map((r) => r.id)));
-      await tx.delete(uploadChallenges).where(sql`${uploadChallenges.expiresAt} < now() - interval '1 hour'`);
+      // Answers are kept while their challenges could still be answered again.
+      await tx.delete(answeredChallenges).where(sql`${answeredChallenges.expiresAt} < now() - interval '1 hour'`);
       return rows;
     });
     // Bytes go only once the sessions are gone for good (a failed commit keeps both).
@@ -613,38 +615,25 @@ export class UploadService {
     return { size, nonce, ranges, expected };
   }
 
-  private async createChallenges(viewer: Viewer, files: { file: CheckFile; folderId: string | null; nonce: string; ranges: Span[]; expected: string | null }[]): Promise<ChallengeView[]> {
-    if (files.length === 0) return [];
-    const ids = files.map(() => randomUUID());
-    const insert = this.deps.db
-      .insert(uploadChallenges)
-      .values(
-        files.map(({ file, folderId, nonce, ranges, expected }, i) => ({
-          id: ids[i],
-          userId: viewer.user.id,
-          deviceId: viewer.device.id,
-          sha256: file.sha256,
-          size: file.size,
-          name: file.name,
-          folderId,
-          takenAt: file.takenAt ?? null,
-          nonce,
-          ranges,
-          expected,
-          expiresAt: sql`now() + make_interval(secs => ${this.deps.config.uploads.challengeSeconds})`,
-        })),
-      )
-      // A challenge is a promise of nothing: one a crash forgets gets NOT_FOUND, and the client
-      // uploads the file instead. So its commit does not wait for the disk (a WAL flush, often the
-      // largest part of a check).
-      .returning({ id: uploadChallenges.id, nonce: uploadChallenges.nonce, ranges: uploadChallenges.ranges, expiresAt: uploadChallenges.expiresAt, commit: withoutWaitingForDisk });
-    // One file (the common case) is always the same statement: prepared. A batch's text depends on
-    // its size, and preparing every size would fill each connection's statement cache.
-    const rows = files.length === 1 ? await insert.prepare('create_challenge').execute() : await insert;
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    return ids.map((id) => {
-      const row = byId.get(id)!;
-      return { id, nonce: row.nonce, ranges: row.ranges, expiresAt: row.expiresAt };
+  /** Sealed challenge tokens (nothing is written: see challenge-tokens.ts). */
+  private createChallenges(viewer: Viewer, files: { file: CheckFile; folderId: string | null; nonce: string; ranges: Span[]; expected: string | null }[]): ChallengeView[] {
+    const expiresAt = new Date(Date.now() + this.deps.config.uploads.challengeSeconds * 1000);
+    return files.map(({ file, folderId, nonce, ranges, expected }) => {
+      const challenge: Challenge = {
+        id: randomUUID(),
+        userId: viewer.user.id,
+        deviceId: viewer.device.id,
+        sha256: file.sha256,
+        size: file.size,
+        name: file.name,
+        folderId,
+        takenAt: file.takenAt ?? null,
+        nonce,
+        ranges,
+        expiresAt,
+        expected,
+      };
+      return { id: this.challenges.seal(challenge), nonce, ranges, expiresAt };
     });
   }
 

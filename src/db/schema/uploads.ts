@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { assets, folders } from './assets.js';
 import { devices } from './devices.js';
 import { users } from './users.js';
@@ -64,22 +64,22 @@ export const uploadChunks = pgTable(
   (t) => [primaryKey({ columns: [t.uploadId, t.offset] })],
 );
 
-/** A proof-of-possession challenge for an instant upload: single use, short-lived. */
-export const uploadChallenges = pgTable('upload_challenges', {
-  id: uuid('id').primaryKey().defaultRandom(),
-  ...declaredFile(),
-  nonce: text('nonce').notNull(),
-  ranges: jsonb('ranges').$type<{ offset: number; length: number }[]>().notNull(),
-  /**
-   * The right answer (hex SHA-256 of nonce and ranges), worked out when the challenge is made so
-   * that the claim is one statement (pixshare_claim_upload); null: the claim works it out itself.
-   */
-  expected: text('expected'),
-  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
-  usedAt: timestamp('used_at', { withTimezone: true }),
-  attempts: integer('attempts').notNull().default(0),
-});
+/**
+ * Answered proof-of-possession challenges. The challenges themselves are sealed tokens (see
+ * services/challenge-tokens.ts); recording the answer makes each single-use. Kept until it expires.
+ */
+export const answeredChallenges = pgTable(
+  'answered_challenges',
+  {
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    answeredAt: timestamp('answered_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('answered_challenges_expires_idx').on(t.expiresAt)],
+);
 
 export type UploadRow = typeof uploads.$inferSelect;
 export type UploadChunkRow = typeof uploadChunks.$inferSelect;
-export type UploadChallengeRow = typeof uploadChallenges.$inferSelect;
