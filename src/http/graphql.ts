@@ -10,6 +10,7 @@ import DataLoader from 'dataloader';
 import type { AssetRow } from '../db/schema/index.js';
 import type { GraphQLContext, Loaders, Services } from '../schema/context.js';
 import { schema } from '../schema/index.js';
+import { createDirectGraphQL, ValidatedDocuments, type DirectAnswer } from './graphql-direct.js';
 import { AppError } from '../services/app-error.js';
 import type { Viewer } from '../services/devices.js';
 import type { RequestOrigin } from '../services/request-origin.js';
@@ -22,7 +23,11 @@ export interface ServerContext {
   responseCookies: (string | null)[];
 }
 
-export type GraphQLServer = YogaServerInstance<ServerContext, GraphQLContext>;
+export interface GraphQLServer {
+  yoga: YogaServerInstance<ServerContext, GraphQLContext>;
+  /** The everyday request (a JSON POST of a document yoga validated before) without yoga's layers; null: ask yoga. */
+  direct: (body: Buffer, accept: string | undefined, server: ServerContext) => Promise<DirectAnswer | null>;
+}
 
 export interface Logger {
   info(message: string): void;
@@ -93,7 +98,17 @@ function renderGraphiQLOffline(options: GraphiQLOptions): Promise<string> {
 
 export function createGraphQLServer(deps: { config: Config; services: Services; log: Logger }): GraphQLServer {
   const { limits } = deps.config;
-  return createYoga<ServerContext, GraphQLContext>({
+  const masked = maskError(deps.log);
+  const contextFor = ({ viewer, origin, responseCookies }: ServerContext): GraphQLContext => ({
+    services: deps.services,
+    viewer,
+    origin,
+    loaders: createLoaders(deps.services, viewer),
+    publicUrl: deps.config.publicUrl,
+    setSessionCookie: (token) => void responseCookies.push(token),
+  });
+  const validated = new ValidatedDocuments();
+  const yoga = createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
@@ -106,15 +121,8 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
     // commitChunk takes its chunk as a multipart file (the body limit is raised for multipart in http/server.ts).
     multipart: true,
     logging: false,
-    maskedErrors: { maskError: maskError(deps.log) },
-    context: ({ viewer, origin, responseCookies }): GraphQLContext => ({
-      services: deps.services,
-      viewer,
-      origin,
-      loaders: createLoaders(deps.services, viewer),
-      publicUrl: deps.config.publicUrl,
-      setSessionCookie: (token) => void responseCookies.push(token),
-    }),
+    maskedErrors: { maskError: masked },
+    context: contextFor,
     plugins: [
       // Compiles each query and mutation once (cached by document): big batches such as a
       // 5,000-file check spend far less time in per-field execution. Subscriptions keep the
@@ -124,6 +132,9 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
       costLimitPlugin({ maxCost: limits.maxQueryCost, propagateOnRejection: false, onReject: [reject('QUERY_TOO_COMPLEX')] }),
       maxAliasesPlugin({ n: limits.maxAliases, propagateOnRejection: false, onReject: [reject('TOO_MANY_ALIASES')] }),
       maxTokensPlugin({ n: limits.maxTokens, propagateOnRejection: false, onReject: [reject('QUERY_TOO_LARGE')] }),
+      // Records the documents that passed all of the above, for the direct path.
+      validated.plugin(),
     ],
   });
+  return { yoga, direct: createDirectGraphQL({ schema, validated, context: contextFor, maskError: masked }) };
 }

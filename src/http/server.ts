@@ -152,6 +152,15 @@ export async function startHttpServer(deps: {
     // A small JSON body (every query and mutation) is read whole and handed over as bytes: much
     // cheaper per request than a web stream over the socket. Multipart bodies (chunks) stream.
     const whole = hasBody && !multipart ? await readBody(req, limit) : undefined;
+    const cookieHeader = () => context.responseCookies.map((token) => sessionCookie(token, { secure: secureCookies, maxAgeSeconds: config.auth.sessionDays * 86_400 }));
+    // Most requests: a JSON POST of a document seen before, executed directly (see graphql-direct.ts).
+    const direct = whole && req.method === 'POST' && /^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '') ? await graphql.direct(whole, req.headers.accept, context) : null;
+    if (direct) {
+      const cookies = cookieHeader();
+      res.writeHead(direct.status, { 'content-type': direct.contentType, 'content-length': Buffer.byteLength(direct.body), ...(cookies.length > 0 ? { 'set-cookie': cookies } : {}) });
+      res.end(direct.body);
+      return;
+    }
     const limited = hasBody && multipart ? req.pipe(limitBody(limit)) : undefined;
     let tooLarge: AppError | undefined;
     limited?.on('error', (error) => {
@@ -161,7 +170,7 @@ export async function startHttpServer(deps: {
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined) for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
     }
-    const request = new graphql.fetchAPI.Request(new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`), {
+    const request = new graphql.yoga.fetchAPI.Request(new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`), {
       method: req.method,
       headers,
       body: whole ?? (limited ? (Readable.toWeb(limited) as ReadableStream<Uint8Array>) : undefined),
@@ -169,14 +178,14 @@ export async function startHttpServer(deps: {
       // Node's fetch needs duplex for streamed request bodies (the DOM types lack it).
       duplex: 'half',
     } as RequestInit);
-    const response = await graphql.fetch(request, context);
+    const response = await graphql.yoga.fetch(request, context);
     if (tooLarge) throw tooLarge;
 
     const outHeaders: Record<string, string | string[]> = {};
     response.headers.forEach((value, name) => {
       if (name !== 'set-cookie') outHeaders[name] = value;
     });
-    const cookies = context.responseCookies.map((token) => sessionCookie(token, { secure: secureCookies, maxAgeSeconds: config.auth.sessionDays * 86_400 }));
+    const cookies = cookieHeader();
     if (cookies.length > 0) outHeaders['set-cookie'] = cookies;
     res.writeHead(response.status, outHeaders);
     if (!response.body) {
@@ -281,7 +290,7 @@ export async function startHttpServer(deps: {
       },
       onSubscribe: async (ctx, _id, payload) => {
         const serverContext: ServerContext = { viewer: ctx.extra.viewer ?? null, origin: requestOrigin(ctx.extra.request), responseCookies: [] };
-        const { schema, execute, subscribe, contextFactory, parse, validate } = graphql.getEnveloped({ ...serverContext, params: payload, request: undefined });
+        const { schema, execute, subscribe, contextFactory, parse, validate } = graphql.yoga.getEnveloped({ ...serverContext, params: payload, request: undefined });
         let document;
         try {
           document = parse(payload.query);
