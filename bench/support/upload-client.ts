@@ -5,11 +5,13 @@
  *
  * Usage: node --import tsx bench/support/upload-client.ts '<job JSON>'
  *
- * The HTTP stack of the chosen side is warmed up first (one small request on loopback: a GraphQL
- * `{ __typename }` through our ApiClient, or the tus OPTIONS request through node:http), untimed;
- * with `waitForGo` the process then prints `ready` and waits for a line on stdin, so several
- * clients can start at the same moment. The timed span runs from opening the file (hashing
- * included, for our SDK) to the server's success answer; the result is one JSON line.
+ * The client is warmed up first, untimed: by one small request on loopback (a GraphQL
+ * `{ __typename }` through our ApiClient, or the tus OPTIONS request through node:http), or, with
+ * `warmUpClaim`, by an instant upload of a small stored file on the connection the timed call then
+ * uses — a sync client that has been running for a while. With `waitForGo` the process then prints
+ * `ready` and waits for a line on stdin, so several clients can start at the same moment. The timed
+ * span runs from opening the file (hashing included, for our SDK) to the server's success answer;
+ * the result is one JSON line.
  */
 import { createReadStream } from 'node:fs';
 import http from 'node:http';
@@ -37,8 +39,8 @@ export interface ClientJob {
   waitForGo?: boolean;
   /** Ours: after the timed upload, time hashing the file alone (for the analysis). */
   measureHash?: boolean;
-  /** Ours: after the first timed call, the same call again once per token, in this (now warm) process. */
-  repeatTokens?: string[];
+  /** Ours: warm up by claiming this small stored file (its hash known) instead of one small request. */
+  warmUpClaim?: { file: string; sha256: string };
 }
 
 export interface ClientResult {
@@ -49,16 +51,19 @@ export interface ClientResult {
   chunkSizes?: number[];
   /** Time to hash the whole file with the SDK's hashFile, measured after the timed span. */
   hashMs?: number;
-  /** Times of the repeated calls (repeatTokens), in order. */
-  repeatMs?: number[];
   /** Peak RSS of this client process (KiB → MiB). */
   clientMaxRssMib: number;
 }
 
-async function warmUp(job: ClientJob): Promise<void> {
-  if (job.side === 'ours') {
-    // One small GraphQL request through the SDK's own client: a running sync client is warm.
-    await new ApiClient(job.url, job.token).graphql('{ __typename }');
+async function warmUp(job: ClientJob, api: ApiClient | undefined): Promise<void> {
+  if (api && job.warmUpClaim) {
+    const claimed = await uploadFile(api, job.warmUpClaim.file, { name: 'warm-up.bin', sha256: job.warmUpClaim.sha256 });
+    if (claimed.outcome !== 'instant') throw new Error(`warm-up: expected an instant upload, got ${claimed.outcome}`);
+    return;
+  }
+  if (api) {
+    // One small GraphQL request through the SDK's own client.
+    await api.graphql('{ __typename }');
     return;
   }
   // tus-js-client speaks node:http; an OPTIONS request is the protocol's own discovery call.
@@ -79,8 +84,7 @@ async function waitForGo(): Promise<void> {
   lines.close();
 }
 
-async function runOurs(job: ClientJob, token = job.token): Promise<Omit<ClientResult, 'clientMaxRssMib' | 'ms'>> {
-  const api = new ApiClient(job.url, token);
+async function runOurs(job: ClientJob, api: ApiClient): Promise<Omit<ClientResult, 'clientMaxRssMib' | 'ms'>> {
   const result = await uploadFile(api, job.file, {
     name: job.name,
     sha256: job.sha256,
@@ -114,28 +118,20 @@ async function runTus(job: ClientJob): Promise<Omit<ClientResult, 'clientMaxRssM
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '') as ClientJob;
-  await warmUp(job);
+  // One client for the warm-up and the timed call: a sync client keeps its connection.
+  const api = job.side === 'ours' ? new ApiClient(job.url, job.token) : undefined;
+  await warmUp(job, api);
   if (job.waitForGo) await waitForGo();
   const start = performance.now();
-  const result = job.side === 'ours' ? await runOurs(job) : await runTus(job);
+  const result = api ? await runOurs(job, api) : await runTus(job);
   const ms = performance.now() - start;
-  let repeatMs: number[] | undefined;
-  if (job.side === 'ours' && job.repeatTokens) {
-    repeatMs = [];
-    for (const token of job.repeatTokens) {
-      const again = performance.now();
-      const repeated = await runOurs(job, token);
-      repeatMs.push(performance.now() - again);
-      if (repeated.outcome !== result.outcome) throw new Error(`repeated call: ${repeated.outcome}, first call: ${result.outcome}`);
-    }
-  }
   let hashMs: number | undefined;
   if (job.measureHash) {
     const hashStart = performance.now();
     await hashFile(job.file);
     hashMs = performance.now() - hashStart;
   }
-  const out: ClientResult = { ...result, ms, hashMs, repeatMs, clientMaxRssMib: process.resourceUsage().maxRSS / 1024 };
+  const out: ClientResult = { ...result, ms, hashMs, clientMaxRssMib: process.resourceUsage().maxRSS / 1024 };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
