@@ -3,7 +3,7 @@ import { openDatabase, type Database } from './db/client.js';
 import { createAssetFilesRoute } from './http/asset-files.js';
 import { createBlobDownloadHandler } from './http/blob-download.js';
 import { createAuthenticator } from './http/credentials.js';
-import { createGraphQLServer, type Logger } from './http/graphql.js';
+import { createGraphQLServer, type GraphQLServer, type Logger } from './http/graphql.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { createUploadChunkRoute } from './http/upload-chunk.js';
 import { createWebRoute } from './http/web.js';
@@ -24,6 +24,7 @@ export interface App {
   database: Database;
   storage: BlobStore;
   services: Services;
+  graphql: GraphQLServer;
   http: HttpServer;
   housekeeping: Housekeeping;
   /** Graceful: stops accepting, lets in-flight requests finish, then closes storage and database. */
@@ -71,7 +72,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     const http = await startHttpServer({ config, services, graphql, routes, authenticate, log });
     cleanups.push(() => http.close());
 
-    return { config, url: http.url, database, storage, services, http, housekeeping, close };
+    return { config, url: http.url, database, storage, services, graphql, http, housekeeping, close };
   } catch (error) {
     await close();
     throw error;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createGraphQLServer, type GraphQLServer, type ServerContext } from '../src/http/graphql.js';
 import { regularMediaType } from '../src/http/graphql-direct.js';
 import { PASSWORD, startTestApp, type TestApp } from './support/app.js';
@@ -66,17 +66,21 @@ describe('direct GraphQL execution', () => {
     const me = JSON.stringify({ query: '{ me { id } }' });
     await viaYoga(me);
     expect(await direct(me)).not.toBeNull();
-    // Invalid (unknown field, too deep): never recorded.
+    // Invalid (an unknown field, too many aliases): never recorded.
     const unknown = JSON.stringify({ query: '{ me { nope } }' });
-    expect((await viaYoga(unknown)).status).toBeGreaterThanOrEqual(200);
+    expect(JSON.parse((await viaYoga(unknown)).body).errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
     expect(await direct(unknown)).toBeNull();
     const deep = JSON.stringify({ query: `{ me { id } ${'folders { cover { id } } '.repeat(1)}${'a: me { id } '.repeat(60)}}` });
     expect(JSON.parse((await viaYoga(deep)).body).errors?.[0]?.extensions?.code).toBe('TOO_MANY_ALIASES');
     expect(await direct(deep)).toBeNull();
-    // Variables of the wrong type: nothing runs, yoga gives the spec's answer.
+    // Variables that do not fit (a required one missing, one of the wrong type): nothing runs, yoga gives the spec's answer.
     const typed = JSON.stringify({ query: 'query($id: ID!) { asset(id: $id) { id } }', variables: { id: 'x' } });
     await viaYoga(typed);
     expect(await direct(JSON.stringify({ query: 'query($id: ID!) { asset(id: $id) { id } }', variables: {} }))).toBeNull();
+    expect(await direct(JSON.stringify({ query: 'query($id: ID!) { asset(id: $id) { id } }', variables: { id: { not: 'an id' } } }))).toBeNull();
+    // An operation name that names no operation, even when a document without one was run before.
+    expect(await direct(JSON.stringify({ query: '{ me { id } }', operationName: '' }))).toBeNull();
+    expect(await direct(JSON.stringify({ query: '{ me { id } }', operationName: 'Other' }))).toBeNull();
     // Streams and unsupported charsets are yoga's.
     expect(await direct(me, 'text/event-stream')).toBeNull();
     expect(await direct(me, 'application/json; charset=latin1')).toBeNull();
@@ -104,6 +108,36 @@ describe('direct GraphQL execution', () => {
     expect(regularMediaType('application/json, application/graphql-response+json')).toBe('application/json');
     expect(regularMediaType('text/event-stream')).toBeNull();
     expect(regularMediaType('application/json; charset=latin1')).toBeNull();
+  });
+
+  it('is what the server uses for plain JSON requests; requests from browsers (an Origin) get yoga and its CORS headers', async () => {
+    const used = vi.spyOn(app.graphql, 'direct');
+    try {
+      const body = JSON.stringify({ query: '{ __typename served: __typename }' });
+      const post = (headers: Record<string, string>) => fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      await post({});
+      const plain = await post({});
+      expect(plain.status).toBe(200);
+      expect(await used.mock.results.at(-1)!.value).toMatchObject({ status: 200 });
+      const calls = used.mock.calls.length;
+      const fromBrowser = await post({ origin: 'http://example.org' });
+      expect(used.mock.calls.length).toBe(calls);
+      expect(fromBrowser.headers.get('access-control-allow-origin')).toBe('http://example.org');
+      expect(await fromBrowser.json()).toEqual(await plain.json());
+    } finally {
+      used.mockRestore();
+    }
+  });
+
+  it('refuses a document over the token limit with QUERY_TOO_LARGE', async () => {
+    const response = await fetch(`${app.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+      body: JSON.stringify({ query: `{ ${'__typename '.repeat(6000)}}` }),
+    });
+    const body = (await response.json()) as { errors?: { extensions?: { code?: string } }[] };
+    expect(body.errors?.[0]?.extensions?.code).toBe('QUERY_TOO_LARGE');
+    expect(response.status).toBe(400);
   });
 
   it('sets the session cookie of a browser log-in through the server', async () => {

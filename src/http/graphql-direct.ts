@@ -70,7 +70,7 @@ export function createDirectGraphQL<C>(deps: {
   const compiled = new Map<string, CompiledQuery>();
 
   function compiledFor(text: string, operationName: string | undefined): CompiledQuery | undefined {
-    const key = `${operationName ?? ''}\n${text}`;
+    const key = JSON.stringify([operationName ?? null, text]);
     let query = compiled.get(key);
     if (!query) {
       const document = deps.validated.get(text);
@@ -93,16 +93,22 @@ export function createDirectGraphQL<C>(deps: {
     if (!params) return null;
     const query = compiledFor(params.query, params.operationName);
     if (!query) return null;
-    const result = await query.query(undefined, deps.context(server), params.variables);
-    // No data: a request error (the variables), raised before anything ran. Yoga answers it.
-    if (!('data' in result)) return null;
-    const errors = result.errors?.map((error) => deps.maskError(error));
-    return {
-      // With data, yoga answers 200 whatever the field errors (none of ours carry an HTTP status).
-      status: 200,
-      contentType: `${mediaType}; charset=utf-8`,
-      body: JSON.stringify(errors && errors.length > 0 ? { data: result.data, errors } : { data: result.data }),
-    };
+    try {
+      const result = await query.query(undefined, deps.context(server), params.variables);
+      // No data: a request error (the variables), raised before anything ran. Yoga answers it.
+      if (!('data' in result)) return null;
+      const errors = result.errors?.map((error) => deps.maskError(error));
+      return {
+        // With data, yoga answers 200 whatever the field errors (none of ours carry an HTTP status).
+        status: 200,
+        contentType: `${mediaType}; charset=utf-8`,
+        body: JSON.stringify(errors && errors.length > 0 ? { data: result.data, errors } : { data: result.data }),
+      };
+    } catch (error) {
+      // Not a field's error (those are in the result): something failed around the execution.
+      // Masked and logged, as yoga does with an unexpected error, with its status.
+      return { status: 500, contentType: `${mediaType}; charset=utf-8`, body: JSON.stringify({ errors: [deps.maskError(error)] }) };
+    }
   };
 }
 

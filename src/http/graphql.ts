@@ -69,10 +69,16 @@ export function maskError(log: Logger) {
   };
 }
 
-/** graphql-armor reports limits as plain "Syntax Error"s; we report them with our own codes and keep validating. */
+/**
+ * graphql-armor reports limits as plain "Syntax Error"s; we report them with our own codes. During
+ * validation the error is reported and validation goes on; the token limit strikes while parsing
+ * (no validation context), where only throwing stops the parse.
+ */
 function reject(code: string) {
   return (context: ValidationContext | null, error: GraphQLError) => {
-    context?.reportError(new GraphQLError(error.message.replace(/^Syntax Error: /, ''), { extensions: { code } }));
+    const limited = new GraphQLError(error.message.replace(/^Syntax Error: /, ''), { extensions: { code } });
+    if (!context) throw limited;
+    context.reportError(limited);
   };
 }
 

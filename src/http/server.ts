@@ -154,7 +154,9 @@ export async function startHttpServer(deps: {
     const whole = hasBody && !multipart ? await readBody(req, limit) : undefined;
     const cookieHeader = () => context.responseCookies.map((token) => sessionCookie(token, { secure: secureCookies, maxAgeSeconds: config.auth.sessionDays * 86_400 }));
     // Most requests: a JSON POST of a document seen before, executed directly (see graphql-direct.ts).
-    const direct = whole && req.method === 'POST' && /^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '') ? await graphql.direct(whole, req.headers.accept, context) : null;
+    // Browsers' requests (they carry an Origin) stay with yoga, which answers them with its CORS headers.
+    const plain = whole && req.method === 'POST' && req.headers.origin === undefined && /^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '');
+    const direct = plain ? await graphql.direct(whole, req.headers.accept, context) : null;
     if (direct) {
       const cookies = cookieHeader();
       res.writeHead(direct.status, { 'content-type': direct.contentType, 'content-length': Buffer.byteLength(direct.body), ...(cookies.length > 0 ? { 'set-cookie': cookies } : {}) });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { isAppError, type AppError } from '../services/app-error.js';
 import type { Span } from '../services/byte-ranges.js';
 import { liveState } from '../services/pubsub.js';
-import { CHALLENGE_TOKEN, MAX_CHALLENGE_TOKEN_LENGTH } from '../services/challenge-tokens.js';
+import { MAX_CHALLENGE_TOKEN_LENGTH } from '../services/challenge-tokens.js';
 import { MAX_CHECK_BATCH, syncTopic, type ChallengeView, type CheckAnswer, type ChunkResult, type UploadView } from '../services/uploads.js';
 import { AssetRef } from './asset.js';
 import { builder } from './builder.js';
@@ -130,7 +130,8 @@ builder.mutationFields((t) => ({
     authScopes: { signedIn: true },
     description: 'Instant upload (U4): answer a proof-of-possession challenge. Single use; on PROOF_REJECTED, CHALLENGE_EXPIRED or CHALLENGE_USED, upload the file (startUpload).',
     args: {
-      challengeId: t.arg.id({ description: 'The challenge\'s id, as the check gave it', validate: z.coerce.string().max(MAX_CHALLENGE_TOKEN_LENGTH).regex(CHALLENGE_TOKEN, 'Not a valid challenge id') }),
+      // Any other string is no challenge of ours: NOT_FOUND, so that a client falls back to uploading.
+      challengeId: t.arg.id({ description: 'The challenge\'s id, as the check gave it', validate: z.coerce.string().max(MAX_CHALLENGE_TOKEN_LENGTH, 'Not a valid challenge id') }),
       proof: t.arg.string(),
     },
     resolve: (_root, args, context) => context.services.uploads.claimUpload(context.viewer!, String(args.challengeId), args.proof),

@@ -27,8 +27,6 @@ export interface Challenge {
 }
 
 const PREFIX = 'pxc1_';
-/** What a token looks like (the claim's argument is checked against it before anything else). */
-export const CHALLENGE_TOKEN = /^pxc1_[A-Za-z0-9_-]+$/;
 /** Far above any real token (a 255-character name is the largest part); longer input is not even decoded. */
 export const MAX_CHALLENGE_TOKEN_LENGTH = 4096;
 const IV_BYTES = 12;

@@ -37,6 +37,7 @@ interface Trusted {
   viewer: Viewer;
   address: string | null;
   port: number | null;
+  /** performance.now() time the trust ends (a monotonic clock: a clock step changes nothing). */
   until: number;
 }
 
@@ -116,9 +117,9 @@ export class DeviceService {
     if (!looksLikeToken(token)) throw new AppError('UNAUTHENTICATED', 'Malformed token');
     const tokenHash = hashToken(token);
     const key = tokenHash.toString('base64');
-    const started = Date.now();
+    const started = performance.now();
     const known = this.trusted.get(key);
-    if (known && started < known.until && known.address === origin.address && known.port === origin.port) return known.viewer;
+    if (known && started < known.until && known.address === origin.address && known.port === origin.port && !expired(known.viewer.device)) return known.viewer;
     // One statement, one round trip: the device row is updated and returned with its user's row.
     // The control-list entry is bookkeeping, not user data: its commit need not wait for the disk
     // (a crash forgets at most the last fraction of a second of "last seen"). Without this every
@@ -131,9 +132,8 @@ export class DeviceService {
     const viewer = { user: row.user, device: row.device };
     const revokedAt = this.revoked.get(row.device.id);
     if (revokedAt === undefined || revokedAt < started) {
-      const until = Math.min(started + TRUST_MS, row.device.expiresAt?.getTime() ?? Infinity);
       this.trusted.delete(key); // re-inserted at the end: the oldest entries are dropped first
-      this.trusted.set(key, { viewer, address: origin.address, port: origin.port, until });
+      this.trusted.set(key, { viewer, address: origin.address, port: origin.port, until: started + TRUST_MS });
       if (this.trusted.size > TRUSTED_MAX) this.trusted.delete(this.trusted.keys().next().value!);
     }
     return viewer;
@@ -141,7 +141,7 @@ export class DeviceService {
 
   /** Forgets a device's trusted token (it was revoked here or on another instance). */
   private distrust(deviceId: string): void {
-    const now = Date.now();
+    const now = performance.now();
     this.revoked.set(deviceId, now);
     for (const [id, at] of this.revoked) if (at < now - TRUST_MS) this.revoked.delete(id);
     for (const [hash, entry] of this.trusted) if (entry.viewer.device.id === deviceId) this.trusted.delete(hash);
@@ -164,15 +164,19 @@ export class DeviceService {
   /** Revokes one of the viewer's devices; its token stops working at once. */
   async revoke(viewer: Viewer, deviceId: string): Promise<DeviceRow> {
     if (!isUuid(deviceId)) throw new AppError('NOT_FOUND', 'No such device');
-    const [device] = await this.deps.db
-      .update(devices)
-      .set({ revokedAt: sql`now()` })
-      .where(and(eq(devices.id, deviceId), eq(devices.userId, viewer.user.id), isNull(devices.revokedAt)))
-      .returning();
+    const device = await this.deps.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(devices)
+        .set({ revokedAt: sql`now()` })
+        .where(and(eq(devices.id, deviceId), eq(devices.userId, viewer.user.id), isNull(devices.revokedAt)))
+        .returning();
+      // Sent with the revocation: other instances hear of it exactly when it holds.
+      if (row) await this.deps.pubsub.publishIn(tx, REVOKED_TOPIC, { deviceId: row.id });
+      return row;
+    });
     // Someone else's device and a missing one look the same: nothing leaks.
     if (!device) throw new AppError('NOT_FOUND', 'No such device');
     this.distrust(device.id);
-    await this.deps.pubsub.publish(REVOKED_TOPIC, { deviceId: device.id });
     await this.changed(viewer.user.id);
     return device;
   }
@@ -189,6 +193,11 @@ export class DeviceService {
   private async changed(userId: string): Promise<void> {
     await this.deps.pubsub.publish(devicesTopic(userId), { at: Date.now() });
   }
+}
+
+/** A browser session past its (sliding) end. */
+function expired(device: DeviceRow): boolean {
+  return device.expiresAt !== null && device.expiresAt.getTime() <= Date.now();
 }
 
 function describeBrowser(userAgent: string | null): string {

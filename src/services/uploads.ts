@@ -191,9 +191,10 @@ export class UploadService {
     if (remaining.length > 0 && globalDedup) {
       const sizes = storedEarly ?? (await this.storedSizes([...new Set(remaining.map((r) => r.file.sha256))]));
       const claimable = remaining.filter((entry) => sizes.get(entry.file.sha256) === entry.file.size);
-      // The expected answers of a few challenges are worked out now, so that their claims are one
-      // statement each; a large batch leaves them to the claims (reading every file here would slow the check).
-      const answerNow = claimable.length <= SMALL_CHECK;
+      // The expected answers of a few challenges are worked out now, from files at hand (filesystem
+      // storage), so that their claims need no reading. A large batch, or object storage (a request
+      // per range), leaves them to the claims: the check would wait for all of them.
+      const answerNow = claimable.length <= SMALL_CHECK && this.deps.storage.localPath !== undefined;
       const challenges = this.createChallenges(
         viewer,
         await Promise.all(
@@ -235,8 +236,9 @@ export class UploadService {
   }
 
   /**
-   * U4: answers a proof-of-possession challenge. A challenge is single-use: the first
-   * answer uses it up, right or wrong. Refused proofs leave the client to upload.
+   * U4: answers a proof-of-possession challenge. A challenge is single-use: a right answer and a
+   * wrong one both use it up; a refusal for want of room, or because the bytes were collected in
+   * the meantime, does not. Refused proofs leave the client to upload.
    */
   async claimUpload(viewer: Viewer, token: string, proof: string): Promise<AssetRow> {
     const challenge = this.challenges.open(token);
@@ -309,7 +311,8 @@ export class UploadService {
         this.deps.library.lockForAsset(tx, viewer.user.id, challenge.sha256),
       ]);
       if (answered.length === 0) return claimRefused('CHALLENGE_USED');
-      if (!blob) return claimRefused('NOT_STORED');
+      // Thrown: the answer is not recorded (as with a refusal for want of room, thrown by addAsset).
+      if (!blob) throw claimRefused('NOT_STORED');
       const [{ asset }] = await Promise.all([
         this.deps.library.addAsset(
           tx,
