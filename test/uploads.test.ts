@@ -198,6 +198,23 @@ for (const driver of ['fs', 's3'] as const) {
       await expectCode(owner.graphql(CLAIM, { id: 'x'.repeat(5000), proof: proofFor(bytes, answer!.challenge!) }), 'BAD_USER_INPUT');
     });
 
+    it('runs a claim that lost a deadlock again', async () => {
+      const owner = await newClient(app);
+      const { file, bytes } = await files.random('deadlock.bin', 30 * 1024);
+      await uploadFile(owner, file);
+      const other = await newClient(app);
+      const [answer] = await check(other, [{ sha256: sha256(bytes), size: bytes.length, name: 'deadlock.bin' }]);
+      // PostgreSQL undid the statement (as it does to a deadlock's victim); the second run goes through.
+      const statement = vi.spyOn(app.database.db.$client, 'unsafe').mockRejectedValueOnce(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
+      try {
+        const claimed = await other.graphql<{ claimUpload: { sha256: string } }>(CLAIM, { id: answer!.challenge!.id, proof: proofFor(bytes, answer!.challenge!) });
+        expect(claimed.claimUpload.sha256).toBe(sha256(bytes));
+        expect(statement).toHaveBeenCalledTimes(2);
+      } finally {
+        statement.mockRestore();
+      }
+    });
+
     it('leaves the answers of a large batch to the claims', async () => {
       const owner = await newClient(app);
       const many = await Promise.all(Array.from({ length: 17 }, (_, i) => files.random(`many${i}.bin`, 1000 + i)));

@@ -265,37 +265,47 @@ export class UploadService {
   private async claimInOneStatement(viewer: Viewer, challenge: Challenge, proven: boolean): Promise<AssetRow | null> {
     // Delivered only with the asset (a NOTIFY waits for its transaction's commit).
     const { channel, payload } = this.deps.pubsub.notification(syncTopic(viewer.user.id), { at: Date.now() });
-    let rows: Record<string, unknown>[];
-    try {
-      // Not a prepared statement: preparing costs a round trip of its own on each pooled connection
-      // the first time, more than planning a function call every time (the function's own plans are kept).
-      rows = await this.deps.db.$client.unsafe(
-        'select * from pixshare_claim_upload($1::uuid, $2::timestamptz, $3::uuid, $4::uuid, $5::text, $6::text, $7::uuid, $8::timestamptz, $9::boolean, $10::text, $11::bigint, $12::text, $13::text)',
-        [
-          challenge.id,
-          challenge.expiresAt.toISOString(),
-          viewer.user.id,
-          viewer.device.id,
-          challenge.sha256,
-          challenge.name,
-          challenge.folderId,
-          challenge.takenAt?.toISOString() ?? null,
-          proven,
-          viewer.user.level,
-          this.deps.library.quotaBytes(viewer.user.level),
-          channel,
-          payload,
-        ],
-        { prepare: false },
-      );
-    } catch (error) {
-      const reason = (error as { code?: unknown }).code === 'PX001' ? (error as Error).message : undefined;
-      if (reason === 'SLOW_PATH') return null;
-      if (reason && reason in CLAIM_REFUSALS) throw claimRefused(reason as keyof typeof CLAIM_REFUSALS);
-      throw error;
+    let rows: Record<string, unknown>[] | undefined;
+    for (let attempt = 1; !rows; attempt++) {
+      try {
+        rows = await this.claimStatement(viewer, challenge, proven, channel, payload);
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        // A deadlock with a delete or an eviction of the same user's assets undid the statement
+        // (nothing of it holds): it is run again, a few times.
+        if ((code === '40P01' || code === '40001') && attempt < 3) continue;
+        const reason = code === 'PX001' ? (error as Error).message : undefined;
+        if (reason === 'SLOW_PATH') return null;
+        if (reason && reason in CLAIM_REFUSALS) throw claimRefused(reason as keyof typeof CLAIM_REFUSALS);
+        throw error;
+      }
     }
     if (rows.length === 0) throw claimRefused('PROOF_REJECTED');
     return rowFromDriver(assets, rows[0]!);
+  }
+
+  private claimStatement(viewer: Viewer, challenge: Challenge, proven: boolean, channel: string, payload: string): Promise<Record<string, unknown>[]> {
+    // Not a prepared statement: preparing costs a round trip of its own on each pooled connection
+    // the first time, more than planning a function call every time (the function's own plans are kept).
+    return this.deps.db.$client.unsafe(
+      'select * from pixshare_claim_upload($1::uuid, $2::timestamptz, $3::uuid, $4::uuid, $5::text, $6::text, $7::uuid, $8::timestamptz, $9::boolean, $10::text, $11::bigint, $12::text, $13::text)',
+      [
+        challenge.id,
+        challenge.expiresAt.toISOString(),
+        viewer.user.id,
+        viewer.device.id,
+        challenge.sha256,
+        challenge.name,
+        challenge.folderId,
+        challenge.takenAt?.toISOString() ?? null,
+        proven,
+        viewer.user.level,
+        this.deps.library.quotaBytes(viewer.user.level),
+        channel,
+        payload,
+      ],
+      { prepare: false },
+    );
   }
 
   /**
