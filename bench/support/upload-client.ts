@@ -39,7 +39,7 @@ export interface ClientJob {
   waitForGo?: boolean;
   /** Ours: after the timed upload, time hashing the file alone (for the analysis). */
   measureHash?: boolean;
-  /** Ours: warm up by claiming this small stored file (its hash known) instead of one small request. */
+  /** Ours: warm up by claiming this small stored file (its hash known) instead of one small request (a sync client at work). */
   warmUpClaim?: { file: string; sha256: string };
 }
 
