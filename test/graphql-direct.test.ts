@@ -81,6 +81,10 @@ describe('direct GraphQL execution', () => {
     // An operation name that names no operation, even when a document without one was run before.
     expect(await direct(JSON.stringify({ query: '{ me { id } }', operationName: '' }))).toBeNull();
     expect(await direct(JSON.stringify({ query: '{ me { id } }', operationName: 'Other' }))).toBeNull();
+    // Very long texts are not kept (comments are not tokens: the token limit does not bound the text).
+    const padded = JSON.stringify({ query: `# ${'x'.repeat(70 * 1024)}\n{ me { id } }` });
+    expect((await viaYoga(padded)).status).toBe(200);
+    expect(await direct(padded)).toBeNull();
     // Streams and unsupported charsets are yoga's.
     expect(await direct(me, 'text/event-stream')).toBeNull();
     expect(await direct(me, 'application/json; charset=latin1')).toBeNull();

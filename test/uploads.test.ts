@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiClient, ApiError } from '../src/client/api-client.js';
@@ -296,6 +298,23 @@ for (const driver of ['fs', 's3'] as const) {
       for (const options of [{ parallel: 0 }, { parallel: Number.NaN }, { initialChunkBytes: 1.5 }, { targetChunkSeconds: 0 }, { retries: -1 }, { sha256: 'abc' }]) {
         await expect(uploadFile(api, '/nonexistent/file', options)).rejects.toBeInstanceOf(RangeError);
       }
+    });
+
+    it('hashes a file again when it changed since the hash it was given', async () => {
+      const api = await newClient(app);
+      const { file, bytes } = await files.random('edited.bin', 40 * 1024);
+      const hashedFile = statSync(file);
+      const first = await uploadFile(api, file, { sha256: sha256(bytes), hashedFile });
+      expect(first.outcome).toBe('uploaded');
+      // Edited after the sync list recorded its hash: the stale hash is not used.
+      const edited = Buffer.concat([bytes, Buffer.from('more')]);
+      await writeFile(file, edited);
+      const second = await uploadFile(api, file, { sha256: sha256(bytes), hashedFile: { size: hashedFile.size, mtimeMs: hashedFile.mtimeMs } });
+      expect(second).toMatchObject({ outcome: 'uploaded', asset: { sha256: sha256(edited) } });
+      // Unchanged since: the hash is used as given.
+      const unchanged = statSync(file);
+      await expect(uploadFile(api, file, { sha256: sha256(edited), hashedFile: { size: unchanged.size, mtimeMs: unchanged.mtimeMs } })).resolves.toMatchObject({ outcome: 'exists' });
+      await expect(uploadFile(api, file, { hashedFile: { size: -1, mtimeMs: 0 } })).rejects.toThrow(RangeError);
     });
 
     it('takes 8 chunks of one file in parallel, in any order, of changing sizes', async () => {

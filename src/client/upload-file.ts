@@ -33,8 +33,17 @@ export interface UploadFileOptions {
   initialChunkBytes?: number;
   /** Aim for chunks that take about this long at the measured rate. */
   targetChunkSeconds?: number;
-  /** Already computed SHA-256 (hex), e.g. from a sync list. */
+  /**
+   * Already computed SHA-256 (hex), e.g. from a sync list. Trusted as it is, so pass `hashedFile`
+   * with it: a hash of bytes the file no longer has would make the server answer for those bytes
+   * ("already in your library") and the new ones would never be backed up.
+   */
   sha256?: string;
+  /**
+   * The file's size and modification time (`stat().mtimeMs`) when `sha256` was worked out. If the
+   * file differs now, `sha256` is not used: the file is hashed again.
+   */
+  hashedFile?: { size: number; mtimeMs: number };
   signal?: AbortSignal;
   /** Attempts per chunk after a network failure or a server error (default 3; backoff 0.5 s, 1 s, 2 s…). */
   retries?: number;
@@ -229,10 +238,12 @@ function* plan(missing: Span[], sizer: ChunkSizer): Generator<Span> {
 export async function uploadFile(api: ApiClient, file: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
   checkOptions(options);
   // One system call, synchronously: cheaper than a round trip through the thread pool.
-  const { size, mtime } = statSync(file);
+  const { size, mtime, mtimeMs } = statSync(file);
+  const unchanged = !options.hashedFile || (options.hashedFile.size === size && options.hashedFile.mtimeMs === mtimeMs);
+  const known = unchanged ? options.sha256 : undefined;
   // Hashing the file anyway: the planned chunks' digests come with it (see hashFileAndChunks).
-  const hashed = options.sha256 ? null : await hashFileAndChunks(file, plannedChunkBytes(size, options), options.signal);
-  const sha256 = options.sha256 ?? hashed!.sha256;
+  const hashed = known ? null : await hashFileAndChunks(file, plannedChunkBytes(size, options), options.signal);
+  const sha256 = known ?? hashed!.sha256;
   const input = { sha256, size, name: options.name ?? path.basename(file), folder: options.folder ?? null, takenAt: mtime.toISOString() };
   const [answer] = (
     await api.graphql<{ checkUploads: { status: string; asset: AssetSummary | null; challenge: { id: string; nonce: string; ranges: Span[] } | null; upload: UploadState | null; error: { code: string; message: string } | null }[] }>(
@@ -277,6 +288,8 @@ function checkOptions(options: UploadFileOptions): void {
   const target = options.targetChunkSeconds;
   if (target !== undefined && !(Number.isFinite(target) && target > 0)) throw new RangeError('targetChunkSeconds must be a number of seconds above 0');
   if (options.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(options.sha256)) throw new RangeError('sha256 must be 64 hexadecimal characters');
+  const hashedFile = options.hashedFile;
+  if (hashedFile !== undefined && !(Number.isSafeInteger(hashedFile.size) && hashedFile.size >= 0 && Number.isFinite(hashedFile.mtimeMs))) throw new RangeError('hashedFile must have a whole size and a finite mtimeMs');
 }
 
 /** `size`: the file's size as declared in the check (the plan follows the server's missing list). */

@@ -4,6 +4,11 @@ import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 
 /** Documents (and compiled queries) kept at most; the least recently used go first. */
 const MAX_DOCUMENTS = 1000;
+/**
+ * Longer document texts are not kept (they go through yoga each time): comments and whitespace are
+ * not tokens, so the token limit alone would let anyone fill the cache with megabyte-long texts.
+ */
+const MAX_DOCUMENT_TEXT = 64 * 1024;
 
 /**
  * Documents yoga has parsed and validated — with the schema's rules and every limit it enforces
@@ -27,7 +32,7 @@ export class ValidatedDocuments {
   plugin(): Plugin {
     return {
       onParse: ({ params }) => {
-        const text = typeof params.source === 'string' ? params.source : undefined;
+        const text = typeof params.source === 'string' && params.source.length <= MAX_DOCUMENT_TEXT ? params.source : undefined;
         return ({ result }) => {
           if (text !== undefined && result && typeof result === 'object' && 'kind' in result) this.textOf.set(result as DocumentNode, text);
         };
