@@ -72,6 +72,13 @@ function chunksOf(size: number, lengths: number[]): StagedChunk[] {
   return chunks;
 }
 
+/** Assembles the staged upload under a new key and checks the stored bytes are exactly `source`. */
+async function expectAssembled(store: BlobStore, uploadId: string, source: Buffer, chunks: StagedChunk[]): Promise<void> {
+  const key = newKey();
+  await store.assembleStaged(uploadId, { size: source.length, chunks, expectedSha256: sha256(source), key });
+  expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(source), length: source.length });
+}
+
 async function stageAll(store: BlobStore, uploadId: string, source: Buffer, chunks: StagedChunk[]): Promise<void> {
   await Promise.all(
     shuffled(chunks).map((c) =>
@@ -463,9 +470,7 @@ blobStoreContract(
         await expect(write(uploadId, chunks[1]!, other)).rejects.toMatchObject({ code: 'CONFLICT' });
         // Bytes past the folded prefix may still be written (the caller's reservations decide).
         await write(uploadId, chunks[2]!);
-        const key = newKey();
-        await store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key });
-        expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+        await expectAssembled(store, uploadId, file, chunks);
       });
 
       it('stops a writer whose reservation lapsed when its range is folded', async () => {
@@ -496,9 +501,7 @@ blobStoreContract(
         store.noteReceived!(uploadId, chunks);
         release();
         expect(await stalled).toBe('CONFLICT');
-        const key = newKey();
-        await store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key });
-        expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+        await expectAssembled(store, uploadId, file, chunks);
       });
 
       it('folds nothing past a gap, and starts afresh after dropStaged', async () => {
@@ -512,9 +515,7 @@ blobStoreContract(
         // The same id again, with other content: the old running hash must not leak into it.
         const again = Buffer.from(file).reverse();
         for (const chunk of chunks) await write(uploadId, chunk, again);
-        const key = newKey();
-        await store.assembleStaged(uploadId, { size: again.length, chunks, expectedSha256: sha256(again), key });
-        expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(again), length: again.length });
+        await expectAssembled(store, uploadId, again, chunks);
       });
     });
 
@@ -529,9 +530,7 @@ blobStoreContract(
       await store.put(parent, Readable.from([Buffer.from('x')]));
       await expect(store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key: `${parent}/child` })).rejects.toMatchObject({ code: 'CONFLICT' });
       expect(await readdir(path.join(root, 'staging'))).toEqual([uploadId]);
-      const key = newKey();
-      await store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key });
-      expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+      await expectAssembled(store, uploadId, file, chunks);
     });
 
     it('finishes an assembly that died half-way (sealed file left, no staging file)', async () => {
@@ -541,9 +540,7 @@ blobStoreContract(
       const uploadId = randomUUID();
       await stageAll(store, uploadId, file, chunks);
       await rename(path.join(root, 'staging', uploadId), path.join(root, 'staging', `${uploadId}.assembling`)); // as at a crash
-      const key = newKey();
-      await store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key });
-      expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
+      await expectAssembled(store, uploadId, file, chunks);
     });
 
     it('leaves no temporary files behind after everything above', async () => {
