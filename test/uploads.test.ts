@@ -415,6 +415,34 @@ for (const driver of ['fs', 's3'] as const) {
       expect(result?.upload.receivedBytes).toBe(MiB / 2);
     });
 
+    it('survives clients that leave before sending any of the chunk, however early', async () => {
+      const api = await newClient(app);
+      const { bytes } = await files.random('left.bin', 2 * MiB);
+      const [answer] = await check(api, [{ sha256: sha256(bytes), size: bytes.length, name: 'left.bin' }]);
+      const id = answer!.upload!.id;
+      const digest = `sha-256=:${createHash('sha256').update(bytes.subarray(0, MiB)).digest('base64')}:`;
+      // Gone while the server authenticates, while it reserves the range, or as the store starts reading.
+      for (const delayMs of [0, 0, 1, 2, 5, 10, 20]) {
+        await new Promise<void>((resolve) => {
+          const request = http.request(`${app.url}/uploads/${id}/chunks/0`, { method: 'PUT', headers: { authorization: `Bearer ${api.token}`, 'content-length': String(MiB), 'content-digest': digest } });
+          request.on('error', () => resolve());
+          request.on('response', () => resolve());
+          request.flushHeaders();
+          setTimeout(() => request.destroy(), delayMs);
+        });
+      }
+      // Each reservation was let go: a chunk of another size goes through (the server is still up).
+      let result: { upload: { receivedBytes: number } } | undefined;
+      for (let attempt = 0; attempt < 50 && !result; attempt++) {
+        const half = bytes.subarray(0, MiB / 2);
+        result = await api.putChunk<{ upload: { receivedBytes: number } }>(id, 0, half, createHash('sha256').update(half).digest()).catch((error: ApiError) => {
+          if (error.code !== 'CHUNK_OVERLAP') throw error;
+          return new Promise<undefined>((resolve) => setTimeout(resolve, 100));
+        });
+      }
+      expect(result?.upload.receivedBytes).toBe(MiB / 2);
+    });
+
     it('discards an assembly that does not match the declared hash, and says so', async () => {
       const api = await newClient(app);
       const { bytes } = await files.random('liar.bin', 200 * 1024);

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PassThrough } from 'node:stream';
+import { finished, PassThrough } from 'node:stream';
 import type { Services } from '../schema/context.js';
 import { AppError } from '../services/app-error.js';
 import type { ChunkResult } from '../services/uploads.js';
@@ -28,11 +28,15 @@ export function createUploadChunkRoute(deps: { services: Services; authenticate:
     const sha256 = parseContentDigest(req.headers['content-digest']);
     // The store destroys a body it refuses; destroying req itself would reset the socket before we can answer.
     const body = new PassThrough();
+    // Whoever reads the body (the store) sees its error; until then nobody listens, and an error
+    // nobody listens to would end the process.
+    body.on('error', () => {});
     req.pipe(body);
     // pipe() does not pass on a client that goes away mid-body: the write would wait for the rest
-    // forever, its reservation renewed all the while.
-    req.once('close', () => {
-      if (!req.complete) body.destroy(new AppError('CHUNK_LENGTH_MISMATCH', 'The connection closed before the whole chunk arrived'));
+    // forever, its reservation renewed all the while. finished() also reports a client that left
+    // before we got here (while we authenticated it).
+    finished(req, (error) => {
+      if (error && !req.complete) body.destroy(new AppError('CHUNK_LENGTH_MISMATCH', 'The connection closed before the whole chunk arrived'));
     });
     let result;
     try {

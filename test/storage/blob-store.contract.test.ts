@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBlobDownloadHandler } from '../../src/http/blob-download.js';
 import type { BlobStore, StagedChunk } from '../../src/services/storage/blob-store.js';
@@ -252,6 +252,12 @@ function blobStoreContract<H extends Harness>(driver: string, open: () => Promis
         // A stream that fails midway rejects with its own error.
         const broken = new Readable({ read() { this.destroy(new Error('client went away')); } });
         await expect(store.writeStagedChunk(uploadId, 0, piece.length, broken)).rejects.toThrow('client went away');
+        // One that failed before the store got it (a client gone while the server reserved the range).
+        const failedEarly = new PassThrough();
+        failedEarly.on('error', () => {});
+        failedEarly.destroy(new Error('gone before the write began'));
+        await new Promise((resolve) => setImmediate(resolve));
+        await expect(store.writeStagedChunk(uploadId, 0, piece.length, failedEarly)).rejects.toThrow('gone before the write began');
 
         // The upload is still usable: the right bytes then assemble.
         const small = source.subarray(0, 200_000);

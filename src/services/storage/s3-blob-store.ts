@@ -185,6 +185,9 @@ export class S3BlobStore implements BlobStore {
     };
     body.on('error', onError);
     verifier.on('error', onError);
+    // A body that failed (or was cut off) before it got here emits nothing more: without this the
+    // PUT would wait for bytes that never come.
+    if (body.errored || (body.destroyed && !body.readableEnded)) onError(body.errored ?? new AppError('CHUNK_LENGTH_MISMATCH', 'The chunk ended before all its bytes arrived'));
     try {
       // A PUT of a stream needs its length up front, and this is why: no chunked framing.
       await this.client.send(
