@@ -101,53 +101,72 @@ export class BlobService {
   }
 
   /**
-   * Deletes blobs unreferenced past their grace period, with their derived images.
-   * Rows are locked with SKIP LOCKED, so several instances can sweep at once; the row
-   * is deleted in the same transaction that removed the bytes, and a completion that
-   * pins the blob meanwhile waits for that transaction and then re-creates it.
+   * Deletes blobs unreferenced past their grace period, with their derived images. Safe with
+   * several instances (SKIP LOCKED) and with a crash at any point:
+   * 1. One short transaction takes the candidates and marks them not stored (and not described),
+   *    committed before any byte goes: from then on no check offers them and no claim or
+   *    completion counts on them. A row some asset still points at gets its counter repaired instead.
+   * 2. Each blob then goes in a transaction of its own that holds its row while the bytes are
+   *    deleted, and only if it is still unreferenced, not stored and not pinned (a completion of
+   *    the same file pins it and waits). A failed delete leaves the row for a retry an hour later.
    */
   async collectGarbage(limit = 100): Promise<number> {
     const { storage } = this.deps;
-    return this.deps.db.transaction(async (tx) => {
-      const doomed = await tx
+    const unreferenced = sql`${blobs.refCount} = 0 and ${blobs.gcAfter} < now() and not exists (select 1 from ${assets} where ${assets.sha256} = ${blobs.sha256})`;
+    const doomed = await this.deps.db.transaction(async (tx) => {
+      const due = await tx
         .select({ sha256: blobs.sha256 })
         .from(blobs)
         .where(and(eq(blobs.refCount, 0), lt(blobs.gcAfter, sql`now()`)))
         .limit(limit)
         .for('update', { skipLocked: true });
-      let collected = 0; // a failure does not count, so a sweep that only fails stops
-      for (const { sha256 } of doomed) {
-        // The row goes first, and only if no asset points at it whatever the counter says; the
-        // bytes go after, so a refused delete (or a failed commit) never leaves an asset without them.
-        const [gone] = await tx
-          .delete(blobs)
-          .where(and(eq(blobs.sha256, sha256), sql`not exists (select 1 from ${assets} where ${assets.sha256} = ${sha256})`))
-          .returning({ sha256: blobs.sha256 });
-        if (!gone) {
-          // The counter was wrong: repair it from the assets instead of collecting.
-          await tx
-            .update(blobs)
-            .set({ refCount: sql`(select count(*) from ${assets} where ${assets.sha256} = ${sha256})::int`, gcAfter: null })
-            .where(eq(blobs.sha256, sha256));
-          continue;
-        }
-        try {
+      if (due.length === 0) return [];
+      const hashes = due.map((d) => d.sha256);
+      const marked = await tx
+        .update(blobs)
+        .set({ stored: false, thumbnailStatus: 'none' })
+        .where(and(sql`${blobs.sha256} = any(${sql.param(hashes)}::text[])`, unreferenced))
+        .returning({ sha256: blobs.sha256 });
+      // The others are still pointed at: the counter was wrong; repair it from the assets.
+      const kept = hashes.filter((sha256) => !marked.some((m) => m.sha256 === sha256));
+      if (kept.length > 0) {
+        await tx
+          .update(blobs)
+          .set({ refCount: sql`(select count(*) from ${assets} where ${assets.sha256} = ${blobs.sha256})::int`, gcAfter: null })
+          .where(sql`${blobs.sha256} = any(${sql.param(kept)}::text[])`);
+      }
+      return marked.map((m) => m.sha256);
+    });
+    let collected = 0; // a failure does not count, so a sweep that only fails stops
+    for (const sha256 of doomed) {
+      try {
+        const gone = await this.deps.db.transaction(async (tx) => {
+          const [row] = await tx
+            .select({ sha256: blobs.sha256 })
+            .from(blobs)
+            .where(and(eq(blobs.sha256, sha256), eq(blobs.stored, false), unreferenced))
+            .for('update', { skipLocked: true });
+          if (!row) return false; // pinned, stored again or taken by another instance meanwhile
           await storage.delete(derivedKey(sha256, 'thumbnail'));
           await storage.delete(derivedKey(sha256, 'preview'));
           await storage.delete(blobKey(sha256));
-        } catch (error) {
-          // Some of the bytes may be gone already: the row stays, but as not stored and not
-          // described, so a later upload of the same file stores and describes it again; the
-          // next attempt to collect it comes an hour later at the earliest.
-          this.deps.log.error(`deleting blob ${sha256} failed; will retry later`, error);
-          const retry = Math.max(this.deps.config.uploads.blobGraceSeconds, 3600);
-          await tx.insert(blobs).values({ sha256, size: 0, stored: false, thumbnailStatus: 'none', gcAfter: sql`now() + make_interval(secs => ${retry})` });
-          continue;
-        }
-        collected++;
+          await tx.delete(blobs).where(eq(blobs.sha256, sha256));
+          return true;
+        });
+        if (gone) collected++;
+      } catch (error) {
+        // Some of the bytes may be gone already; the row says not stored, so a later upload of
+        // the same file stores and describes it again. The next attempt comes an hour later at the earliest.
+        this.deps.log.error(`deleting blob ${sha256} failed; will retry later`, error);
+        const retry = Math.max(this.deps.config.uploads.blobGraceSeconds, 3600);
+        await this.deps.db
+          .update(blobs)
+          .set({ gcAfter: sql`now() + make_interval(secs => ${retry})` })
+          .where(and(eq(blobs.sha256, sha256), eq(blobs.stored, false), eq(blobs.refCount, 0)))
+          .catch((retryError: unknown) => this.deps.log.error(`postponing blob ${sha256} failed`, retryError));
       }
-      return collected;
-    });
+    }
+    return collected;
   }
 }
 
