@@ -211,6 +211,38 @@ describe('library, folders, live status, housekeeping', () => {
     expect(similarAssets[0]!.distance).toBeLessThanOrEqual(6);
   });
 
+  it('removes the staged bytes of every expired session even when one of them cannot be removed', async () => {
+    const api = await newClient(app);
+    const ids: string[] = [];
+    for (const name of ['stuck.bin', 'freed.bin']) {
+      const f = await files.random(name, 100 * KiB);
+      const [answer] = await checkFiles(api, [{ sha256: sha256(f.bytes), size: f.bytes.length, name }]);
+      const chunk = f.bytes.subarray(0, 64 * KiB);
+      await api.putChunk(answer!.upload!.id, 0, chunk, (await import('node:crypto')).createHash('sha256').update(chunk).digest());
+      ids.push(answer!.upload!.id);
+    }
+    await app.database.sql`update uploads set last_activity_at = now() - interval '1 minute' where id = any(${ids}::uuid[])`;
+    // The first one tried cannot be removed; the other goes all the same.
+    const drop = app.storage.dropStaged.bind(app.storage);
+    let stuck: string | undefined;
+    app.storage.dropStaged = async (id: string) => {
+      if (stuck === undefined || stuck === id) {
+        stuck = id;
+        throw new Error('disk on fire');
+      }
+      return drop(id);
+    };
+    try {
+      await app.housekeeping.runOnce();
+    } finally {
+      app.storage.dropStaged = drop;
+    }
+    const freed = ids.find((id) => id !== stuck)!;
+    await expect(app.storage.readStaged(freed, { start: 0, end: 10 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(app.loggedErrors.splice(0)).toEqual([expect.objectContaining({ error: expect.objectContaining({ message: expect.stringContaining(stuck!) }) })]);
+    await drop(stuck!);
+  });
+
   it('expires idle sessions with their staged bytes, and collects unreferenced blobs', async () => {
     const api = await newClient(app);
     const f = await files.random('idle.bin', 200 * KiB);

@@ -551,9 +551,17 @@ export class UploadService {
       await tx.delete(answeredChallenges).where(sql`${answeredChallenges.expiresAt} < now() - interval '1 hour'`);
       return rows;
     });
-    // Bytes go only once the sessions are gone for good (a failed commit keeps both).
-    for (const { id } of doomed) await this.deps.storage.dropStaged(id);
+    // Bytes go only once the sessions are gone for good (a failed commit keeps both). One that
+    // cannot be removed does not keep the others: each is tried, and the failures reported together.
+    const failed: { id: string; error: unknown }[] = [];
+    for (const { id } of doomed) await this.deps.storage.dropStaged(id).catch((error: unknown) => failed.push({ id, error }));
     for (const userId of new Set(doomed.map((d) => d.userId))) await this.changed(userId);
+    if (failed.length > 0) {
+      throw new AggregateError(
+        failed.map((f) => f.error),
+        `the staged bytes of ${failed.length} expired upload(s) could not be removed: ${failed.map((f) => f.id).join(', ')}`,
+      );
+    }
     return doomed.length;
   }
 
