@@ -9,7 +9,7 @@ import { blobKey } from '../src/services/blobs.js';
 import { ChallengeTokens } from '../src/services/challenge-tokens.js';
 import { syncTopic } from '../src/services/library.js';
 import type { TestApp } from './support/app.js';
-import { allInside, countChunkPuts, download, newClient, scratchDir, sha256, startAppOn } from './support/files.js';
+import { allInside, countChunkPuts, download, newClient, proofFor, scratchDir, sha256, startAppOn } from './support/files.js';
 
 const MiB = 2 ** 20;
 const CHECK = `mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) {
@@ -28,12 +28,6 @@ type CheckAnswer = {
 
 async function check(api: ApiClient, files: { sha256: string; size: number; name: string; folder?: string }[]): Promise<CheckAnswer[]> {
   return (await api.graphql<{ checkUploads: CheckAnswer[] }>(CHECK, { files })).checkUploads;
-}
-
-function proofFor(bytes: Buffer, challenge: NonNullable<CheckAnswer['challenge']>): string {
-  const hash = createHash('sha256').update(Buffer.from(challenge.nonce, 'hex'));
-  for (const r of challenge.ranges) hash.update(bytes.subarray(r.offset, r.offset + r.length));
-  return hash.digest('hex');
 }
 
 const CLAIM = 'mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { id sha256 origin } }';
@@ -100,6 +94,10 @@ for (const driver of ['fs', 's3'] as const) {
       const [wrong] = await check(other, [entry]);
       expect(wrong!.status).toBe('PROOF_REQUIRED');
       expect(wrong!.challenge!.ranges.length).toBeGreaterThan(1);
+      // A malformed proof is a mistake, not an answer: refused with a clear error, the challenge still usable.
+      for (const malformed of ['', 'not hex', proofFor(bytes, wrong!.challenge!).slice(1), Buffer.from(proofFor(bytes, wrong!.challenge!), 'hex').toString('base64')]) {
+        await expectCode(other.graphql(CLAIM, { id: wrong!.challenge!.id, proof: malformed }), 'BAD_USER_INPUT');
+      }
       await expectCode(other.graphql(CLAIM, { id: wrong!.challenge!.id, proof: sha256(Buffer.from('just the hash')) }), 'PROOF_REJECTED');
       // Single use: even the right answer is refused now.
       await expectCode(other.graphql(CLAIM, { id: wrong!.challenge!.id, proof: proofFor(bytes, wrong!.challenge!) }), 'CHALLENGE_USED');

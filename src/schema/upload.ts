@@ -132,7 +132,8 @@ builder.mutationFields((t) => ({
     args: {
       // Any other string is no challenge of ours: NOT_FOUND, so that a client falls back to uploading.
       challengeId: t.arg.id({ description: 'The challenge\'s id, as the check gave it', validate: z.coerce.string().max(MAX_CHALLENGE_TOKEN_LENGTH, 'Not a valid challenge id') }),
-      proof: t.arg.string(),
+      // Malformed is a mistake, not a wrong answer: refused before the challenge is used up.
+      proof: t.arg.string({ description: 'Hex SHA-256 (64 characters)', validate: z.string().regex(/^[0-9a-fA-F]{64}$/, 'proof must be the hex SHA-256 of the nonce and the ranges (64 hexadecimal characters)') }),
     },
     resolve: (_root, args, context) => context.services.uploads.claimUpload(context.viewer!, String(args.challengeId), args.proof),
   }),
