@@ -6,7 +6,7 @@ import { ApiError } from '../src/client/api-client.js';
 import { checkFiles, uploadFile } from '../src/client/upload-file.js';
 import { blobKey } from '../src/services/blobs.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { newClient, scratchDir, sha256 } from './support/files.js';
+import { newClient, proofFor, scratchDir, sha256 } from './support/files.js';
 
 const KiB = 1024;
 let files: Awaited<ReturnType<typeof scratchDir>>;
@@ -54,10 +54,8 @@ describe('quota (S5)', () => {
       const filler = await files.random('filler.bin', 300 * KiB);
       await uploadFile(roomy, filler.file);
       const challenge = answer!.challenge!;
-      const proof = createHash('sha256').update(Buffer.from(challenge.nonce, 'hex'));
-      for (const r of challenge.ranges) proof.update(shared.bytes.subarray(r.offset, r.offset + r.length));
       const refused = await roomy
-        .graphql('mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { id } }', { id: challenge.id, proof: proof.digest('hex') })
+        .graphql('mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { id } }', { id: challenge.id, proof: proofFor(shared.bytes, challenge) })
         .catch((e: unknown) => e as ApiError);
       expect(refused).toMatchObject({ code: 'QUOTA_EXCEEDED', message: expect.stringMatching(/307200 bytes needed, 204800 of 512000 free/) });
       expect(app.loggedErrors).toEqual([]);
@@ -218,7 +216,7 @@ describe('library, folders, live status, housekeeping', () => {
       const f = await files.random(name, 100 * KiB);
       const [answer] = await checkFiles(api, [{ sha256: sha256(f.bytes), size: f.bytes.length, name }]);
       const chunk = f.bytes.subarray(0, 64 * KiB);
-      await api.putChunk(answer!.upload!.id, 0, chunk, (await import('node:crypto')).createHash('sha256').update(chunk).digest());
+      await api.putChunk(answer!.upload!.id, 0, chunk, createHash('sha256').update(chunk).digest());
       ids.push(answer!.upload!.id);
     }
     await app.database.sql`update uploads set last_activity_at = now() - interval '1 minute' where id = any(${ids}::uuid[])`;
@@ -252,7 +250,7 @@ describe('library, folders, live status, housekeeping', () => {
       })
     ).checkUploads;
     const chunk = f.bytes.subarray(0, 64 * KiB);
-    await api.putChunk(answer!.upload.id, 0, chunk, (await import('node:crypto')).createHash('sha256').update(chunk).digest());
+    await api.putChunk(answer!.upload.id, 0, chunk, createHash('sha256').update(chunk).digest());
     await app.database.sql`update uploads set last_activity_at = now() - interval '1 minute' where id = ${answer!.upload.id}`;
     await expect(api.putChunk(answer!.upload.id, 64 * KiB, chunk, Buffer.alloc(32))).rejects.toMatchObject({ code: 'UPLOAD_EXPIRED' });
     // Answered challenges are kept while they could be answered again, then swept.
@@ -335,7 +333,7 @@ describe('library, folders, live status, housekeeping', () => {
     const ask = async () => (await api.graphql<{ checkUploads: { status: string; upload: { id: string; missing: { offset: number; length: number }[] } }[] }>(CHECK, { files: [{ sha256: sha256(f.bytes), size: f.bytes.length, name: 'late.bin' }] })).checkUploads[0]!;
     const first = await ask();
     const chunk = f.bytes.subarray(0, 64 * KiB);
-    await api.putChunk(first.upload.id, 0, chunk, (await import('node:crypto')).createHash('sha256').update(chunk).digest());
+    await api.putChunk(first.upload.id, 0, chunk, createHash('sha256').update(chunk).digest());
     await app.database.sql`update uploads set last_activity_at = now() - interval '1 minute' where id = ${first.upload.id}`;
     const resumed = await ask();
     expect(resumed.upload).toEqual({ id: first.upload.id, missing: [{ offset: 64 * KiB, length: 64 * KiB }] });
@@ -346,7 +344,7 @@ describe('library, folders, live status, housekeeping', () => {
     expect(await app.database.sql`select state from uploads where id = ${first.upload.id}`).toEqual([{ state: 'completing' }]);
     await app.database.sql`update uploads set state = 'open', last_activity_at = now() where id = ${first.upload.id}`;
     const rest = f.bytes.subarray(64 * KiB);
-    const done = await api.putChunk<{ asset: { sha256: string } }>(first.upload.id, 64 * KiB, rest, (await import('node:crypto')).createHash('sha256').update(rest).digest());
+    const done = await api.putChunk<{ asset: { sha256: string } }>(first.upload.id, 64 * KiB, rest, createHash('sha256').update(rest).digest());
     expect(done.asset.sha256).toBe(sha256(f.bytes));
   });
 });

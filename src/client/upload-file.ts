@@ -3,6 +3,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ApiError, type ApiClient } from './api-client.js';
+import { proofOfPossession } from './proof.js';
 
 export interface Span {
   offset: number;
@@ -162,22 +163,21 @@ async function readSpan(handle: fs.FileHandle, span: Span, into?: Buffer): Promi
  * microseconds, where each asynchronous file operation is a round trip through the thread pool.
  */
 function proofOf(file: string, challenge: { nonce: string; ranges: Span[] }): string {
-  const proof = createHash('sha256').update(Buffer.from(challenge.nonce, 'hex'));
   const fd = openSync(file, 'r');
   try {
-    for (const range of challenge.ranges) {
+    const pieces = challenge.ranges.map((range) => {
       const buffer = Buffer.allocUnsafe(range.length);
       for (let done = 0; done < range.length; ) {
         const n = readSync(fd, buffer, done, range.length - done, range.offset + done);
         if (n === 0) throw new ApiError('FILE_CHANGED', `file ended before byte ${range.offset + range.length}: it changed since it was hashed`);
         done += n;
       }
-      proof.update(buffer);
-    }
+      return buffer;
+    });
+    return proofOfPossession(challenge.nonce, pieces);
   } finally {
     closeSync(fd);
   }
-  return proof.digest('hex');
 }
 
 /**

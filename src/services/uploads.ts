@@ -1,8 +1,9 @@
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
+import { proofOfPossession } from '../client/proof.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import { rowFromDriver } from '../db/rows.js';
@@ -729,9 +730,7 @@ export class UploadService {
     } else {
       pieces = await Promise.all(wanted.map(async (range) => buffer(await this.deps.storage.get(key, { start: range.offset, end: range.offset + range.length - 1 }))));
     }
-    const hash = createHash('sha256').update(Buffer.from(nonce, 'hex'));
-    for (const piece of pieces) hash.update(piece);
-    return hash.digest();
+    return Buffer.from(proofOfPossession(nonce, pieces), 'hex');
   }
 
   private async findOwnUpload(viewer: Viewer, uploadId: string): Promise<UploadRow> {

@@ -78,3 +78,14 @@ export function countChunkPuts(api: ApiClient): { spans: { offset: number; lengt
 export function allInside(spans: { offset: number; length: number }[], within: { offset: number; length: number }[]): boolean {
   return spans.every((s) => within.some((w) => s.offset >= w.offset && s.offset + s.length <= w.offset + w.length));
 }
+
+/**
+ * The answer to a proof-of-possession challenge worked out here from the protocol's definition
+ * (README: SHA-256 of the nonce's bytes, then each range's bytes in order), independently of
+ * the SDK and the server, which share theirs.
+ */
+export function proofFor(bytes: Buffer, challenge: { nonce: string; ranges: { offset: number; length: number }[] }): string {
+  const hash = createHash('sha256').update(Buffer.from(challenge.nonce, 'hex'));
+  for (const r of challenge.ranges) hash.update(bytes.subarray(r.offset, r.offset + r.length));
+  return hash.digest('hex');
+}
