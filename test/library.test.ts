@@ -39,7 +39,9 @@ describe('quota (S5)', () => {
       const checks = await checkFiles(api, [c, d].map((f, i) => ({ sha256: sha256(f.bytes), size: f.bytes.length, name: `q${i + 3}.bin` })));
       expect(checks.map((x) => x.status)).toEqual(['UPLOAD', 'UPLOAD']);
       await uploadFile(api, c.file);
-      await expect(uploadFile(api, d.file)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+      // The second file's bytes go to the session its check opened (a new check would refuse it
+      // already): it is the completion that refuses.
+      await expect(api.putChunk(checks[1]!.upload!.id, 0, d.bytes, createHash('sha256').update(d.bytes).digest())).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
       const me = await api.graphql<{ me: { usedBytes: number } }>('{ me { usedBytes } }');
       expect(me.me.usedBytes).toBe(450 * KiB);
 
@@ -328,7 +330,7 @@ describe('library, folders, live status, housekeeping', () => {
 
   it('resumes an idle session a check finds before housekeeping does, instead of refusing it forever', async () => {
     const api = await newClient(app);
-    const f = await files.random('late.bin', 128 * KiB);
+    const f = await files.random('late.bin', 192 * KiB);
     const CHECK = 'mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { status upload { id missing { offset length } } } }';
     const ask = async () => (await api.graphql<{ checkUploads: { status: string; upload: { id: string; missing: { offset: number; length: number }[] } }[] }>(CHECK, { files: [{ sha256: sha256(f.bytes), size: f.bytes.length, name: 'late.bin' }] })).checkUploads[0]!;
     const first = await ask();
@@ -336,15 +338,18 @@ describe('library, folders, live status, housekeeping', () => {
     await api.putChunk(first.upload.id, 0, chunk, createHash('sha256').update(chunk).digest());
     await app.database.sql`update uploads set last_activity_at = now() - interval '1 minute' where id = ${first.upload.id}`;
     const resumed = await ask();
-    expect(resumed.upload).toEqual({ id: first.upload.id, missing: [{ offset: 64 * KiB, length: 64 * KiB }] });
+    expect(resumed.upload).toEqual({ id: first.upload.id, missing: [{ offset: 64 * KiB, length: 128 * KiB }] });
+    // The check gave it its idle time back: a chunk is taken at once (without, UPLOAD_EXPIRED).
+    const part = f.bytes.subarray(64 * KiB, 128 * KiB);
+    await expect(api.putChunk(first.upload.id, 64 * KiB, part, createHash('sha256').update(part).digest())).resolves.toMatchObject({ upload: { receivedBytes: 128 * KiB } });
     // A completing session is not idle but being assembled: only a stale completion (10 minutes
     // without a heartbeat) is swept, whatever the idle limit (10 s here).
     await app.database.sql`update uploads set state = 'completing', last_activity_at = now() - interval '1 minute' where id = ${first.upload.id}`;
     await app.housekeeping.runOnce();
     expect(await app.database.sql`select state from uploads where id = ${first.upload.id}`).toEqual([{ state: 'completing' }]);
     await app.database.sql`update uploads set state = 'open', last_activity_at = now() where id = ${first.upload.id}`;
-    const rest = f.bytes.subarray(64 * KiB);
-    const done = await api.putChunk<{ asset: { sha256: string } }>(first.upload.id, 64 * KiB, rest, createHash('sha256').update(rest).digest());
+    const rest = f.bytes.subarray(128 * KiB);
+    const done = await api.putChunk<{ asset: { sha256: string } }>(first.upload.id, 128 * KiB, rest, createHash('sha256').update(rest).digest());
     expect(done.asset.sha256).toBe(sha256(f.bytes));
   });
 });
