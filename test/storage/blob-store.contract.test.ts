@@ -1,6 +1,6 @@
 import { createCipheriv, createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -536,7 +536,19 @@ blobStoreContract(
       // The key's parent path is a file: the rename into place fails (CONFLICT) after hashing.
       const parent = `blobs/${randomUUID()}`;
       await store.put(parent, Readable.from([Buffer.from('x')]));
-      await expect(store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key: `${parent}/child` })).rejects.toMatchObject({ code: 'CONFLICT' });
+      // And while it hashes, a chunk write that could not be stopped makes a new staging file:
+      // it holds nothing that counted, so it must not win over the sealed one.
+      const digests = (store as unknown as { digests: { finish: (...args: unknown[]) => Promise<unknown> } }).digests;
+      const finish = digests.finish.bind(digests);
+      digests.finish = async (...args: unknown[]) => {
+        await writeFile(path.join(root, 'staging', uploadId), Buffer.from('a stray chunk'));
+        return finish(...args);
+      };
+      try {
+        await expect(store.assembleStaged(uploadId, { size: file.length, chunks, expectedSha256: sha256(file), key: `${parent}/child` })).rejects.toMatchObject({ code: 'CONFLICT' });
+      } finally {
+        digests.finish = finish;
+      }
       expect(await readdir(path.join(root, 'staging'))).toEqual([uploadId]);
       await expectAssembled(store, uploadId, file, chunks);
     });

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, link, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -385,17 +385,16 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * After a mismatch, staging goes back as it was — unless a chunk write created a new
-   * staging file meanwhile (link refuses to replace it); then the newer file wins.
+   * After a failed assembly, staging goes back as it was. The sealed file holds every counted
+   * byte; a staging file a chunk write made meanwhile holds none that counted (nothing is
+   * counted while an upload completes), so the sealed one replaces it.
    */
   private async unseal(uploadId: string): Promise<void> {
-    const sealed = this.sealedPath(uploadId);
     try {
-      await link(sealed, this.stagingPath(uploadId));
+      await rename(this.sealedPath(uploadId), this.stagingPath(uploadId));
     } catch (error) {
-      if (!hasCode(error, 'EEXIST')) throw storageError(error);
+      if (!hasCode(error, 'ENOENT')) throw storageError(error);
     }
-    await rm(sealed, { force: true });
   }
 
   private ensureDirectories(): Promise<void> {
