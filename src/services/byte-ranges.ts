@@ -32,3 +32,8 @@ export function coveredBytes(spans: readonly Span[]): number {
   }
   return total;
 }
+
+/** Where the spans stop covering `[0, …)` without a gap: the length of the received prefix. */
+export function coveredPrefix(spans: readonly Span[]): number {
+  return missingSpans(Number.MAX_SAFE_INTEGER, spans)[0]?.offset ?? Number.MAX_SAFE_INTEGER;
+}

@@ -43,17 +43,17 @@ export class ChunkVerifier extends Transform {
     if (this.hash && this.expectedSha256 !== undefined) {
       const actual = this.hash.digest('hex');
       if (actual !== this.expectedSha256.toLowerCase()) {
-        callback(
-          new AppError('CHUNK_DIGEST_MISMATCH', 'The chunk does not match its SHA-256', {
-            expected: this.expectedSha256.toLowerCase(),
-            actual,
-          }),
-        );
+        callback(chunkDigestMismatch(this.expectedSha256.toLowerCase(), actual));
         return;
       }
     }
     callback(null, this.held ?? undefined);
   }
+}
+
+/** A chunk whose bytes do not hash to the digest it came with (every store says it the same way). */
+export function chunkDigestMismatch(expected: string, actual: string): AppError {
+  return new AppError('CHUNK_DIGEST_MISMATCH', 'The chunk does not match its SHA-256', { expected, actual });
 }
 
 function lengthMismatch(expected: number, actual: number | string): AppError {

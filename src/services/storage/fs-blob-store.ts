@@ -21,7 +21,8 @@ import {
   type StagedChunk,
   type WriteStagedChunkOptions,
 } from './blob-store.js';
-import { ChunkVerifier } from './chunk-verifier.js';
+import { ChunkVerifier, chunkDigestMismatch } from './chunk-verifier.js';
+import { coveredPrefix } from '../byte-ranges.js';
 import { DigestWorker } from './digest-worker.js';
 import { signBlobUrl } from './signed-url.js';
 import { planAssembly } from './staged-chunks.js';
@@ -202,9 +203,7 @@ export class FsBlobStore implements BlobStore {
         if (synced.status === 'rejected') throw synced.reason;
         if (checked.status === 'rejected') digestFailed(checked.reason);
         const digest = checked.status === 'fulfilled' ? checked.value : undefined;
-        if (digest && (digest.read !== length || digest.sha256 !== expected)) {
-          throw new AppError('CHUNK_DIGEST_MISMATCH', 'The chunk does not match its SHA-256', { expected, actual: digest.sha256 });
-        }
+        if (digest && (digest.read !== length || digest.sha256 !== expected)) throw chunkDigestMismatch(expected!, digest.sha256);
       } catch (error) {
         throw storageError(writeError ?? error);
       } finally {
@@ -228,7 +227,7 @@ export class FsBlobStore implements BlobStore {
    */
   noteReceived(uploadId: string, chunks: readonly StagedChunk[]): void {
     assertValidUploadId(uploadId);
-    const prefix = receivedPrefix(chunks);
+    const prefix = coveredPrefix(chunks);
     const state = this.stagingState(uploadId);
     if (prefix <= state.frozenTo || state.broken) {
       this.forgetIfIdle(uploadId, state);
@@ -487,16 +486,6 @@ async function writeAt(handle: FileHandle, source: AsyncIterable<Buffer>, positi
   }
   await flush();
   return written;
-}
-
-/** End of the contiguous run of chunks that starts at byte 0. */
-function receivedPrefix(chunks: readonly StagedChunk[]): number {
-  let end = 0;
-  for (const chunk of [...chunks].sort((a, b) => a.offset - b.offset)) {
-    if (chunk.offset > end) break;
-    end = Math.max(end, chunk.offset + chunk.length);
-  }
-  return end;
 }
 
 /** Makes a rename or a new file's directory entry survive a crash (no-op where unsupported). */
