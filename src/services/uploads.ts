@@ -352,8 +352,8 @@ export class UploadService {
 
     const writer = randomUUID();
     const reserved = await this.deps.db.transaction(async (tx) => {
-      await tx.execute(ASYNC_COMMIT);
-      const upload = await this.lockOwnUpload(tx, viewer, input.uploadId);
+      // Sent together (pipelined, run in order): the setting costs no round trip of its own.
+      const [, upload] = await Promise.all([tx.execute(ASYNC_COMMIT), this.lockOwnUpload(tx, viewer, input.uploadId)]);
       if (upload.state !== 'open') return { upload, duplicate: true };
       const end = input.offset + input.length;
       if (end > upload.size) throw new AppError('CHUNK_OUT_OF_RANGE', `The chunk ends at byte ${end}, past the file's ${upload.size} bytes`, { size: upload.size });
@@ -410,8 +410,7 @@ export class UploadService {
     }
 
     const { upload, complete, received } = await this.deps.db.transaction(async (tx) => {
-      await tx.execute(ASYNC_COMMIT);
-      const upload = await this.lockOwnUpload(tx, viewer, input.uploadId);
+      const [, upload] = await Promise.all([tx.execute(ASYNC_COMMIT), this.lockOwnUpload(tx, viewer, input.uploadId)]);
       await tx
         .update(uploadChunks)
         .set({ state: 'received', leaseUntil: null, updatedAt: sql`now()` })
