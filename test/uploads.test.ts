@@ -198,7 +198,7 @@ for (const driver of ['fs', 's3'] as const) {
       await expectCode(owner.graphql(CLAIM, { id: 'x'.repeat(5000), proof: proofFor(bytes, answer!.challenge!) }), 'BAD_USER_INPUT');
     });
 
-    it('runs a claim that lost a deadlock again', async () => {
+    it('runs a claim that lost a deadlock again, on both paths', async () => {
       const owner = await newClient(app);
       const { file, bytes } = await files.random('deadlock.bin', 30 * 1024);
       await uploadFile(owner, file);
@@ -212,6 +212,20 @@ for (const driver of ['fs', 's3'] as const) {
         expect(statement).toHaveBeenCalledTimes(2);
       } finally {
         statement.mockRestore();
+      }
+      // The same for the claim that goes through the library (when the quota has a say).
+      const another = await newClient(app);
+      const [again] = await check(another, [{ sha256: sha256(bytes), size: bytes.length, name: 'deadlock.bin' }]);
+      const service = app.services.uploads as unknown as { claimInOneStatement: () => Promise<unknown> };
+      const general = vi.spyOn(service, 'claimInOneStatement').mockResolvedValueOnce(null);
+      const transaction = vi.spyOn(app.database.db, 'transaction').mockRejectedValueOnce(Object.assign(new Error('Failed query'), { cause: Object.assign(new Error('deadlock detected'), { code: '40P01' }) }));
+      try {
+        const claimed = await another.graphql<{ claimUpload: { sha256: string } }>(CLAIM, { id: again!.challenge!.id, proof: proofFor(bytes, again!.challenge!) });
+        expect(claimed.claimUpload.sha256).toBe(sha256(bytes));
+        expect(transaction).toHaveBeenCalledTimes(2);
+      } finally {
+        general.mockRestore();
+        transaction.mockRestore();
       }
     });
 

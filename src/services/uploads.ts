@@ -266,20 +266,14 @@ export class UploadService {
   private async claimInOneStatement(viewer: Viewer, challenge: Challenge, proven: boolean): Promise<AssetRow | null> {
     // Delivered only with the asset (a NOTIFY waits for its transaction's commit).
     const { channel, payload } = this.deps.pubsub.notification(syncTopic(viewer.user.id), { at: Date.now() });
-    let rows: Record<string, unknown>[] | undefined;
-    for (let attempt = 1; !rows; attempt++) {
-      try {
-        rows = await this.claimStatement(viewer, challenge, proven, channel, payload);
-      } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        // A deadlock with a delete or an eviction of the same user's assets undid the statement
-        // (nothing of it holds): it is run again, a few times.
-        if ((code === '40P01' || code === '40001') && attempt < 3) continue;
-        const reason = code === 'PX001' ? (error as Error).message : undefined;
-        if (reason === 'SLOW_PATH') return null;
-        if (reason && reason in CLAIM_REFUSALS) throw claimRefused(reason as keyof typeof CLAIM_REFUSALS);
-        throw error;
-      }
+    let rows: Record<string, unknown>[];
+    try {
+      rows = await retryingConflicts(() => this.claimStatement(viewer, challenge, proven, channel, payload));
+    } catch (error) {
+      const reason = (error as { code?: unknown }).code === 'PX001' ? (error as Error).message : undefined;
+      if (reason === 'SLOW_PATH') return null;
+      if (reason && reason in CLAIM_REFUSALS) throw claimRefused(reason as keyof typeof CLAIM_REFUSALS);
+      throw error;
     }
     if (rows.length === 0) throw claimRefused('PROOF_REJECTED');
     return rowFromDriver(assets, rows[0]!);
@@ -314,7 +308,7 @@ export class UploadService {
    * user's level changed): the library's addAsset refuses with the numbers, or makes room.
    */
   private async claimMakingRoom(viewer: Viewer, challenge: Challenge): Promise<AssetRow> {
-    const outcome = await this.deps.db.transaction(async (tx): Promise<AssetRow | AppError> => {
+    const outcome = await retryingConflicts(() => this.deps.db.transaction(async (tx): Promise<AssetRow | AppError> => {
       // In pixshare_claim_upload's order: the answer, the blob (against the collector), then addAsset's locks.
       const [answered, [blob], locked] = await Promise.all([
         tx.insert(answeredChallenges).values({ id: challenge.id, userId: viewer.user.id, expiresAt: challenge.expiresAt }).onConflictDoNothing().returning({ id: answeredChallenges.id }),
@@ -334,7 +328,7 @@ export class UploadService {
         this.deps.pubsub.publishIn(tx, syncTopic(viewer.user.id), { at: Date.now() }),
       ]);
       return asset;
-    });
+    }));
     if (outcome instanceof AppError) throw outcome;
     return outcome;
   }
@@ -498,7 +492,7 @@ export class UploadService {
     // Media facts are a bonus: the verified bytes count even if this fails.
     await blobService.describeQuietly(upload.sha256);
     try {
-      const asset = await this.deps.db.transaction(async (tx) => {
+      const asset = await retryingConflicts(() => this.deps.db.transaction(async (tx) => {
         const [blob] = await tx.select().from(blobs).where(eq(blobs.sha256, upload.sha256)).for('update');
         const { asset } = await this.deps.library.addAsset(tx, {
           userId: viewer.user.id,
@@ -512,7 +506,7 @@ export class UploadService {
         await tx.update(uploads).set({ state: 'done', assetId: asset.id, receivedBytes: upload.size, lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id));
         await tx.delete(uploadChunks).where(eq(uploadChunks.uploadId, upload.id));
         return asset;
-      });
+      }));
       return asset;
     } catch (error) {
       if (isAppError(error) && error.code === 'QUOTA_EXCEEDED') {
@@ -799,6 +793,23 @@ function unanswered(size: number): ChallengeMaterial {
 
 function sizeOf(files: { file: CheckFile }[], sha256: string): number {
   return files.find((entry) => entry.file.sha256 === sha256)!.file.size;
+}
+
+/**
+ * Runs `work` again, up to three runs in all, when PostgreSQL undid it for a deadlock or a
+ * serialization failure (nothing of it holds then). A claim or a completion takes the blob row
+ * before the user row; a delete or an eviction of the same user's assets takes them the other way.
+ */
+async function retryingConflicts<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      // drizzle wraps the driver's error (cause); postgres.js's own carries the SQLSTATE.
+      const code = (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
+      if (attempt >= 3 || (code !== '40P01' && code !== '40001')) throw error;
+    }
+  }
 }
 
 /** Why a claim was refused; after any of them the client uploads the file instead. */
