@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../src/client/api-client.js';
 import { ChunkSizer, hashFile, hashFileAndChunks, plannedChunkBytes } from '../src/client/upload-file.js';
 import { sha256 } from './support/files.js';
 
@@ -64,5 +67,26 @@ describe('client: chunk sizes (U5)', () => {
     expect(sizer.next()).toBe(64 * MiB); // capped by the server's limit
     for (let i = 0; i < 20; i++) sizer.record(64 * MiB, 1000); // a crawl
     expect(sizer.next()).toBeLessThanOrEqual(512 * 1024); // within 2× of the ideal (the 256 KiB floor)
+  });
+});
+
+describe('client: API requests', () => {
+  it('reports an answer cut off mid-way as a network failure (a TypeError, which uploads retry)', async () => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"data":');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const error = await new ApiClient(`http://127.0.0.1:${port}`).graphql('{ __typename }').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as Error).message).toMatch(/closed during the answer/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -98,7 +98,15 @@ export class ApiClient {
           const parts: Buffer[] = [];
           response.on('data', (part: Buffer) => parts.push(part));
           response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
-          response.on('error', reject);
+          // A connection lost in the middle of the answer is a network failure like any other.
+          const lost = (error?: Error) => {
+            if (error?.name === 'AbortError') reject(error);
+            else reject(new TypeError(`${method} ${path} failed: the connection closed during the answer`, { cause: error }));
+          };
+          response.on('error', lost);
+          response.on('close', () => {
+            if (!response.complete) lost();
+          });
         },
       );
       // A connection on which nothing moves for this long is dead (a stalled network, a server gone
