@@ -75,9 +75,14 @@ export function createDirectGraphQL<C>(deps: {
   const compiled = new Map<string, CompiledQuery>();
 
   function compiledFor(text: string, operationName: string | undefined): CompiledQuery | undefined {
-    const key = JSON.stringify([operationName ?? null, text]);
+    // Unambiguous: an operation name is a GraphQL name (plainParams), without line breaks.
+    const key = operationName === undefined ? text : `${operationName}\n${text}`;
     let query = compiled.get(key);
-    if (!query) {
+    if (query) {
+      // Most recently used last: the oldest entry is the first one dropped.
+      compiled.delete(key);
+      compiled.set(key, query);
+    } else {
       const document = deps.validated.get(text);
       if (!document) return undefined;
       const operation = getOperationAST(document, operationName);
@@ -128,7 +133,8 @@ function plainParams(body: Buffer): { query: string; operationName: string | und
   if (typeof params !== 'object' || params === null || Array.isArray(params)) return null;
   const { query, operationName, variables, extensions, ...rest } = params as Record<string, unknown>;
   if (Object.keys(rest).length > 0 || typeof query !== 'string') return null;
-  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') return null;
+  // A name that is no GraphQL name names no operation: yoga says so.
+  if (operationName !== undefined && operationName !== null && (typeof operationName !== 'string' || !/^[_A-Za-z][_0-9A-Za-z]*$/.test(operationName))) return null;
   if (variables !== undefined && variables !== null && (typeof variables !== 'object' || Array.isArray(variables))) return null;
   if (extensions !== undefined && extensions !== null && (typeof extensions !== 'object' || Array.isArray(extensions) || Object.keys(extensions).length > 0)) return null;
   return { query, operationName: operationName ?? undefined, variables: (variables ?? {}) as Record<string, unknown> };
