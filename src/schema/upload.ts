@@ -147,7 +147,7 @@ builder.mutationFields((t) => ({
   commitChunk: t.field({
     type: ChunkResultRef,
     authScopes: { signedIn: true },
-    description: 'Sends one chunk as a multipart file (GraphQL multipart request spec). For large files prefer PUT /uploads/{id}/chunks/{offset}.',
+    description: 'Sends one chunk as a multipart file (GraphQL multipart request spec), of at most 8 MiB whatever limits.maxChunkBytes says (a larger body is refused with PAYLOAD_TOO_LARGE and its limitBytes); larger chunks go by PUT /uploads/{id}/chunks/{offset}.',
     args: {
       uploadId: t.arg.id({ validate: uuidArg('upload') }),
       offset: t.arg.float(),
