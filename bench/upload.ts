@@ -44,7 +44,7 @@ import type { App } from '../src/app.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { CHECK_UPLOADS, uploadFile } from '../src/client/upload-file.js';
 import { loadConfig } from '../src/config.js';
-import type { Logger } from '../src/http/graphql.js';
+import type { Logger } from '../src/logger.js';
 import type { CheckFile } from '../src/services/uploads.js';
 import type { ClientJob, ClientResult } from './support/upload-client.js';
 

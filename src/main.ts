@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig, type Config } from './config.js';
-import type { Logger } from './http/graphql.js';
+import type { Logger } from './logger.js';
 
 // A server started with `npm start` runs in production mode unless told otherwise: graphql-js
 // skips its development-only checks (a third of the time of a large check request).

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { coveredBytes, coveredPrefix, missingSpans } from '../src/services/byte-ranges.js';
+import { coveredBytes, coveredPrefix, missingRanges } from '../src/protocol/byte-ranges.js';
 
 const span = (offset: number, length: number) => ({ offset, length });
 
 describe('byte ranges of an upload', () => {
   it('lists what is missing, in order, whatever the order and overlaps of what arrived', () => {
-    expect(missingSpans(100, [])).toEqual([span(0, 100)]);
-    expect(missingSpans(100, [span(50, 10), span(0, 20), span(10, 15)])).toEqual([span(25, 25), span(60, 40)]);
-    expect(missingSpans(100, [span(0, 100)])).toEqual([]);
+    expect(missingRanges(100, [])).toEqual([span(0, 100)]);
+    expect(missingRanges(100, [span(50, 10), span(0, 20), span(10, 15)])).toEqual([span(25, 25), span(60, 40)]);
+    expect(missingRanges(100, [span(0, 100)])).toEqual([]);
   });
 
   it('counts covered bytes once, however often they were sent', () => {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { contentDigestHeader } from '../protocol/content-digest.js';
 
 // Keep-alive connections, shared by the GraphQL requests and the chunk PUTs.
 const httpAgent = new http.Agent({ keepAlive: true });
@@ -62,7 +63,7 @@ export class ApiClient {
   async putChunk<T>(uploadId: string, offset: number, body: Uint8Array, sha256: Uint8Array, signal?: AbortSignal): Promise<T> {
     const { status, text } = await this.send('PUT', `/uploads/${uploadId}/chunks/${offset}`, body, {
       'content-type': 'application/octet-stream',
-      'content-digest': `sha-256=:${Buffer.from(sha256).toString('base64')}:`,
+      'content-digest': contentDigestHeader(sha256),
     }, signal);
     let json: T & { error?: { code: string; message: string } & Record<string, unknown> };
     try {

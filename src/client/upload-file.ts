@@ -3,17 +3,14 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ApiError, type ApiClient } from './api-client.js';
-import { proofOfPossession } from './proof.js';
-
-export interface Span {
-  offset: number;
-  length: number;
-}
+import type { ByteRange } from '../protocol/byte-ranges.js';
+import { proofOfPossession } from '../protocol/proof-of-possession.js';
+import { isSha256Hex } from '../protocol/sha256.js';
 
 interface UploadState {
   id: string;
   state: 'OPEN' | 'COMPLETING' | 'DONE' | 'FAILED';
-  missing: Span[];
+  missing: ByteRange[];
   limits: { minChunkBytes: number; maxChunkBytes: number };
 }
 
@@ -75,7 +72,7 @@ export interface CheckAnswer {
   sha256: string;
   status: 'EXISTS' | 'PROOF_REQUIRED' | 'UPLOAD' | 'REFUSED';
   assetId: string | null;
-  challenge: { id: string; nonce: string; ranges: Span[] } | null;
+  challenge: { id: string; nonce: string; ranges: ByteRange[] } | null;
   upload: UploadState | null;
   error: { code: string; message: string } | null;
 }
@@ -91,7 +88,7 @@ export async function hashFile(file: string, signal?: AbortSignal): Promise<stri
 /** Digests of planned chunks, by `offset:length`, worked out ahead of sending. */
 export type ChunkDigests = Map<string, Uint8Array>;
 
-const chunkKey = (span: Span) => `${span.offset}:${span.length}`;
+const chunkKey = (span: ByteRange) => `${span.offset}:${span.length}`;
 
 /**
  * One pass over the file: its SHA-256 on this thread and, at the same time on the thread
@@ -146,7 +143,7 @@ export function plannedChunkBytes(size: number, options: Pick<UploadFileOptions,
 }
 
 /** Reads `[offset, offset + length)` of a file, into `into` when given (reused between chunks). */
-async function readSpan(handle: fs.FileHandle, span: Span, into?: Buffer): Promise<Buffer> {
+async function readSpan(handle: fs.FileHandle, span: ByteRange, into?: Buffer): Promise<Buffer> {
   const buffer = into && into.length >= span.length ? into.subarray(0, span.length) : Buffer.allocUnsafe(span.length);
   let done = 0;
   while (done < span.length) {
@@ -162,7 +159,7 @@ async function readSpan(handle: fs.FileHandle, span: Span, into?: Buffer): Promi
  * in order. A few KiB (PROOF_RANGES × 4 KiB on the server): read synchronously, which costs
  * microseconds, where each asynchronous file operation is a round trip through the thread pool.
  */
-function proofOf(file: string, challenge: { nonce: string; ranges: Span[] }): string {
+function proofOf(file: string, challenge: { nonce: string; ranges: ByteRange[] }): string {
   const fd = openSync(file, 'r');
   try {
     const pieces = challenge.ranges.map((range) => {
@@ -217,7 +214,7 @@ function clamp(value: number, min: number, max: number): number {
 }
 
 /** Splits the missing ranges into chunks sized by the sizer, handed out one at a time. */
-function* plan(missing: Span[], sizer: ChunkSizer): Generator<Span> {
+function* plan(missing: ByteRange[], sizer: ChunkSizer): Generator<ByteRange> {
   for (const gap of missing) {
     let offset = gap.offset;
     const end = gap.offset + gap.length;
@@ -246,7 +243,7 @@ export async function uploadFile(api: ApiClient, file: string, options: UploadFi
   const sha256 = known ?? hashed!.sha256;
   const input = { sha256, size, name: options.name ?? path.basename(file), folder: options.folder ?? null, takenAt: mtime.toISOString() };
   const [answer] = (
-    await api.graphql<{ checkUploads: { status: string; asset: AssetSummary | null; challenge: { id: string; nonce: string; ranges: Span[] } | null; upload: UploadState | null; error: { code: string; message: string } | null }[] }>(
+    await api.graphql<{ checkUploads: { status: string; asset: AssetSummary | null; challenge: { id: string; nonce: string; ranges: ByteRange[] } | null; upload: UploadState | null; error: { code: string; message: string } | null }[] }>(
       `mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { status asset { ${ASSET} } challenge { id nonce ranges { offset length } } upload { ${UPLOAD} } error { code message } } }`,
       { files: [input] },
       options.signal,
@@ -287,7 +284,7 @@ function checkOptions(options: UploadFileOptions): void {
   whole('retries', 0, 100);
   const target = options.targetChunkSeconds;
   if (target !== undefined && !(Number.isFinite(target) && target > 0)) throw new RangeError('targetChunkSeconds must be a number of seconds above 0');
-  if (options.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(options.sha256)) throw new RangeError('sha256 must be 64 hexadecimal characters');
+  if (options.sha256 !== undefined && !isSha256Hex(options.sha256)) throw new RangeError('sha256 must be 64 hexadecimal characters');
   const hashedFile = options.hashedFile;
   if (hashedFile !== undefined && !(Number.isSafeInteger(hashedFile.size) && hashedFile.size >= 0 && Number.isFinite(hashedFile.mtimeMs))) throw new RangeError('hashedFile must have a whole size and a finite mtimeMs');
 }

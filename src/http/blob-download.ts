@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { AppError, isAppError } from '../services/app-error.js';
-import type { BlobStore, ByteRange } from '../services/storage/blob-store.js';
+import type { BlobStore, InclusiveRange } from '../services/storage/blob-store.js';
 import { attachmentDisposition } from '../services/storage/content-disposition.js';
 import { BLOB_ROUTE_PREFIX, verifySignedBlobUrl } from '../services/storage/signed-url.js';
 import { sendError, type Route } from './server.js';
@@ -116,7 +116,7 @@ export async function serveStoredObject(
  * file. Malformed or multi-range headers are ignored (the whole file is sent, which the
  * RFC allows); a well-formed range that misses the file entirely is unsatisfiable.
  */
-export function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | null {
+export function parseRange(header: string | undefined, size: number): InclusiveRange | 'unsatisfiable' | null {
   if (!header) return null;
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!match || (match[1] === '' && match[2] === '')) return null;

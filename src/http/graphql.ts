@@ -6,6 +6,7 @@ import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { GraphQLError, Kind, type ValidationContext } from 'graphql';
 import { createYoga, type GraphiQLOptions, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
 import DataLoader from 'dataloader';
 import type { AssetRow } from '../db/schema/index.js';
 import type { GraphQLContext, Loaders, Services } from '../schema/context.js';
@@ -29,10 +30,6 @@ export interface GraphQLServer {
   direct: (body: Buffer, accept: string | undefined, server: ServerContext) => Promise<DirectAnswer | null>;
 }
 
-export interface Logger {
-  info(message: string): void;
-  error(message: string, error?: unknown): void;
-}
 
 interface GraphQLErrorLike extends Error {
   originalError?: unknown;

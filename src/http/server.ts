@@ -9,7 +9,8 @@ import type { Services } from '../schema/context.js';
 import { AppError, isAppError } from '../services/app-error.js';
 import type { Viewer } from '../services/devices.js';
 import { requestOrigin, sessionCookie, type Authenticate } from './credentials.js';
-import type { GraphQLServer, Logger, ServerContext } from './graphql.js';
+import type { Logger } from '../logger.js';
+import type { GraphQLServer, ServerContext } from './graphql.js';
 
 /** A non-GraphQL route: answers true when it handled the request. */
 export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;

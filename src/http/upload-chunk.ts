@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { finished, PassThrough } from 'node:stream';
 import type { Services } from '../schema/context.js';
+import { parseContentDigest } from '../protocol/content-digest.js';
 import { AppError } from '../services/app-error.js';
 import type { ChunkResult } from '../services/uploads.js';
 import { requireViewer, type Authenticate } from './credentials.js';
@@ -25,7 +26,7 @@ export function createUploadChunkRoute(deps: { services: Services; authenticate:
     const viewer = await requireViewer(deps.authenticate, req);
     const lengthHeader = req.headers['content-length'];
     if (lengthHeader === undefined || !/^\d+$/.test(lengthHeader)) throw new AppError('LENGTH_REQUIRED', 'Content-Length is required');
-    const sha256 = parseContentDigest(req.headers['content-digest']);
+    const sha256 = chunkDigest(req.headers['content-digest']);
     // The store destroys a body it refuses; destroying req itself would reset the socket before we can answer.
     const body = new PassThrough();
     // Whoever reads the body (the store) sees its error; until then nobody listens, and an error
@@ -68,16 +69,10 @@ export function chunkResultJson({ upload, asset }: ChunkResult) {
   };
 }
 
-/** `sha-256=:<base64>:` from an RFC 9530 Content-Digest dictionary (other algorithms are ignored). */
-export function parseContentDigest(header: string | string[] | undefined): string {
-  const value = Array.isArray(header) ? header.join(',') : header;
-  if (!value) throw new AppError('BAD_USER_INPUT', 'Content-Digest with sha-256 is required (RFC 9530)', { field: 'content-digest' });
-  for (const member of value.split(',')) {
-    const match = /^\s*sha-256\s*=\s*:([A-Za-z0-9+/]+={0,2}):\s*$/i.exec(member);
-    if (match) {
-      const digest = Buffer.from(match[1]!, 'base64');
-      if (digest.length === 32) return digest.toString('hex');
-    }
-  }
-  throw new AppError('BAD_USER_INPUT', 'Content-Digest must contain sha-256=:<base64 of 32 bytes>:', { field: 'content-digest' });
+/** The chunk's hex SHA-256 from its Content-Digest header, or a clear BAD_USER_INPUT. */
+function chunkDigest(header: string | string[] | undefined): string {
+  if (!header || header.length === 0) throw new AppError('BAD_USER_INPUT', 'Content-Digest with sha-256 is required (RFC 9530)', { field: 'content-digest' });
+  const sha256 = parseContentDigest(header);
+  if (sha256 === null) throw new AppError('BAD_USER_INPUT', 'Content-Digest must contain sha-256=:<base64 of 32 bytes>:', { field: 'content-digest' });
+  return sha256;
 }

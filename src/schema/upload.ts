@@ -1,17 +1,18 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { isAppError, type AppError } from '../services/app-error.js';
-import type { Span } from '../services/byte-ranges.js';
+import type { ByteRange as ByteRangeShape } from '../protocol/byte-ranges.js';
 import { liveState } from '../services/pubsub.js';
 import { MAX_CHALLENGE_TOKEN_LENGTH } from '../services/challenge-tokens.js';
 import { MAX_CHECK_BATCH, syncTopic, type ChallengeView, type CheckAnswer, type ChunkResult, type UploadView } from '../services/uploads.js';
 import { AssetRef } from './asset.js';
+import { isSha256Hex } from '../protocol/sha256.js';
 import { builder } from './builder.js';
 import { uuidArg } from './id-arg.js';
 import { FolderRef } from './folder.js';
 
 
-const ByteRange = builder.objectRef<Span>('ByteRange').implement({
+const ByteRange = builder.objectRef<ByteRangeShape>('ByteRange').implement({
   description: 'Bytes [offset, offset + length) of a file.',
   fields: (t) => ({ offset: t.exposeFloat('offset'), length: t.exposeFloat('length') }),
 });
@@ -133,7 +134,7 @@ builder.mutationFields((t) => ({
       // Any other string is no challenge of ours: NOT_FOUND, so that a client falls back to uploading.
       challengeId: t.arg.id({ description: 'The challenge\'s id, as the check gave it', validate: z.coerce.string().max(MAX_CHALLENGE_TOKEN_LENGTH, 'Not a valid challenge id') }),
       // Malformed is a mistake, not a wrong answer: refused before the challenge is used up.
-      proof: t.arg.string({ description: 'Hex SHA-256 (64 characters)', validate: z.string().regex(/^[0-9a-fA-F]{64}$/, 'proof must be the hex SHA-256 of the nonce and the ranges (64 hexadecimal characters)') }),
+      proof: t.arg.string({ description: 'Hex SHA-256 (64 characters)', validate: z.string().refine(isSha256Hex, 'proof must be the hex SHA-256 of the nonce and the ranges (64 hexadecimal characters)') }),
     },
     resolve: (_root, args, context) => context.services.uploads.claimUpload(context.viewer!, String(args.challengeId), args.proof),
   }),

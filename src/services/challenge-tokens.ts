@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import type { Span } from './byte-ranges.js';
+import type { ByteRange } from '../protocol/byte-ranges.js';
 
 /**
  * A proof-of-possession challenge (U4) travels as a sealed token instead of a database row: the
@@ -20,7 +20,7 @@ export interface Challenge {
   takenAt: Date | null;
   /** Hex, 32 bytes. */
   nonce: string;
-  ranges: Span[];
+  ranges: ByteRange[];
   expiresAt: Date;
   /** Hex SHA-256 of nonce and ranges, worked out from the stored bytes when the challenge was made; null: the claim works it out. */
   expected: string | null;

@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
-import { proofOfPossession } from '../client/proof.js';
+import { proofOfPossession } from '../protocol/proof-of-possession.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import { rowFromDriver } from '../db/rows.js';
@@ -12,7 +12,7 @@ import { AppError, isAppError } from './app-error.js';
 import { blobKey, type BlobService } from './blobs.js';
 import { ChallengeTokens, type Challenge } from './challenge-tokens.js';
 import { isUuid } from './ids.js';
-import { missingSpans, overlaps, type Span } from './byte-ranges.js';
+import { missingRanges, overlaps, type ByteRange } from '../protocol/byte-ranges.js';
 import type { Viewer } from './devices.js';
 import { parseFolderName, quotaExceeded, syncTopic, type LibraryService } from './library.js';
 import type { PubSub } from './pubsub.js';
@@ -45,7 +45,7 @@ export interface ChunkLimits {
 
 export interface UploadView extends UploadRow {
   /** The byte ranges not yet received (the interrupt list's complement). */
-  missing: Span[];
+  missing: ByteRange[];
   limits: ChunkLimits;
   expiresAt: Date;
 }
@@ -54,7 +54,7 @@ export interface ChallengeView {
   id: string;
   /** Hex; the proof is SHA-256 over these 32 bytes followed by the bytes of each range in order. */
   nonce: string;
-  ranges: Span[];
+  ranges: ByteRange[];
   expiresAt: Date;
 }
 
@@ -411,7 +411,7 @@ export class UploadService {
         .where(and(eq(uploadChunks.uploadId, upload.id), eq(uploadChunks.offset, input.offset), eq(uploadChunks.writer, writer)));
       const received = await this.receivedChunks(upload.id, tx);
       const receivedBytes = received.reduce((n, c) => n + c.length, 0);
-      const complete = upload.state === 'open' && missingSpans(upload.size, received).length === 0;
+      const complete = upload.state === 'open' && missingRanges(upload.size, received).length === 0;
       const [updated] = await tx
         .update(uploads)
         .set({ receivedBytes, lastActivityAt: sql`now()`, ...(complete ? { state: 'completing' as const } : {}) })
@@ -436,7 +436,7 @@ export class UploadService {
       if (upload.state === 'done') return upload; // (a failed one was refused by lockOwnUpload)
       const stale = upload.state === 'completing' && Date.now() - upload.lastActivityAt.getTime() > STALE_COMPLETION_SECONDS * 1000;
       if (upload.state === 'completing' && !stale) throw new AppError('UPLOAD_NOT_OPEN', 'The upload is completing; ask again in a moment', { state: upload.state });
-      const missing = missingSpans(upload.size, await this.receivedChunks(upload.id, tx));
+      const missing = missingRanges(upload.size, await this.receivedChunks(upload.id, tx));
       if (missing.length > 0) throw new AppError('UPLOAD_NOT_OPEN', 'Bytes are still missing', { missing });
       const [updated] = await tx.update(uploads).set({ state: 'completing', lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id)).returning();
       return updated!;
@@ -631,7 +631,7 @@ export class UploadService {
   }
 
   /** Sealed challenge tokens (nothing is written: see challenge-tokens.ts). */
-  private createChallenges(viewer: Viewer, files: { file: CheckFile; folderId: string | null; nonce: string; ranges: Span[]; expected: string | null }[]): ChallengeView[] {
+  private createChallenges(viewer: Viewer, files: { file: CheckFile; folderId: string | null; nonce: string; ranges: ByteRange[]; expected: string | null }[]): ChallengeView[] {
     const expiresAt = new Date(Date.now() + this.deps.config.uploads.challengeSeconds * 1000);
     return files.map(({ file, folderId, nonce, ranges, expected }) => {
       const challenge: Challenge = {
@@ -697,7 +697,7 @@ export class UploadService {
       .returning();
   }
 
-  private async expectedProof(sha256: string, nonce: string, ranges: Span[]): Promise<Buffer> {
+  private async expectedProof(sha256: string, nonce: string, ranges: ByteRange[]): Promise<Buffer> {
     const key = blobKey(sha256);
     const wanted = ranges.filter((range) => range.length > 0);
     // Filesystem storage: one open file for all the ranges; S3: the range requests in parallel.
@@ -749,8 +749,8 @@ export class UploadService {
     return tx.select().from(uploadChunks).where(and(eq(uploadChunks.uploadId, uploadId), eq(uploadChunks.state, 'received')));
   }
 
-  private async receivedChunksOf(uploadIds: string[]): Promise<Map<string, Span[]>> {
-    const byUpload = new Map<string, Span[]>();
+  private async receivedChunksOf(uploadIds: string[]): Promise<Map<string, ByteRange[]>> {
+    const byUpload = new Map<string, ByteRange[]>();
     if (uploadIds.length === 0) return byUpload;
     const rows = await this.deps.db
       .select({ uploadId: uploadChunks.uploadId, offset: uploadChunks.offset, length: uploadChunks.length })
@@ -764,10 +764,10 @@ export class UploadService {
     return this.viewWith(upload, upload.state === 'open' || upload.state === 'completing' ? await this.receivedChunks(upload.id) : []);
   }
 
-  private viewWith(upload: UploadRow, received: readonly Span[]): UploadView {
+  private viewWith(upload: UploadRow, received: readonly ByteRange[]): UploadView {
     return {
       ...upload,
-      missing: upload.state === 'done' ? [] : missingSpans(upload.size, received),
+      missing: upload.state === 'done' ? [] : missingRanges(upload.size, received),
       limits: this.limits,
       expiresAt: new Date(upload.lastActivityAt.getTime() + this.deps.config.uploads.sessionIdleSeconds * 1000),
     };
@@ -782,7 +782,7 @@ interface ChallengeMaterial {
   /** The file size the ranges were picked for. */
   size: number;
   nonce: string;
-  ranges: Span[];
+  ranges: ByteRange[];
   /** Hex SHA-256 of the nonce and the ranges' stored bytes; null: not worked out. */
   expected: Promise<string | null>;
 }
@@ -827,9 +827,9 @@ function claimRefused(reason: keyof typeof CLAIM_REFUSALS): AppError {
 }
 
 /** Random ranges the client must read from its copy: a few small windows, or the whole file when it is small. */
-export function proofRanges(size: number): Span[] {
+export function proofRanges(size: number): ByteRange[] {
   if (size <= PROOF_RANGES * PROOF_RANGE_BYTES) return [{ offset: 0, length: size }];
-  const ranges: Span[] = [];
+  const ranges: ByteRange[] = [];
   for (let i = 0; i < PROOF_RANGES; i++) {
     const offset = randomBytes(6).readUIntBE(0, 6) % (size - PROOF_RANGE_BYTES + 1);
     ranges.push({ offset, length: PROOF_RANGE_BYTES });

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBlobDownloadHandler } from '../../src/http/blob-download.js';
-import type { BlobStore, StagedChunk } from '../../src/services/storage/blob-store.js';
+import type { BlobStore } from '../../src/services/storage/blob-store.js';
+import type { ByteRange } from '../../src/protocol/byte-ranges.js';
 import { createBlobStore } from '../../src/services/storage/create-blob-store.js';
 import { S3BlobStore } from '../../src/services/storage/s3-blob-store.js';
 import { startS3rver } from '../support/s3rver.js';
@@ -62,8 +63,8 @@ function shuffled<T>(items: T[]): T[] {
 }
 
 /** Splits [0, size) into chunks of varying sizes, the way a client adapting to its bandwidth would. */
-function chunksOf(size: number, lengths: number[]): StagedChunk[] {
-  const chunks: StagedChunk[] = [];
+function chunksOf(size: number, lengths: number[]): ByteRange[] {
+  const chunks: ByteRange[] = [];
   for (let offset = 0, i = 0; offset < size; i++) {
     const length = Math.min(lengths[i % lengths.length]!, size - offset);
     chunks.push({ offset, length });
@@ -73,13 +74,13 @@ function chunksOf(size: number, lengths: number[]): StagedChunk[] {
 }
 
 /** Assembles the staged upload under a new key and checks the stored bytes are exactly `source`. */
-async function expectAssembled(store: BlobStore, uploadId: string, source: Buffer, chunks: StagedChunk[]): Promise<void> {
+async function expectAssembled(store: BlobStore, uploadId: string, source: Buffer, chunks: ByteRange[]): Promise<void> {
   const key = newKey();
   await store.assembleStaged(uploadId, { size: source.length, chunks, expectedSha256: sha256(source), key });
   expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(source), length: source.length });
 }
 
-async function stageAll(store: BlobStore, uploadId: string, source: Buffer, chunks: StagedChunk[]): Promise<void> {
+async function stageAll(store: BlobStore, uploadId: string, source: Buffer, chunks: ByteRange[]): Promise<void> {
   await Promise.all(
     shuffled(chunks).map((c) =>
       store.writeStagedChunk(uploadId, c.offset, c.length, Readable.from([source.subarray(c.offset, c.offset + c.length)]), {
@@ -441,7 +442,7 @@ blobStoreContract(
     describe('running hash of the received prefix (noteReceived)', () => {
       const file = Buffer.from(Array.from({ length: 6 * MiB }, (_, i) => (i * 31 + (i >> 12)) % 256));
       const chunks = chunksOf(file.length, [MiB, MiB / 2, 2 * MiB]);
-      const write = (uploadId: string, chunk: StagedChunk, bytes = file) =>
+      const write = (uploadId: string, chunk: ByteRange, bytes = file) =>
         harness().store.writeStagedChunk(uploadId, chunk.offset, chunk.length, Readable.from([bytes.subarray(chunk.offset, chunk.offset + chunk.length)]), {
           expectedSha256: sha256(bytes.subarray(chunk.offset, chunk.offset + chunk.length)),
         });
@@ -449,7 +450,7 @@ blobStoreContract(
       it('folds chunks as they are counted, in any order, and assembles the same verified blob', async () => {
         const { store } = harness();
         const uploadId = randomUUID();
-        const received: StagedChunk[] = [];
+        const received: ByteRange[] = [];
         for (const chunk of shuffled(chunks)) {
           await write(uploadId, chunk);
           received.push(chunk);

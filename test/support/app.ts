@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config.js';
 import { freePort } from '../../src/db/embedded-postgres.js';
 
 export { freePort };
-import type { Logger } from '../../src/http/graphql.js';
+import type { Logger } from '../../src/logger.js';
 import { createTestDatabase } from './database.js';
 
 export interface TestApp extends App {

@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import type { ByteRange } from '../../protocol/byte-ranges.js';
+import { isSha256Hex } from '../../protocol/sha256.js';
 import { AppError } from '../app-error.js';
 
 /**
@@ -12,16 +14,11 @@ import { AppError } from '../app-error.js';
  */
 
 /** Inclusive on both ends, like HTTP `Range: bytes=start-end`. */
-export interface ByteRange {
+export interface InclusiveRange {
   start: number;
   end: number;
 }
 
-/** A byte range of an upload, `[offset, offset + length)`. */
-export interface StagedChunk {
-  offset: number;
-  length: number;
-}
 
 export interface BlobStat {
   size: number;
@@ -48,7 +45,7 @@ export interface AssembleOptions {
   /** Declared size of the whole file. */
   size: number;
   /** The chunks counted as received; together they must cover `[0, size)`. */
-  chunks: readonly StagedChunk[];
+  chunks: readonly ByteRange[];
   /** Declared hex SHA-256 of the whole file. */
   expectedSha256: string;
   /** Where the verified bytes go (the content address). */
@@ -77,7 +74,7 @@ export interface BlobStore {
    * RANGE_NOT_SATISFIABLE; a missing object is NOT_FOUND. Both are thrown before
    * the stream is returned, so callers can still pick a status code.
    */
-  get(key: string, range?: ByteRange): Promise<Readable>;
+  get(key: string, range?: InclusiveRange): Promise<Readable>;
 
   /** Size of the object, or null when there is none (not an error: callers branch on it). */
   stat(key: string): Promise<BlobStat | null>;
@@ -125,14 +122,14 @@ export interface BlobStore {
    * prefix while the rest still arrives and assembly has less left to read. Returns at once.
    * Never changes what assembly decides: the same bytes are hashed, only earlier.
    */
-  noteReceived?(uploadId: string, chunks: readonly StagedChunk[]): void;
+  noteReceived?(uploadId: string, chunks: readonly ByteRange[]): void;
 
   /**
    * Streams staged bytes back (proof-of-possession answers, overlap checks). Only ranges
    * made of written chunks are meaningful; RANGE_NOT_SATISFIABLE when the range reaches
    * past what is staged, NOT_FOUND when the upload has nothing staged.
    */
-  readStaged(uploadId: string, range: ByteRange): Promise<Readable>;
+  readStaged(uploadId: string, range: InclusiveRange): Promise<Readable>;
 
   /**
    * Streams the staged bytes `[0, size)` in order through SHA-256. If size and hash match,
@@ -216,13 +213,13 @@ export function assertValidUploadId(uploadId: string): void {
 }
 
 /** Shape check only; whether the range fits the object is each driver's business. */
-export function assertWellFormedRange(range: ByteRange): void {
+export function assertWellFormedRange(range: InclusiveRange): void {
   if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start) {
     throw new AppError('RANGE_NOT_SATISFIABLE', 'Invalid byte range', { start: range.start, end: range.end });
   }
 }
 
-export function rangeNotSatisfiable(range: ByteRange, size: number): AppError {
+export function rangeNotSatisfiable(range: InclusiveRange, size: number): AppError {
   return new AppError('RANGE_NOT_SATISFIABLE', `Byte range ${range.start}-${range.end} is outside the ${size}-byte object`, {
     start: range.start,
     end: range.end,
@@ -237,7 +234,7 @@ export function assertValidChunk(offset: number, length: number): void {
 }
 
 export function assertValidSha256(hex: string): void {
-  if (typeof hex !== 'string' || !/^[0-9a-f]{64}$/.test(hex)) {
+  if (!isSha256Hex(hex) || hex !== hex.toLowerCase()) {
     throw new AppError('BAD_USER_INPUT', 'Expected a lowercase hex SHA-256', { sha256: String(hex).slice(0, 100) });
   }
 }

@@ -5,24 +5,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError, isAppError } from '../app-error.js';
-import {
-  assertValidBlobKey,
-  assertValidChunk,
-  assertValidSha256,
-  assertValidUploadId,
-  assertWellFormedRange,
-  rangeNotSatisfiable,
-  type AssembleOptions,
-  type BlobStat,
-  type BlobStore,
-  type ByteRange,
-  type FsBlobStoreSettings,
-  type SignedUrlOptions,
-  type StagedChunk,
-  type WriteStagedChunkOptions,
-} from './blob-store.js';
+import { assertValidBlobKey, assertValidChunk, assertValidSha256, assertValidUploadId, assertWellFormedRange, rangeNotSatisfiable, type AssembleOptions, type BlobStat, type BlobStore, type InclusiveRange, type FsBlobStoreSettings, type SignedUrlOptions, type WriteStagedChunkOptions } from './blob-store.js';
 import { ChunkVerifier, chunkDigestMismatch } from './chunk-verifier.js';
-import { coveredPrefix } from '../byte-ranges.js';
+import { coveredPrefix, type ByteRange } from '../../protocol/byte-ranges.js';
 import { DigestWorker } from './digest-worker.js';
 import { signBlobUrl } from './signed-url.js';
 import { planAssembly } from './staged-chunks.js';
@@ -97,7 +82,7 @@ export class FsBlobStore implements BlobStore {
     return { size };
   }
 
-  async get(key: string, range?: ByteRange): Promise<Readable> {
+  async get(key: string, range?: InclusiveRange): Promise<Readable> {
     assertValidBlobKey(key);
     if (range) assertWellFormedRange(range);
     return this.openForRead(this.objectPath(key), range, () => notFound(key));
@@ -225,7 +210,7 @@ export class FsBlobStore implements BlobStore {
    * the reading runs in the background, one fold after another. Only an optimisation:
    * after a restart, or if a fold fails, assembly hashes everything itself.
    */
-  noteReceived(uploadId: string, chunks: readonly StagedChunk[]): void {
+  noteReceived(uploadId: string, chunks: readonly ByteRange[]): void {
     assertValidUploadId(uploadId);
     const prefix = coveredPrefix(chunks);
     const state = this.stagingState(uploadId);
@@ -248,7 +233,7 @@ export class FsBlobStore implements BlobStore {
       });
   }
 
-  async readStaged(uploadId: string, range: ByteRange): Promise<Readable> {
+  async readStaged(uploadId: string, range: InclusiveRange): Promise<Readable> {
     assertValidUploadId(uploadId);
     assertWellFormedRange(range);
     return this.openForRead(this.stagingPath(uploadId), range, () => stagingNotFound(uploadId));
@@ -407,7 +392,7 @@ export class FsBlobStore implements BlobStore {
    * Opens before returning, so NOT_FOUND and RANGE_NOT_SATISFIABLE are thrown while the
    * caller can still choose a status code; the stream owns (and closes) the handle.
    */
-  private async openForRead(file: string, range: ByteRange | undefined, missing: () => AppError): Promise<Readable> {
+  private async openForRead(file: string, range: InclusiveRange | undefined, missing: () => AppError): Promise<Readable> {
     let handle: FileHandle;
     try {
       handle = await open(file, 'r');

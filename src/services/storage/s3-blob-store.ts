@@ -12,23 +12,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { AppError } from '../app-error.js';
-import {
-  assertValidBlobKey,
-  assertValidChunk,
-  assertValidSha256,
-  assertValidUploadId,
-  assertWellFormedRange,
-  rangeNotSatisfiable,
-  type AssembleOptions,
-  type BlobStat,
-  type BlobStore,
-  type ByteRange,
-  type PutOptions,
-  type S3BlobStoreSettings,
-  type SignedUrlOptions,
-  type StagedChunk,
-  type WriteStagedChunkOptions,
-} from './blob-store.js';
+import { assertValidBlobKey, assertValidChunk, assertValidSha256, assertValidUploadId, assertWellFormedRange, rangeNotSatisfiable, type AssembleOptions, type BlobStat, type BlobStore, type InclusiveRange, type PutOptions, type S3BlobStoreSettings, type SignedUrlOptions, type WriteStagedChunkOptions } from './blob-store.js';
+import type { ByteRange } from '../../protocol/byte-ranges.js';
 import { ChunkVerifier } from './chunk-verifier.js';
 import { attachmentDisposition } from './content-disposition.js';
 import { streamToS3 } from './s3-multipart-upload.js';
@@ -115,7 +100,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async get(key: string, range?: ByteRange): Promise<Readable> {
+  async get(key: string, range?: InclusiveRange): Promise<Readable> {
     assertValidBlobKey(key);
     if (range) assertWellFormedRange(range);
     return this.openObject(key, range);
@@ -204,7 +189,7 @@ export class S3BlobStore implements BlobStore {
     if (streamError) throw streamError;
   }
 
-  async readStaged(uploadId: string, range: ByteRange): Promise<Readable> {
+  async readStaged(uploadId: string, range: InclusiveRange): Promise<Readable> {
     assertValidUploadId(uploadId);
     assertWellFormedRange(range);
     const chunks = await this.listStagedChunks(uploadId);
@@ -306,7 +291,7 @@ export class S3BlobStore implements BlobStore {
    * clamps a range that ends past the object (our contract refuses it), and s3rver reads
    * `bytes=0-0` as "from 0 to the end" (it treats an end of 0 as absent), which we trim.
    */
-  private async openObject(key: string, range?: ByteRange): Promise<Readable> {
+  private async openObject(key: string, range?: InclusiveRange): Promise<Readable> {
     let response;
     try {
       response = await this.client.send(
@@ -357,13 +342,13 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  private async listStagedChunks(uploadId: string): Promise<StagedChunk[]> {
+  private async listStagedChunks(uploadId: string): Promise<ByteRange[]> {
     return (await this.listStagedObjects(uploadId)).flatMap((object) => (object.chunk ? [object.chunk] : []));
   }
 
-  private async listStagedObjects(uploadId: string): Promise<{ key: string; chunk?: StagedChunk }[]> {
+  private async listStagedObjects(uploadId: string): Promise<{ key: string; chunk?: ByteRange }[]> {
     const prefix = `staging/${uploadId}/`;
-    const objects: { key: string; chunk?: StagedChunk }[] = [];
+    const objects: { key: string; chunk?: ByteRange }[] = [];
     let continuationToken: string | undefined;
     do {
       let page;
@@ -393,7 +378,7 @@ export class S3BlobStore implements BlobStore {
    * SDK failures as domain errors. The message names the operation, bucket, key and the
    * S3 error name, never request headers or credentials.
    */
-  private storageError(operation: string, key: string, error: unknown, range?: ByteRange): unknown {
+  private storageError(operation: string, key: string, error: unknown, range?: InclusiveRange): unknown {
     // Domain errors, and failures of the caller's own body stream, are not S3's to explain.
     if (error instanceof AppError || !isS3Failure(error)) return error;
     const status = httpStatus(error);
@@ -415,7 +400,7 @@ export class S3BlobStore implements BlobStore {
   }
 }
 
-export function stagedChunkKey(uploadId: string, chunk: StagedChunk): string {
+export function stagedChunkKey(uploadId: string, chunk: ByteRange): string {
   // Zero-padded offsets sort in byte order in listings.
   return `staging/${uploadId}/${String(chunk.offset).padStart(16, '0')}-${chunk.length}`;
 }

@@ -1,9 +1,10 @@
 import { AppError } from '../app-error.js';
-import { assertValidChunk, type ByteRange, type StagedChunk } from './blob-store.js';
+import { assertValidChunk, type InclusiveRange } from './blob-store.js';
+import type { ByteRange } from '../../protocol/byte-ranges.js';
 
 /** One stretch of a read: absolute upload positions `start..end` (inclusive) served by `chunk`. */
 export interface StagedPiece {
-  chunk: StagedChunk;
+  chunk: ByteRange;
   start: number;
   end: number;
 }
@@ -14,11 +15,11 @@ export interface StagedPiece {
  * range and at every position takes the covering chunk reaching farthest: fewest reads.
  * Returns the first uncovered position instead when the chunks leave a gap.
  */
-export function planStagedReads(chunks: readonly StagedChunk[], range: ByteRange): StagedPiece[] | { gapAt: number } {
+export function planStagedReads(chunks: readonly ByteRange[], range: InclusiveRange): StagedPiece[] | { gapAt: number } {
   const sorted = [...chunks].sort((a, b) => a.offset - b.offset);
   const pieces: StagedPiece[] = [];
   let next = 0;
-  let best: StagedChunk | undefined;
+  let best: ByteRange | undefined;
   let position = range.start;
   while (position <= range.end) {
     for (let candidate = sorted[next]; candidate && candidate.offset <= position; candidate = sorted[++next]) {
@@ -36,7 +37,7 @@ export function planStagedReads(chunks: readonly StagedChunk[], range: ByteRange
  * Assembly's precondition, checked before any byte is read: the counted chunks are well
  * formed, lie inside the declared size and cover all of it.
  */
-export function planAssembly(chunks: readonly StagedChunk[], size: number): StagedPiece[] {
+export function planAssembly(chunks: readonly ByteRange[], size: number): StagedPiece[] {
   if (!Number.isSafeInteger(size) || size < 0) {
     throw new AppError('BAD_USER_INPUT', 'Invalid upload size', { size });
   }
