@@ -45,7 +45,7 @@ import { ApiClient } from '../src/client/api-client.js';
 import { CHECK_UPLOADS, uploadFile } from '../src/client/upload-file.js';
 import { loadConfig } from '../src/config.js';
 import type { Logger } from '../src/logger.js';
-import type { CheckFile } from '../src/services/uploads.js';
+import type { CheckFile } from '../src/services/uploads/upload-sessions.js';
 import type { ClientJob, ClientResult } from './support/upload-client.js';
 
 const MiB = 2 ** 20;
@@ -520,7 +520,7 @@ async function measureCheck(s: Settings, app: App): Promise<CheckFigures> {
   const usageMs: number[] = [];
   for (let i = 0; i < 5; i++) {
     const start = performance.now();
-    await app.services.library.usage(owner.userId);
+    await app.services.library.usage({ id: owner.userId });
     usageMs.push(performance.now() - start);
   }
   figures.usageMs = median(usageMs);

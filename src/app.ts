@@ -8,14 +8,9 @@ import type { Logger } from './logger.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { createUploadChunkRoute } from './http/upload-chunk.js';
 import { createWebRoute } from './http/web.js';
-import type { Services } from './schema/context.js';
-import { AccountService } from './services/accounts.js';
-import { BlobService } from './services/blobs.js';
-import { DeviceService } from './services/devices.js';
 import { Housekeeping } from './services/housekeeping.js';
-import { LibraryService } from './services/library.js';
+import { createServices, type Services } from './services/index.js';
 import { PubSub } from './services/pubsub.js';
-import { UploadService } from './services/uploads.js';
 import type { BlobStore, BlobStoreSettings } from './services/storage/blob-store.js';
 import { createBlobStore } from './services/storage/create-blob-store.js';
 
@@ -25,6 +20,8 @@ export interface App {
   database: Database;
   storage: BlobStore;
   services: Services;
+  /** The event bus under services.events (LISTEN/NOTIFY). */
+  pubsub: PubSub;
   graphql: GraphQLServer;
   http: HttpServer;
   housekeeping: Housekeeping;
@@ -54,26 +51,20 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     await pubsub.start();
     cleanups.push(() => pubsub.close());
 
-    const db = database.db;
-    const devices = new DeviceService({ db, pubsub, config });
-    cleanups.push(async () => devices.close());
-    const accounts = new AccountService({ db, config, devices });
-    const blobs = new BlobService({ db, storage, config, log });
-    const library = new LibraryService({ db, pubsub, config });
-    const uploads = new UploadService({ db, storage, blobs, library, pubsub, config });
-    const services: Services = { accounts, devices, blobs, library, uploads, pubsub };
-    const housekeeping = new Housekeeping({ uploads, blobs, intervalSeconds: config.uploads.housekeepingSeconds, log });
+    const services = createServices({ db: database.db, storage, pubsub, config, log });
+    cleanups.push(async () => services.devices.close());
+    const housekeeping = new Housekeeping({ uploads: services.uploads, blobs: services.blobs, intervalSeconds: config.uploads.housekeepingSeconds, log });
     housekeeping.start();
     cleanups.push(() => housekeeping.stop());
 
     const graphql = createGraphQLServer({ config, services, log });
-    const authenticate = createAuthenticator({ config, devices });
+    const authenticate = createAuthenticator({ config, devices: services.devices });
     const routes = [createUploadChunkRoute({ services, authenticate }), createAssetFilesRoute({ services, storage, authenticate }), createWebRoute()];
     if (config.storage.driver === 'fs') routes.unshift(createBlobDownloadHandler({ store: storage, signingSecret: config.secret }));
     const http = await startHttpServer({ config, services, graphql, routes, authenticate, log });
     cleanups.push(() => http.close());
 
-    return { config, url: http.url, database, storage, services, graphql, http, housekeeping, close };
+    return { config, url: http.url, database, storage, services, pubsub, graphql, http, housekeeping, close };
   } catch (error) {
     await close();
     throw error;

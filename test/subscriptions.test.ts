@@ -121,7 +121,7 @@ describe('shutdown', () => {
 
 describe('events published inside a transaction', () => {
   it('arrive intact (quotes, backslashes, any text) when it commits, and not at all when it rolls back', async () => {
-    const { pubsub } = app.services;
+    const { pubsub } = app;
     const topic = `test:${Date.now()}`;
     const events = pubsub.subscribe<{ text: string }>(topic);
     const tricky = `it's a \\ back'\\'slash "quote" \\n é 🌅 $$ E'x'`;

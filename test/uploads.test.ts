@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiClient, ApiError } from '../src/client/api-client.js';
 import { checkFiles, uploadFile } from '../src/client/upload-file.js';
 import { blobKey } from '../src/services/blobs.js';
-import { ChallengeTokens } from '../src/services/challenge-tokens.js';
-import { syncTopic } from '../src/services/library.js';
+import { topics } from '../src/services/events.js';
+import { ChallengeTokens } from '../src/services/uploads/challenge-tokens.js';
 import type { TestApp } from './support/app.js';
 import { allInside, countChunkPuts, download, newClient, proofFor, scratchDir, sha256, startAppOn } from './support/files.js';
 
@@ -125,107 +125,101 @@ for (const driver of ['fs', 's3'] as const) {
       expect(result.asset.sha256).toBe(sha256(bytes));
     });
 
-    it('claims alike in one statement and through the general path (the one that makes room)', async () => {
+    it('claims an instant upload: the asset as the library shows it, filed, counted and announced; single use', async () => {
       const owner = await newClient(app);
       const { file, bytes } = await files.random('alike.jpg', 200 * 1024);
-      await uploadFile(owner, file);
+      const uploaded = await uploadFile(owner, file);
       const entry = { sha256: sha256(bytes), size: bytes.length, name: 'alike.jpg', folder: 'Trip' };
       const tokens = new ChallengeTokens(app.config.secret);
-      const service = app.services.uploads as unknown as { claimInOneStatement: () => Promise<unknown>; expectedProof: () => Promise<unknown> };
-      const claimAs = async (api: ApiClient, general: boolean) => {
-        const [answer] = await check(api, [entry]);
-        expect(answer!.status).toBe('PROOF_REQUIRED');
-        const challenge = answer!.challenge!;
-        // On filesystem storage the check worked out the right answer and sealed it into the
-        // challenge: the claim reads no bytes. On object storage the claim reads the ranges.
-        const local = driver === 'fs';
-        expect(tokens.open(challenge.id)).toMatchObject({ sha256: entry.sha256, expected: local ? proofFor(bytes, challenge) : null });
-        const reads = vi.spyOn(service, 'expectedProof');
-        if (general) vi.spyOn(service, 'claimInOneStatement').mockResolvedValueOnce(null);
-        const events = app.services.pubsub.subscribe(syncTopic((api as Awaited<ReturnType<typeof newClient>>).userId));
-        const event = events.next();
-        // The answer is the asset as the library shows it, whichever path made it.
-        const { claimUpload } = await api.graphql<{ claimUpload: { id: string; uploadedAt: string } }>(
-          'mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { id name sha256 size mimeType width height takenAt uploadedAt origin perceptualHash thumbnailStatus } }',
-          { id: challenge.id, proof: proofFor(bytes, challenge) },
-        );
-        expect(reads).toHaveBeenCalledTimes(local ? 0 : 1);
-        vi.restoreAllMocks();
-        const { asset: shown } = await api.graphql<{ asset: unknown }>('query($id: ID!) { asset(id: $id) { id name sha256 size mimeType width height takenAt uploadedAt origin perceptualHash thumbnailStatus } }', { id: claimUpload.id });
-        expect(claimUpload).toEqual(shown);
-        await expect(event).resolves.toMatchObject({ done: false });
-        await events.return?.();
-        const [asset] = await app.database.sql`select * from assets where id = ${claimUpload.id}`;
-        const folders = await app.database.sql`select f.name from folder_assets fa join folders f on f.id = fa.folder_id where fa.asset_id = ${claimUpload.id}`;
-        // Single use on both paths.
-        await expectCode(api.graphql(CLAIM, { id: challenge.id, proof: proofFor(bytes, challenge) }), 'CHALLENGE_USED');
-        // Checking the same file again finds the asset: nothing added twice.
-        const [again] = await check(api, [entry]);
-        expect(again).toMatchObject({ status: 'EXISTS', asset: { id: claimUpload.id } });
-        const { id: _rowId, user_id: _user, device_id: _device, uploaded_at: _uploaded, ...facts } = asset!;
-        const { id: _id, uploadedAt: _at, ...answered } = claimUpload;
-        return { answered, facts, folders: folders.map((f) => f.name), usedBytes: (await api.graphql<{ me: { usedBytes: number } }>('{ me { usedBytes } }')).me.usedBytes };
-      };
-      const fast = await claimAs(await newClient(app), false);
-      const general = await claimAs(await newClient(app), true);
-      expect(fast).toEqual(general);
-      expect(fast).toMatchObject({ answered: { sha256: sha256(bytes), name: 'alike.jpg', size: bytes.length, origin: 'instant' }, folders: ['Trip'], usedBytes: bytes.length });
+      const FACTS = 'id name sha256 size mimeType width height takenAt uploadedAt origin perceptualHash thumbnailStatus';
+      const claimer = await newClient(app);
+      const [answer] = await check(claimer, [entry]);
+      expect(answer!.status).toBe('PROOF_REQUIRED');
+      const challenge = answer!.challenge!;
+      // On filesystem storage the check worked out the right answer and sealed it into the
+      // challenge: the claim reads no bytes. On object storage the claim reads the ranges.
+      const local = driver === 'fs';
+      expect(tokens.open(challenge.id)).toMatchObject({ sha256: entry.sha256, expected: local ? proofFor(bytes, challenge) : null });
+      const reads = local ? vi.spyOn(app.storage, 'localPath') : vi.spyOn(app.storage, 'get');
+      const events = app.services.events.subscribe(topics.sync(claimer.userId));
+      const event = events.next();
+      const { claimUpload } = await claimer.graphql<{ claimUpload: { id: string; uploadedAt: string } }>(
+        `mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { ${FACTS} } }`,
+        { id: challenge.id, proof: proofFor(bytes, challenge) },
+      );
+      expect(reads).toHaveBeenCalledTimes(local ? 0 : challenge.ranges.length);
+      vi.restoreAllMocks();
+      // The answer is the asset as the library shows it, with the facts of the stored file.
+      const { asset: shown } = await claimer.graphql<{ asset: unknown }>(`query($id: ID!) { asset(id: $id) { ${FACTS} } }`, { id: claimUpload.id });
+      expect(claimUpload).toEqual(shown);
+      const { asset: original } = await owner.graphql<{ asset: Record<string, unknown> }>(`query($id: ID!) { asset(id: $id) { ${FACTS} } }`, { id: uploaded.asset.id });
+      // (takenAt: the file has no EXIF time, so each client's declared file time stands.)
+      const facts = ({ id: _id, uploadedAt: _at, origin: _origin, takenAt: _taken, ...rest }: Record<string, unknown>) => rest;
+      expect(facts(claimUpload)).toEqual(facts(original));
+      expect(claimUpload).toMatchObject({ sha256: sha256(bytes), name: 'alike.jpg', size: bytes.length, origin: 'instant' });
+      // Announced to the claimer's dashboards, filed in its folder, counted against the quota.
+      await expect(event).resolves.toMatchObject({ done: false, value: { userId: claimer.userId } });
+      await events.return?.();
+      const folders = await app.database.sql`select f.name from folder_assets fa join folders f on f.id = fa.folder_id where fa.asset_id = ${claimUpload.id}`;
+      expect(folders.map((f) => f.name)).toEqual(['Trip']);
+      expect((await claimer.graphql<{ me: { usedBytes: number } }>('{ me { usedBytes } }')).me.usedBytes).toBe(bytes.length);
       const [blob] = await app.database.sql<{ ref_count: number }[]>`select ref_count from blobs where sha256 = ${sha256(bytes)}`;
-      expect(blob!.ref_count).toBe(3);
+      expect(blob!.ref_count).toBe(2);
+      // Single use.
+      await expectCode(claimer.graphql(CLAIM, { id: challenge.id, proof: proofFor(bytes, challenge) }), 'CHALLENGE_USED');
+      // Checking the same file again finds the asset: nothing added twice.
+      const [again] = await check(claimer, [entry]);
+      expect(again).toMatchObject({ status: 'EXISTS', asset: { id: claimUpload.id } });
 
-      // Bytes collected between check and claim: refused on both paths, and the client uploads instead.
-      for (const general of [false, true]) {
-        const late = await newClient(app);
-        const [answer] = await check(late, [entry]);
-        if (general) vi.spyOn(service, 'claimInOneStatement').mockResolvedValueOnce(null);
-        await app.database.sql`update blobs set stored = false where sha256 = ${entry.sha256}`;
-        try {
-          const error = await expectCode(late.graphql(CLAIM, { id: answer!.challenge!.id, proof: proofFor(bytes, answer!.challenge!) }), 'NOT_FOUND');
-          expect(error.message).toMatch(/no longer stored/);
-        } finally {
-          vi.restoreAllMocks();
-          await app.database.sql`update blobs set stored = true where sha256 = ${entry.sha256}`;
-        }
+      // Bytes collected between check and claim: refused, nothing recorded, and the client uploads instead.
+      const late = await newClient(app);
+      const [lateAnswer] = await check(late, [entry]);
+      await app.database.sql`update blobs set stored = false where sha256 = ${entry.sha256}`;
+      try {
+        const error = await expectCode(late.graphql(CLAIM, { id: lateAnswer!.challenge!.id, proof: proofFor(bytes, lateAnswer!.challenge!) }), 'NOT_FOUND');
+        expect(error.message).toMatch(/no longer stored/);
+        const [recorded] = await app.database.sql`select count(*)::int as n from answered_challenges where user_id = ${late.userId}`;
+        expect(recorded!.n).toBe(0);
+        expect((await late.graphql<{ me: { usedBytes: number } }>('{ me { usedBytes } }')).me.usedBytes).toBe(0);
+      } finally {
+        await app.database.sql`update blobs set stored = true where sha256 = ${entry.sha256}`;
       }
 
       // A challenge is the server's own: an altered or made-up one is none (NOT_FOUND: the client uploads).
-      const [answer] = await check(await newClient(app), [entry]);
-      const id = answer!.challenge!.id;
+      const [fresh] = await check(await newClient(app), [entry]);
+      const id = fresh!.challenge!.id;
       const altered = id.slice(0, 20) + (id[20] === 'A' ? 'B' : 'A') + id.slice(21);
       for (const made of [altered, 'pxc1_!', '6f1c2a34-9b7e-4c1d-8e2f-0a1b2c3d4e5f']) {
-        await expectCode(owner.graphql(CLAIM, { id: made, proof: proofFor(bytes, answer!.challenge!) }), 'NOT_FOUND');
+        await expectCode(owner.graphql(CLAIM, { id: made, proof: proofFor(bytes, fresh!.challenge!) }), 'NOT_FOUND');
       }
-      await expectCode(owner.graphql(CLAIM, { id: 'x'.repeat(5000), proof: proofFor(bytes, answer!.challenge!) }), 'BAD_USER_INPUT');
+      await expectCode(owner.graphql(CLAIM, { id: 'x'.repeat(5000), proof: proofFor(bytes, fresh!.challenge!) }), 'BAD_USER_INPUT');
     });
 
-    it('runs a claim that lost a deadlock again, on both paths', async () => {
+    it('runs a claim that lost a deadlock again', async () => {
       const owner = await newClient(app);
       const { file, bytes } = await files.random('deadlock.bin', 30 * 1024);
       await uploadFile(owner, file);
       const other = await newClient(app);
       const [answer] = await check(other, [{ sha256: sha256(bytes), size: bytes.length, name: 'deadlock.bin' }]);
-      // PostgreSQL undid the statement (as it does to a deadlock's victim); the second run goes through.
-      const statement = vi.spyOn(app.database.db.$client, 'unsafe').mockRejectedValueOnce(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
+      // PostgreSQL undid the transaction (as it does to a deadlock's victim); the second run goes through.
+      const transaction = vi.spyOn(app.database.db, 'transaction').mockRejectedValueOnce(Object.assign(new Error('Failed query'), { cause: Object.assign(new Error('deadlock detected'), { code: '40P01' }) }));
       try {
         const claimed = await other.graphql<{ claimUpload: { sha256: string } }>(CLAIM, { id: answer!.challenge!.id, proof: proofFor(bytes, answer!.challenge!) });
         expect(claimed.claimUpload.sha256).toBe(sha256(bytes));
-        expect(statement).toHaveBeenCalledTimes(2);
-      } finally {
-        statement.mockRestore();
-      }
-      // The same for the claim that goes through the library (when the quota has a say).
-      const another = await newClient(app);
-      const [again] = await check(another, [{ sha256: sha256(bytes), size: bytes.length, name: 'deadlock.bin' }]);
-      const service = app.services.uploads as unknown as { claimInOneStatement: () => Promise<unknown> };
-      const general = vi.spyOn(service, 'claimInOneStatement').mockResolvedValueOnce(null);
-      const transaction = vi.spyOn(app.database.db, 'transaction').mockRejectedValueOnce(Object.assign(new Error('Failed query'), { cause: Object.assign(new Error('deadlock detected'), { code: '40P01' }) }));
-      try {
-        const claimed = await another.graphql<{ claimUpload: { sha256: string } }>(CLAIM, { id: again!.challenge!.id, proof: proofFor(bytes, again!.challenge!) });
-        expect(claimed.claimUpload.sha256).toBe(sha256(bytes));
         expect(transaction).toHaveBeenCalledTimes(2);
       } finally {
-        general.mockRestore();
         transaction.mockRestore();
+      }
+      // Anything else is not run again: it reaches the client as an error.
+      const third = await newClient(app);
+      const [another] = await check(third, [{ sha256: sha256(bytes), size: bytes.length, name: 'deadlock.bin' }]);
+      const failing = vi.spyOn(app.database.db, 'transaction').mockRejectedValueOnce(Object.assign(new Error('Failed query'), { cause: Object.assign(new Error('unique violation'), { code: '23505' }) }));
+      try {
+        await expectCode(third.graphql(CLAIM, { id: another!.challenge!.id, proof: proofFor(bytes, another!.challenge!) }), 'INTERNAL_SERVER_ERROR');
+        expect(failing).toHaveBeenCalledTimes(1);
+      } finally {
+        failing.mockRestore();
+        app.loggedErrors.length = 0;
       }
     });
 
@@ -238,11 +232,12 @@ for (const driver of ['fs', 's3'] as const) {
       expect(answers.every((a) => a.status === 'PROOF_REQUIRED')).toBe(true);
       const tokens = new ChallengeTokens(app.config.secret);
       expect(answers.map((a) => tokens.open(a.challenge!.id)?.expected)).toEqual(answers.map(() => null));
-      const reads = vi.spyOn(app.services.uploads as unknown as { expectedProof: () => Promise<unknown> }, 'expectedProof');
+      // The claim reads the ranges from the stored file: one open file (fs), a request per range (S3).
+      const reads = driver === 'fs' ? vi.spyOn(app.storage, 'localPath') : vi.spyOn(app.storage, 'get');
       try {
         const claimed = await other.graphql<{ claimUpload: { sha256: string } }>(CLAIM, { id: answers[3]!.challenge!.id, proof: proofFor(many[3]!.bytes, answers[3]!.challenge!) });
         expect(claimed.claimUpload.sha256).toBe(sha256(many[3]!.bytes));
-        expect(reads).toHaveBeenCalledTimes(1);
+        expect(reads).toHaveBeenCalledTimes(driver === 'fs' ? 1 : answers[3]!.challenge!.ranges.length);
       } finally {
         vi.restoreAllMocks();
       }

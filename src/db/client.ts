@@ -1,5 +1,4 @@
 import { fileURLToPath } from 'node:url';
-import { sql as sqlFragment } from 'drizzle-orm';
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
@@ -17,15 +16,6 @@ export interface Database {
   url: string;
   close(): Promise<void>;
 }
-
-/**
- * Put in a statement's RETURNING (or select list), this lets the commit of the statement's
- * transaction skip the wait for the WAL flush: `set_config(…, true)` holds until the transaction
- * ends, and the commit reads it. For bookkeeping a crash may lose (the last fraction of a second
- * of it), never for user data. One statement stays one round trip, where `set local` needs an
- * explicit transaction around it (three more). Inside an explicit transaction it applies to all of it.
- */
-export const withoutWaitingForDisk = sqlFragment<string>`set_config('synchronous_commit', 'off', true)`;
 
 const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
 // Any constant shared by every instance: only one of them migrates at a time.

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Services } from '../schema/context.js';
+import type { Services } from '../services/index.js';
 import { AppError } from '../services/app-error.js';
 import { blobKey, derivedKey } from '../services/blobs.js';
 import type { BlobStore } from '../services/storage/blob-store.js';

@@ -5,7 +5,7 @@ import { Readable, Transform } from 'node:stream';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Config } from '../config.js';
-import type { Services } from '../schema/context.js';
+import type { Services } from '../services/index.js';
 import { AppError, isAppError } from '../services/app-error.js';
 import type { Viewer } from '../services/devices.js';
 import { requestOrigin, sessionCookie, type Authenticate } from './credentials.js';

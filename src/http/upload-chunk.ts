@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { finished, PassThrough } from 'node:stream';
-import type { Services } from '../schema/context.js';
+import type { Services } from '../services/index.js';
 import { parseContentDigest } from '../protocol/content-digest.js';
 import { AppError } from '../services/app-error.js';
-import type { ChunkResult } from '../services/uploads.js';
+import type { ChunkResult } from '../services/uploads/commit-chunk.js';
 import { requireViewer, type Authenticate } from './credentials.js';
 import type { Route } from './server.js';
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { AssetRow } from '../db/schema/index.js';
 import { builder } from './builder.js';
 import { uuidArg } from './id-arg.js';
-import { encodeCursor } from '../services/library.js';
+import { encodeCursor } from '../services/library/page-cursor.js';
 
 
 export const assetUrl = (publicUrl: string, asset: Pick<AssetRow, 'id'>, kind: 'original' | 'thumbnail' | 'preview') => `${publicUrl}/assets/${asset.id}/${kind}`;

@@ -1,21 +1,8 @@
 import type DataLoader from 'dataloader';
 import type { AssetRow } from '../db/schema/index.js';
-import type { AccountService } from '../services/accounts.js';
-import type { BlobService } from '../services/blobs.js';
-import type { DeviceService, Viewer } from '../services/devices.js';
-import type { LibraryService } from '../services/library.js';
-import type { PubSub } from '../services/pubsub.js';
-import type { UploadService } from '../services/uploads.js';
+import type { Viewer } from '../services/devices.js';
+import type { Services } from '../services/index.js';
 import type { RequestOrigin } from '../services/request-origin.js';
-
-export interface Services {
-  accounts: AccountService;
-  devices: DeviceService;
-  blobs: BlobService;
-  library: LibraryService;
-  uploads: UploadService;
-  pubsub: PubSub;
-}
 
 /** Built fresh for every request and every subscription. */
 export interface GraphQLContext {

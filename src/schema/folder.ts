@@ -1,8 +1,6 @@
 import { z } from 'zod';
 import type { FolderRow } from '../db/schema/index.js';
-import type { FolderStatus } from '../services/library.js';
-import { liveState } from '../services/pubsub.js';
-import { syncTopic } from '../services/uploads.js';
+import type { FolderStatus } from '../services/library/folder-service.js';
 import { AssetConnection, AssetRef } from './asset.js';
 import { builder } from './builder.js';
 import { uuidArg } from './id-arg.js';
@@ -27,9 +25,9 @@ export const FolderRef = builder.objectRef<FolderRow>('Folder').implement({
       type: AssetRef,
       nullable: true,
       description: 'The asset whose thumbnail stands for the folder (S4)',
-      resolve: (folder, _args, context) => context.services.library.folderCover(folder),
+      resolve: (folder, _args, context) => context.services.folders.folderCover(context.viewer!, folder),
     }),
-    status: t.field({ type: FolderStatusRef, resolve: (folder, _args, context) => context.services.library.folderStatus(folder) }),
+    status: t.field({ type: FolderStatusRef, resolve: (folder, _args, context) => context.services.folders.folderStatus(context.viewer!, folder) }),
     assets: t.field({
       type: AssetConnection,
       args: { first: t.arg.int({ required: false, validate: z.number().int().min(1).max(200) }), after: t.arg.string({ required: false }) },
@@ -44,13 +42,13 @@ builder.queryFields((t) => ({
   folders: t.field({
     type: [FolderRef],
     authScopes: { signedIn: true },
-    resolve: (_root, _args, context) => context.services.library.listFolders(context.viewer!),
+    resolve: (_root, _args, context) => context.services.folders.listFolders(context.viewer!),
   }),
   folder: t.field({
     type: FolderRef,
     authScopes: { signedIn: true },
     args: { id: t.arg.id({ validate: uuid }) },
-    resolve: (_root, { id }, context) => context.services.library.getFolder(context.viewer!, String(id)),
+    resolve: (_root, { id }, context) => context.services.folders.getFolder(context.viewer!, String(id)),
   }),
 }));
 
@@ -60,7 +58,7 @@ builder.mutationField('createFolder', (t) =>
     authScopes: { signedIn: true },
     description: 'A folder with this name (the existing one if the name is taken); without a name it is named after your nickname.',
     args: { name: t.arg.string({ required: false, validate: z.string().trim().min(1, 'Folder names have 1 to 200 characters').max(200, 'Folder names have 1 to 200 characters').optional().nullable() }) },
-    resolve: (_root, { name }, context) => context.services.library.createFolder(context.viewer!, name),
+    resolve: (_root, { name }, context) => context.services.folders.createFolder(context.viewer!, name),
   }),
 );
 
@@ -70,10 +68,7 @@ builder.subscriptionField('folderStatus', (t) =>
     authScopes: { signedIn: true },
     description: 'The folder\'s sync status now, then after every change (S3), from any device of the account.',
     args: { folderId: t.arg.id({ validate: uuid }) },
-    subscribe: async (_root, { folderId }, context) => {
-      const folder = await context.services.library.getFolder(context.viewer!, String(folderId));
-      return liveState(context.services.pubsub.subscribe(syncTopic(context.viewer!.user.id)), () => context.services.library.folderStatus(folder));
-    },
+    subscribe: (_root, { folderId }, context) => context.services.folders.watchFolderStatus(context.viewer!, String(folderId)),
     resolve: (status: FolderStatus) => status,
   }),
 );

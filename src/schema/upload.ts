@@ -2,9 +2,11 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { isAppError, type AppError } from '../services/app-error.js';
 import type { ByteRange as ByteRangeShape } from '../protocol/byte-ranges.js';
-import { liveState } from '../services/pubsub.js';
-import { MAX_CHALLENGE_TOKEN_LENGTH } from '../services/challenge-tokens.js';
-import { MAX_CHECK_BATCH, syncTopic, type ChallengeView, type CheckAnswer, type ChunkResult, type UploadView } from '../services/uploads.js';
+import { MAX_CHALLENGE_TOKEN_LENGTH } from '../services/uploads/challenge-tokens.js';
+import { MAX_CHECK_BATCH, type CheckAnswer } from '../services/uploads/check-uploads.js';
+import type { ChunkResult } from '../services/uploads/commit-chunk.js';
+import type { ChallengeView } from '../services/uploads/proof-challenges.js';
+import type { UploadView } from '../services/uploads/upload-sessions.js';
 import { AssetRef } from './asset.js';
 import { isSha256Hex } from '../protocol/sha256.js';
 import { builder } from './builder.js';
@@ -40,7 +42,7 @@ export const UploadRef = builder.objectRef<UploadView>('Upload').implement({
     limits: t.field({ type: ChunkLimits, resolve: (u) => u.limits }),
     failure: t.exposeString('failure', { nullable: true }),
     asset: t.field({ type: AssetRef, nullable: true, resolve: (u, _args, context) => (u.assetId ? context.services.library.getAsset(context.viewer!, u.assetId).catch(nullIfGone) : null) }),
-    folder: t.field({ type: FolderRef, nullable: true, resolve: (u, _args, context) => (u.folderId ? context.services.library.getFolder(context.viewer!, u.folderId).catch(nullIfGone) : null) }),
+    folder: t.field({ type: FolderRef, nullable: true, resolve: (u, _args, context) => (u.folderId ? context.services.folders.getFolder(context.viewer!, u.folderId).catch(nullIfGone) : null) }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     lastActivityAt: t.expose('lastActivityAt', { type: 'DateTime' }),
     expiresAt: t.expose('expiresAt', { type: 'DateTime', description: 'When the session is dropped if nothing more arrives' }),
@@ -180,11 +182,7 @@ builder.subscriptionField('upload', (t) =>
     authScopes: { signedIn: true },
     description: 'An upload session now, then after every chunk, from any device of the account.',
     args: { id: t.arg.id({ validate: uuidArg('upload') }) },
-    subscribe: async (_root, { id }, context) => {
-      const viewer = context.viewer!;
-      await context.services.uploads.getUpload(viewer, String(id));
-      return liveState(context.services.pubsub.subscribe(syncTopic(viewer.user.id)), () => context.services.uploads.getUpload(viewer, String(id)));
-    },
+    subscribe: (_root, { id }, context) => context.services.uploads.watchUpload(context.viewer!, String(id)),
     resolve: (upload: UploadView) => upload,
   }),
 );

@@ -10,12 +10,12 @@ export const UserRef = builder.objectRef<UserRow>('User').implement({
     level: t.exposeString('level', { description: 'member or standard; decides quota and default expiry' }),
     quotaBytes: t.float({
       description: 'Upload space of this account in bytes',
-      resolve: (user, _args, context) => context.services.accounts.quotaBytes(user),
+      resolve: (user, _args, context) => context.services.quota.bytesFor(user.level),
     }),
     usedBytes: t.float({
       description: 'Bytes of the library counted against the quota',
       // The viewer row is read at authentication; the library may have changed since, so ask again.
-      resolve: (user, _args, context) => context.services.library.usage(user.id),
+      resolve: (user, _args, context) => context.services.library.usage(user),
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),

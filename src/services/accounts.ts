@@ -73,7 +73,7 @@ export class AccountService {
   constructor(
     private readonly deps: {
       db: Db;
-      config: Pick<Config, 'auth' | 'levels'>;
+      config: Pick<Config, 'auth'>;
       devices: DeviceService;
     },
   ) {}
@@ -116,10 +116,6 @@ export class AccountService {
     const [user] = await this.deps.db.select().from(users).where(eq(users.id, userId));
     if (!user) throw new AppError('NOT_FOUND', 'No such user');
     return user;
-  }
-
-  quotaBytes(user: Pick<UserRow, 'level'>): number {
-    return this.deps.config.levels[user.level].quotaBytes;
   }
 
   private dummy?: Promise<string>;

@@ -1,7 +1,9 @@
 import { and, eq, lt, sql } from 'drizzle-orm';
 import { Readable } from 'node:stream';
 import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
 import type { Db } from '../db/client.js';
+import type { Tx } from '../db/transaction.js';
 import { assets, blobs, type BlobRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
 import { deriveImages } from './media/derive-images.js';
@@ -28,7 +30,7 @@ export class BlobService {
       db: Db;
       storage: BlobStore;
       config: Pick<Config, 'uploads'>;
-      log: { error(message: string, error?: unknown): void };
+      log: Pick<Logger, 'error'>;
     },
   ) {}
 
@@ -50,6 +52,32 @@ export class BlobService {
    */
   async markStored(sha256: string, size: number): Promise<void> {
     await this.deps.db.update(blobs).set({ stored: true, size }).where(eq(blobs.sha256, sha256));
+  }
+
+  /**
+   * One more asset points at the blob (in the transaction that adds it). Blob reference counts
+   * are written here and nowhere else (the collector repairs a wrong one from the assets).
+   */
+  async addReference(tx: Tx, sha256: string): Promise<void> {
+    await tx.update(blobs).set({ refCount: sql`${blobs.refCount} + 1`, gcAfter: null }).where(eq(blobs.sha256, sha256)).prepare('blob_add_reference').execute();
+  }
+
+  /**
+   * One asset fewer points at each of these blobs (one entry per removed asset). A blob nobody
+   * points at any more is collected after the grace period, unless an asset points at it again.
+   */
+  async releaseReferences(tx: Tx, sha256s: readonly string[]): Promise<void> {
+    const grace = this.deps.config.uploads.blobGraceSeconds;
+    // In hash order, so that two transactions releasing shared blobs lock them in the same order.
+    for (const sha256 of [...sha256s].sort()) {
+      await tx
+        .update(blobs)
+        .set({
+          refCount: sql`${blobs.refCount} - 1`,
+          gcAfter: sql`case when ${blobs.refCount} = 1 then now() + make_interval(secs => ${grace}) else ${blobs.gcAfter} end`,
+        })
+        .where(eq(blobs.sha256, sha256));
+    }
   }
 
   async get(sha256: string): Promise<BlobRow | undefined> {

@@ -1,11 +1,12 @@
 import { and, desc, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
-import { withoutWaitingForDisk, type Db } from '../db/client.js';
+import type { Db } from '../db/client.js';
+import { withoutWaitingForDisk } from '../db/transaction.js';
 import { devices, users, type DeviceRow, type UserRow } from '../db/schema/index.js';
 import { AppError } from './app-error.js';
 import { isUuid } from './ids.js';
 import type { DeviceInput } from './accounts.js';
-import { liveState, type PubSub } from './pubsub.js';
+import { topics, type Events } from './events.js';
 import type { RequestOrigin } from './request-origin.js';
 import { createToken, hashToken, looksLikeToken } from './tokens.js';
 
@@ -19,9 +20,6 @@ export interface DeviceView extends DeviceRow {
   online: boolean;
 }
 
-export const devicesTopic = (userId: string) => `user:${userId}:devices`;
-/** Every instance hears of a revoked device here, and stops trusting its token at once. */
-const REVOKED_TOPIC = 'devices:revoked';
 
 /**
  * How long a token checked against the database is trusted for further requests on the same
@@ -61,7 +59,7 @@ export class DeviceService {
   constructor(
     private readonly deps: {
       db: Db;
-      pubsub: PubSub;
+      events: Events;
       config: Pick<Config, 'auth' | 'devices'>;
     },
   ) {
@@ -78,7 +76,8 @@ export class DeviceService {
       .where(and(eq(users.id, devices.userId), eq(devices.tokenHash, sql.placeholder('tokenHash')), isNull(devices.revokedAt), or(isNull(devices.expiresAt), gt(devices.expiresAt, sql`now()`))))
       .returning({ device: devices, user: users, commit: withoutWaitingForDisk })
       .prepare('authenticate');
-    this.stopListening = deps.pubsub.on<{ deviceId: string }>(REVOKED_TOPIC, ({ deviceId }) => this.distrust(deviceId));
+    // Every instance hears of a revoked device, and stops trusting its token at once.
+    this.stopListening = deps.events.on(topics.deviceRevoked, ({ deviceId }) => this.distrust(deviceId));
   }
 
   /** Stops listening for revocations (the service is being shut down). */
@@ -104,7 +103,7 @@ export class DeviceService {
         expiresAt: browser ? sql`now() + make_interval(days => ${this.deps.config.auth.sessionDays})` : null,
       })
       .returning();
-    await this.changed(user.id);
+    await this.deps.events.publish(topics.devices(user.id), { userId: user.id });
     return { user, device: device!, token };
   }
 
@@ -171,13 +170,13 @@ export class DeviceService {
         .where(and(eq(devices.id, deviceId), eq(devices.userId, viewer.user.id), isNull(devices.revokedAt)))
         .returning();
       // Sent with the revocation: other instances hear of it exactly when it holds.
-      if (row) await this.deps.pubsub.publishIn(tx, REVOKED_TOPIC, { deviceId: row.id });
+      if (row) await this.deps.events.publishIn(tx, topics.deviceRevoked, { deviceId: row.id });
       return row;
     });
     // Someone else's device and a missing one look the same: nothing leaks.
     if (!device) throw new AppError('NOT_FOUND', 'No such device');
     this.distrust(device.id);
-    await this.changed(viewer.user.id);
+    await this.deps.events.publish(topics.devices(viewer.user.id), { userId: viewer.user.id });
     return device;
   }
 
@@ -187,11 +186,7 @@ export class DeviceService {
 
   /** The control list as it changes: the current list first, then again after every change. */
   watch(viewer: Viewer): AsyncIterableIterator<DeviceView[]> {
-    return liveState(this.deps.pubsub.subscribe(devicesTopic(viewer.user.id)), () => this.list(viewer));
-  }
-
-  private async changed(userId: string): Promise<void> {
-    await this.deps.pubsub.publish(devicesTopic(userId), { at: Date.now() });
+    return this.deps.events.watch(topics.devices(viewer.user.id), () => this.list(viewer));
   }
 }
 

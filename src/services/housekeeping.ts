@@ -1,5 +1,5 @@
 import type { BlobService } from './blobs.js';
-import type { UploadService } from './uploads.js';
+import type { UploadService } from './uploads/upload-service.js';
 
 /**
  * Background sweeps every instance runs on a timer: idle upload sessions (with their

@@ -13,7 +13,7 @@ function payloadOf(topic: string, data: unknown): string {
 }
 
 /** A string literal PostgreSQL reads the same whatever standard_conforming_strings says (E'' escapes). */
-export function quoteLiteral(text: string): string {
+function quoteLiteral(text: string): string {
   if (text.includes('\0')) throw new Error('PostgreSQL text cannot contain NUL');
   return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
 }
@@ -60,17 +60,13 @@ export class PubSub {
    * one rolled back. It can be sent alongside the transaction's other statements (no round trip of its own).
    */
   async publishIn(tx: { execute(query: SQL): PromiseLike<unknown> }, topic: string, data: unknown): Promise<void> {
-    const { channel, payload } = this.notification(topic, data);
+    const payload = payloadOf(topic, data);
     // The payload goes in as a literal, not a parameter: a statement without parameters is sent in
     // one go (postgres.js first asks the server to describe an unprepared statement's parameters,
     // a round trip of its own that would also hold back the statements pipelined after it).
-    await tx.execute(sql`select pg_notify(${sql.raw(quoteLiteral(channel))}, ${sql.raw(quoteLiteral(payload))})`);
+    await tx.execute(sql`select pg_notify(${sql.raw(quoteLiteral(CHANNEL))}, ${sql.raw(quoteLiteral(payload))})`);
   }
 
-  /** The `pg_notify(channel, payload)` arguments that publish this event, for SQL that sends it itself. */
-  notification(topic: string, data: unknown): { channel: string; payload: string } {
-    return { channel: CHANNEL, payload: payloadOf(topic, data) };
-  }
 
   /** Calls `listener` with each event of the topic until the returned function is called. */
   on<T>(topic: string, listener: (data: T) => void): () => void {
@@ -118,30 +114,4 @@ export class PubSub {
     await this.unlisten?.().catch(() => {});
     this.local.removeAllListeners();
   }
-}
-
-/**
- * A live view for subscriptions: the current state first, then the state again
- * after each event. return() reaches the event source at once, so a client that
- * unsubscribes while nothing happens frees its listener immediately (an async
- * generator would stay suspended in its await until the next event).
- */
-export function liveState<S>(events: AsyncIterableIterator<unknown>, load: () => Promise<S>): AsyncIterableIterator<S> {
-  let first = true;
-  const iterator: AsyncIterableIterator<S> = {
-    async next() {
-      if (!first) {
-        const event = await events.next();
-        if (event.done) return { value: undefined, done: true };
-      }
-      first = false;
-      return { value: await load(), done: false };
-    },
-    async return() {
-      await events.return?.();
-      return { value: undefined, done: true };
-    },
-    [Symbol.asyncIterator]: () => iterator,
-  };
-  return iterator;
 }

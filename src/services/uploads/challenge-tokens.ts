@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import type { ByteRange } from '../protocol/byte-ranges.js';
+import type { ByteRange } from '../../protocol/byte-ranges.js';
 
 /**
  * A proof-of-possession challenge (U4) travels as a sealed token instead of a database row: the

@@ -1,0 +1,42 @@
+import { sql } from 'drizzle-orm';
+import type { Db } from './client.js';
+
+/** A transaction as drizzle hands it to `db.transaction(async (tx) => …)`. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/**
+ * For bookkeeping transactions (chunk reservations, "received"): their commit need not wait for
+ * the WAL to reach the disk. An operating-system crash could forget the last fraction of a second
+ * of them; the bytes are on disk either way, and the interrupt list then asks for those chunks
+ * again (U6) — re-sent, never lost. Never for user data: an asset is committed durably.
+ */
+export const ASYNC_COMMIT = sql`set local synchronous_commit = off`;
+
+/**
+ * Put in a statement's RETURNING (or select list), this lets the commit of the statement's
+ * transaction skip the wait for the WAL flush: `set_config(…, true)` holds until the transaction
+ * ends, and the commit reads it. For bookkeeping a crash may lose (the last fraction of a second
+ * of it), never for user data. One statement stays one round trip, where `set local` needs an
+ * explicit transaction around it (three more). Inside an explicit transaction it applies to all of it.
+ */
+export const withoutWaitingForDisk = sql<string>`set_config('synchronous_commit', 'off', true)`;
+
+/** PostgreSQL undid the transaction to break a deadlock, or for a serialization failure. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
+/**
+ * Runs `work` again, up to three runs in all, when PostgreSQL undid it for a deadlock or a
+ * serialization failure (nothing of it holds then). Adding an asset takes the blob row before
+ * the user row; a delete or an eviction of the same user's assets takes them the other way.
+ */
+export async function runAgainOnConflict<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      // drizzle wraps the driver's error (cause); postgres.js's own carries the SQLSTATE.
+      const code = (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
+      if (attempt >= 3 || typeof code !== 'string' || !RETRYABLE.has(code)) throw error;
+    }
+  }
+}

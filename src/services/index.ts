@@ -1,0 +1,42 @@
+import type { Config } from '../config.js';
+import type { Db } from '../db/client.js';
+import type { Logger } from '../logger.js';
+import { Access } from './access.js';
+import { AccountService } from './accounts.js';
+import { BlobService } from './blobs.js';
+import { DeviceService } from './devices.js';
+import { Events } from './events.js';
+import { FolderService } from './library/folder-service.js';
+import { LibraryService } from './library/library-service.js';
+import { Quota } from './library/quota.js';
+import type { PubSub } from './pubsub.js';
+import type { BlobStore } from './storage/blob-store.js';
+import { UploadService } from './uploads/upload-service.js';
+
+/** The domain, as the transports (GraphQL, HTTP routes, WebSocket) see it. */
+export interface Services {
+  access: Access;
+  accounts: AccountService;
+  devices: DeviceService;
+  blobs: BlobService;
+  library: LibraryService;
+  folders: FolderService;
+  uploads: UploadService;
+  events: Events;
+  quota: Quota;
+}
+
+/** Builds every service over one database, storage and event bus; each takes what it needs, nothing more. */
+export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSub; config: Config; log: Logger }): Services {
+  const { db, storage, config, log } = deps;
+  const events = new Events(deps.pubsub);
+  const access = new Access({ db });
+  const quota = new Quota(config);
+  const devices = new DeviceService({ db, events, config });
+  const accounts = new AccountService({ db, config, devices });
+  const blobs = new BlobService({ db, storage, config, log });
+  const library = new LibraryService({ db, access, blobs, events, quota });
+  const folders = new FolderService({ db, access, events });
+  const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, config });
+  return { access, accounts, devices, blobs, library, folders, uploads, events, quota };
+}
