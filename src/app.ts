@@ -1,3 +1,4 @@
+import type { Plugin } from 'graphql-yoga';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { createAssetFilesRoute } from './http/asset-files.js';
@@ -5,6 +6,7 @@ import { createBlobDownloadHandler } from './http/blob-download.js';
 import { createAuthenticator } from './http/credentials.js';
 import { createGraphQLServer, type GraphQLServer } from './http/graphql.js';
 import type { Logger } from './logger.js';
+import type { GraphQLContext } from './schema/context.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { createUploadChunkRoute } from './http/upload-chunk.js';
 import { createWebRoute } from './http/web.js';
@@ -36,7 +38,12 @@ export function blobStoreSettings(config: Config): BlobStoreSettings {
 }
 
 /** The composition root: config → database (+ migrations) → storage → services → HTTP, GraphQL and WebSocket. */
-export async function startApp(config: Config, log: Logger): Promise<App> {
+export interface AppOptions {
+  /** GraphQL plugins added to the one pipeline (see http/graphql.ts). */
+  graphqlPlugins?: Plugin<GraphQLContext>[];
+}
+
+export async function startApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
   const cleanups: (() => Promise<void>)[] = [];
   const close = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.error('error while shutting down', error));
@@ -57,7 +64,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     housekeeping.start();
     cleanups.push(() => housekeeping.stop());
 
-    const graphql = createGraphQLServer({ config, services, log });
+    const graphql = createGraphQLServer({ config, services, log, plugins: options.graphqlPlugins });
     const authenticate = createAuthenticator({ config, devices: services.devices });
     const routes = [createUploadChunkRoute({ services, authenticate }), createAssetFilesRoute({ services, storage, authenticate }), createWebRoute()];
     if (config.storage.driver === 'fs') routes.unshift(createBlobDownloadHandler({ store: storage, signingSecret: config.secret }));

@@ -22,11 +22,14 @@ export type StorageConfig =
   | { driver: 'fs'; root: string }
   | {
       driver: 's3';
+      /** Omit for AWS; set for MinIO, Garage, R2, s3rver. */
       endpoint?: string;
       region: string;
       bucket: string;
+      /** Omit both to use the SDK's default credential chain (env, instance role…). */
       accessKeyId?: string;
       secretAccessKey?: string;
+      /** Self-hosted stores (MinIO, Garage, s3rver) want path-style addressing. */
       forcePathStyle: boolean;
     };
 

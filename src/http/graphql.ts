@@ -4,7 +4,7 @@ import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { GraphQLError, Kind, type ValidationContext } from 'graphql';
-import { createYoga, type GraphiQLOptions, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import DataLoader from 'dataloader';
@@ -12,7 +12,6 @@ import type { AssetRow } from '../db/schema/index.js';
 import type { GraphQLContext, Loaders } from '../schema/context.js';
 import type { Services } from '../services/index.js';
 import { schema } from '../schema/index.js';
-import { createDirectGraphQL, ValidatedDocuments, type DirectAnswer } from './graphql-direct.js';
 import { AppError } from '../services/app-error.js';
 import type { Viewer } from '../services/devices.js';
 import type { RequestOrigin } from '../services/request-origin.js';
@@ -25,10 +24,13 @@ export interface ServerContext {
   responseCookies: (string | null)[];
 }
 
+/**
+ * The one GraphQL pipeline: every request — HTTP (JSON, GET, multipart), SSE and graphql-ws —
+ * passes through this yoga instance and its envelop plugins (WebSocket through getEnveloped), so a
+ * limit, a check or tracing added as a plugin holds on every transport.
+ */
 export interface GraphQLServer {
   yoga: YogaServerInstance<ServerContext, GraphQLContext>;
-  /** The everyday request (a JSON POST of a document yoga validated before) without yoga's layers; null: ask yoga. */
-  direct: (body: Buffer, accept: string | undefined, server: ServerContext) => Promise<DirectAnswer | null>;
 }
 
 
@@ -100,7 +102,13 @@ function renderGraphiQLOffline(options: GraphiQLOptions): Promise<string> {
   return graphiqlPage;
 }
 
-export function createGraphQLServer(deps: { config: Config; services: Services; log: Logger }): GraphQLServer {
+export function createGraphQLServer(deps: {
+  config: Config;
+  services: Services;
+  log: Logger;
+  /** More plugins, after ours (tracing, a probe in tests): they see every request on every transport. */
+  plugins?: Plugin<GraphQLContext>[];
+}): GraphQLServer {
   const { limits } = deps.config;
   const masked = maskError(deps.log);
   const contextFor = ({ viewer, origin, responseCookies }: ServerContext): GraphQLContext => ({
@@ -111,7 +119,6 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
     publicUrl: deps.config.publicUrl,
     setSessionCookie: (token) => void responseCookies.push(token),
   });
-  const validated = new ValidatedDocuments();
   const yoga = createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -136,9 +143,8 @@ export function createGraphQLServer(deps: { config: Config; services: Services; 
       costLimitPlugin({ maxCost: limits.maxQueryCost, propagateOnRejection: false, onReject: [reject('QUERY_TOO_COMPLEX')] }),
       maxAliasesPlugin({ n: limits.maxAliases, propagateOnRejection: false, onReject: [reject('TOO_MANY_ALIASES')] }),
       maxTokensPlugin({ n: limits.maxTokens, propagateOnRejection: false, onReject: [reject('QUERY_TOO_LARGE')] }),
-      // Records the documents that passed all of the above, for the direct path.
-      validated.plugin(),
+      ...(deps.plugins ?? []),
     ],
   });
-  return { yoga, direct: createDirectGraphQL({ schema, validated, context: contextFor, maskError: masked }) };
+  return { yoga };
 }

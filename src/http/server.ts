@@ -153,17 +153,6 @@ export async function startHttpServer(deps: {
     // A small JSON body (every query and mutation) is read whole and handed over as bytes: much
     // cheaper per request than a web stream over the socket. Multipart bodies (chunks) stream.
     const whole = hasBody && !multipart ? await readBody(req, limit) : undefined;
-    const cookieHeader = () => context.responseCookies.map((token) => sessionCookie(token, { secure: secureCookies, maxAgeSeconds: config.auth.sessionDays * 86_400 }));
-    // Most requests: a JSON POST of a document seen before, executed directly (see graphql-direct.ts).
-    // Browsers' requests (they carry an Origin) stay with yoga, which answers them with its CORS headers.
-    const plain = whole && req.method === 'POST' && req.headers.origin === undefined && /^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '');
-    const direct = plain ? await graphql.direct(whole, req.headers.accept, context) : null;
-    if (direct) {
-      const cookies = cookieHeader();
-      res.writeHead(direct.status, { 'content-type': direct.contentType, 'content-length': Buffer.byteLength(direct.body), ...(cookies.length > 0 ? { 'set-cookie': cookies } : {}) });
-      res.end(direct.body);
-      return;
-    }
     const limited = hasBody && multipart ? req.pipe(limitBody(limit)) : undefined;
     let tooLarge: AppError | undefined;
     limited?.on('error', (error) => {
@@ -188,7 +177,7 @@ export async function startHttpServer(deps: {
     response.headers.forEach((value, name) => {
       if (name !== 'set-cookie') outHeaders[name] = value;
     });
-    const cookies = cookieHeader();
+    const cookies = context.responseCookies.map((token) => sessionCookie(token, { secure: secureCookies, maxAgeSeconds: config.auth.sessionDays * 86_400 }));
     if (cookies.length > 0) outHeaders['set-cookie'] = cookies;
     res.writeHead(response.status, outHeaders);
     if (!response.body) {

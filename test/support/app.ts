@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startApp, type App } from '../../src/app.js';
+import { startApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { freePort } from '../../src/db/embedded-postgres.js';
 
@@ -29,7 +29,7 @@ export const PASSWORD = 'correct horse battery staple';
 let counter = 0;
 
 /** A real server on a free port, with its own database and data directory. */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, options: AppOptions = {}): Promise<TestApp> {
   const database = await createTestDatabase();
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'pixshare-test-'));
   const loggedErrors: unknown[] = [];
@@ -46,7 +46,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     PIXSHARE_ARGON2_MEMORY_KIB: '1024',
     ...env,
   });
-  const app = await startApp(config, log);
+  const app = await startApp(config, log, options);
   // Signed URLs must point at the port we actually got.
   const url = app.url;
 

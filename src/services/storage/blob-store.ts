@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { StorageConfig } from '../../config.js';
 import type { ByteRange } from '../../protocol/byte-ranges.js';
 import { isSha256Hex } from '../../protocol/sha256.js';
 import { AppError } from '../app-error.js';
@@ -161,17 +162,8 @@ export interface FsBlobStoreSettings {
   signingSecret: string;
 }
 
-export interface S3BlobStoreSettings {
-  driver: 's3';
-  /** Omit for AWS; set for MinIO, Garage, R2, s3rver. */
-  endpoint?: string;
-  region: string;
-  bucket: string;
-  /** Omit both to use the SDK's default credential chain (env, instance role…). */
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  forcePathStyle: boolean;
-}
+/** The S3 settings as config.ts reads them from the environment (S3_ENDPOINT, S3_BUCKET, …). */
+export type S3BlobStoreSettings = Extract<StorageConfig, { driver: 's3' }>;
 
 export type BlobStoreSettings = FsBlobStoreSettings | S3BlobStoreSettings;
 
