@@ -60,7 +60,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
 
     const services = createServices({ db: database.db, storage, pubsub, config, log });
     cleanups.push(async () => services.devices.close());
-    const housekeeping = new Housekeeping({ uploads: services.uploads, blobs: services.blobs, intervalSeconds: config.uploads.housekeepingSeconds, log });
+    const housekeeping = new Housekeeping({ uploads: services.uploads, blobs: services.blobs, library: services.library, intervalSeconds: config.uploads.housekeepingSeconds, log });
     housekeeping.start();
     cleanups.push(() => housekeeping.stop());
 

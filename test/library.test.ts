@@ -184,6 +184,37 @@ describe('library, folders, live status, housekeeping', () => {
     await dashboard.dispose();
   });
 
+  it('keeps each user to their own folders: status, cover, contents and live status of another\'s folder look missing', async () => {
+    const owner = await newClient(app);
+    const stranger = await newClient(app);
+    const photo = await files.random('mine.bin', 4 * KiB);
+    await uploadFile(owner, photo.file, { folder: 'Private' });
+    const { folders } = await owner.graphql<{ folders: { id: string; name: string; status: { done: number } }[] }>('{ folders { id name status { done } } }');
+    const folder = folders.find((f) => f.name === 'Private')!;
+    expect(folder.status.done).toBe(1);
+    const [ownerViewer, strangerViewer] = await Promise.all(
+      [owner, stranger].map((api) => app.services.devices.authenticate(api.token!, { address: '127.0.0.1', port: 1, userAgent: null })),
+    );
+    // The services check the folder themselves, whether they get its id or a row read elsewhere.
+    const [row] = await app.database.db.query.folders.findMany({ where: (f, { eq }) => eq(f.id, folder.id) });
+    for (const given of [folder.id, row!]) {
+      await expect(app.services.folders.folderStatus(strangerViewer!, given)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(app.services.folders.folderCover(strangerViewer!, given)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(app.services.folders.folderStatus(ownerViewer!, given)).resolves.toMatchObject({ done: 1 });
+    }
+    await expect(app.services.folders.addToFolder(strangerViewer!, folder.id, (await app.services.library.listAssets(ownerViewer!, {})).assets[0]!.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    // And through the API: the folder, its photos, its live status.
+    await expect(stranger.graphql('query($id: ID!) { folder(id: $id) { id } }', { id: folder.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(stranger.graphql('query($id: ID!) { assets(folderId: $id) { totalCount } }', { id: folder.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const dashboard = createClient({ url: `${app.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { token: stranger.token }, retryAttempts: 0 });
+    try {
+      const result = await dashboard.iterate({ query: 'subscription($id: ID!) { folderStatus(folderId: $id) { done } }', variables: { id: folder.id } }).next();
+      expect((result.value as { errors?: { extensions?: { code?: string } }[] }).errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    } finally {
+      await dashboard.dispose();
+    }
+  });
+
   it('finds near-duplicates by perceptual hash (U1)', async () => {
     const sharp = (await import('sharp')).default;
     const api = await newClient(app);
@@ -351,5 +382,36 @@ describe('library, folders, live status, housekeeping', () => {
     const rest = f.bytes.subarray(128 * KiB);
     const done = await api.putChunk<{ asset: { sha256: string } }>(first.upload.id, 128 * KiB, rest, createHash('sha256').update(rest).digest());
     expect(done.asset.sha256).toBe(sha256(f.bytes));
+  });
+});
+
+describe('usage counters (S5)', () => {
+  it('recomputes used_bytes from the assets, and housekeeping repairs and reports a wrong one', async () => {
+    const app = await startTestApp();
+    try {
+      const api = await newClient(app);
+      const other = await newClient(app);
+      for (const [client, name] of [[api, 'u1.bin'], [api, 'u2.bin'], [other, 'u3.bin']] as const) await uploadFile(client, (await files.random(name, 10 * KiB)).file);
+      const usage = async (client: typeof api) => (await client.graphql<{ me: { usedBytes: number } }>('{ me { usedBytes } }')).me.usedBytes;
+      expect(await usage(api)).toBe(20 * KiB);
+      // Nothing to repair while the counters hold.
+      expect(await app.services.library.recomputeUsedBytes()).toEqual([]);
+
+      await app.database.sql`update users set used_bytes = 12345 where id = ${api.userId}`;
+      expect(await app.services.library.recomputeUsedBytes([api.userId])).toEqual([{ userId: api.userId, was: 12345, now: 20 * KiB }]);
+      expect(await usage(api)).toBe(20 * KiB);
+
+      // Housekeeping checks every user on its first pass, repairs, and says so (a wrong counter is a bug).
+      await app.database.sql`update users set used_bytes = 0 where id = ${other.userId}`;
+      await app.housekeeping.runOnce();
+      expect(await usage(other)).toBe(10 * KiB);
+      expect(app.loggedErrors.splice(0)).toEqual([expect.objectContaining({ message: expect.stringContaining(`user ${other.userId} had used_bytes 0, their assets hold ${10 * KiB}`) })]);
+      // Later passes leave it for a day.
+      await app.database.sql`update users set used_bytes = 1 where id = ${other.userId}`;
+      await app.housekeeping.runOnce();
+      expect(await usage(other)).toBe(1);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -1,22 +1,31 @@
+import type { Logger } from '../logger.js';
 import type { BlobService } from './blobs.js';
+import type { LibraryService } from './library/library-service.js';
 import type { UploadService } from './uploads/upload-service.js';
+
+/** The usage counters are checked against the assets this often (and on the first pass after start-up). */
+const USAGE_CHECK_MS = 24 * 3600 * 1000;
 
 /**
  * Background sweeps every instance runs on a timer: idle upload sessions (with their
- * staged bytes) and unreferenced blobs past their grace period. Each sweep claims its
- * rows with FOR UPDATE SKIP LOCKED, so instances never step on each other and no
- * separate job server is needed.
+ * staged bytes) and unreferenced blobs past their grace period; once a day, each user's
+ * usage counter checked against their assets. Each sweep claims its rows with FOR UPDATE
+ * SKIP LOCKED or the row lock the work takes anyway, so instances never step on each other
+ * and no separate job server is needed.
  */
 export class Housekeeping {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
+  /** performance.now() of the last usage check; undefined: not yet since start-up. */
+  private usageCheckedAt?: number;
 
   constructor(
     private readonly deps: {
       uploads: UploadService;
       blobs: BlobService;
+      library: LibraryService;
       intervalSeconds: number;
-      log: { error(message: string, error?: unknown): void };
+      log: Logger;
     },
   ) {}
 
@@ -39,11 +48,24 @@ export class Housekeeping {
       try {
         await sweep('expiring idle upload sessions', () => this.deps.uploads.expireIdleSessions());
         await sweep('collecting unreferenced blobs', () => this.deps.blobs.collectGarbage());
+        if (this.usageCheckedAt === undefined || performance.now() - this.usageCheckedAt >= USAGE_CHECK_MS) {
+          await sweep('checking usage counters', () => this.checkUsage());
+        }
       } finally {
         this.running = undefined;
       }
     })();
     return this.running;
+  }
+
+  /** Every user's used_bytes against their assets; a wrong counter is repaired and reported (it means a bug). */
+  private async checkUsage(): Promise<number> {
+    this.usageCheckedAt = performance.now();
+    const corrected = await this.deps.library.recomputeUsedBytes();
+    for (const { userId, was, now } of corrected) {
+      this.deps.log.error(`housekeeping: user ${userId} had used_bytes ${was}, their assets hold ${now}; repaired`);
+    }
+    return 0;
   }
 
   async stop(): Promise<void> {
