@@ -17,6 +17,7 @@ import type { ByteRange } from '../../protocol/byte-ranges.js';
 import { ChunkVerifier } from './chunk-verifier.js';
 import { attachmentDisposition } from './content-disposition.js';
 import { streamToS3 } from './s3-multipart-upload.js';
+import { httpStatus, s3StorageError } from './s3-errors.js';
 import { planAssembly, planStagedReads, type StagedPiece } from './staged-chunks.js';
 
 export interface S3BlobStoreOptions extends Omit<S3BlobStoreSettings, 'driver'> {
@@ -75,7 +76,7 @@ export class S3BlobStore implements BlobStore {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
     } catch (error) {
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const status = httpStatus(error);
       throw new Error(
         `S3 bucket "${this.bucket}" is not reachable at ${this.options.endpoint ?? `AWS (${this.options.region})`}: ` +
           `${(error as Error).name}${status ? ` (HTTP ${status})` : ''}`,
@@ -96,7 +97,7 @@ export class S3BlobStore implements BlobStore {
         maxPartsInFlight: this.maxPartsInFlight,
       });
     } catch (error) {
-      throw this.storageError('PutObject', key, error);
+      throw s3StorageError(this.bucket, 'PutObject', key, error);
     }
   }
 
@@ -113,7 +114,7 @@ export class S3BlobStore implements BlobStore {
       return { size: head.ContentLength ?? 0 };
     } catch (error) {
       if (httpStatus(error) === 404) return null;
-      throw this.storageError('HeadObject', key, error);
+      throw s3StorageError(this.bucket, 'HeadObject', key, error);
     }
   }
 
@@ -127,7 +128,7 @@ export class S3BlobStore implements BlobStore {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })); // S3 deletes are idempotent
     } catch (error) {
       if (httpStatus(error) === 404) return;
-      throw this.storageError('DeleteObject', key, error);
+      throw s3StorageError(this.bucket, 'DeleteObject', key, error);
     }
   }
 
@@ -183,7 +184,7 @@ export class S3BlobStore implements BlobStore {
       // Same as stream.pipeline (the fs driver): a failed write destroys the body.
       body.destroy();
       verifier.destroy();
-      throw streamError ?? this.storageError('PutObject', key, error);
+      throw streamError ?? s3StorageError(this.bucket, 'PutObject', key, error);
     }
     // The listeners stay: an 'error' emitted after we return must not crash the process.
     if (streamError) throw streamError;
@@ -253,7 +254,7 @@ export class S3BlobStore implements BlobStore {
           actualSize: null,
         });
       }
-      throw this.storageError('assembly', opts.key, error);
+      throw s3StorageError(this.bucket, 'assembly', opts.key, error);
     }
     await this.dropStaged(uploadId);
     return { sha256: actual, size: opts.size };
@@ -276,7 +277,7 @@ export class S3BlobStore implements BlobStore {
           throw new AppError('STORAGE_ERROR', `S3 DeleteObjects failed for ${result.Errors.length} staged chunks`, { uploadId });
         }
       } catch (error) {
-        throw this.storageError('DeleteObjects', `staging/${uploadId}/`, error);
+        throw s3StorageError(this.bucket, 'DeleteObjects', `staging/${uploadId}/`, error);
       }
     }
   }
@@ -298,7 +299,7 @@ export class S3BlobStore implements BlobStore {
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
       );
     } catch (error) {
-      throw this.storageError('GetObject', key, error, range);
+      throw s3StorageError(this.bucket, 'GetObject', key, error, range);
     }
     const body = response.Body as Readable;
     if (!range) return body;
@@ -357,7 +358,7 @@ export class S3BlobStore implements BlobStore {
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: continuationToken }),
         );
       } catch (error) {
-        throw this.storageError('ListObjectsV2', prefix, error);
+        throw s3StorageError(this.bucket, 'ListObjectsV2', prefix, error);
       }
       for (const object of page.Contents ?? []) {
         if (!object.Key) continue;
@@ -373,51 +374,11 @@ export class S3BlobStore implements BlobStore {
     } while (continuationToken);
     return objects;
   }
-
-  /**
-   * SDK failures as domain errors. The message names the operation, bucket, key and the
-   * S3 error name, never request headers or credentials.
-   */
-  private storageError(operation: string, key: string, error: unknown, range?: InclusiveRange): unknown {
-    // Domain errors, and failures of the caller's own body stream, are not S3's to explain.
-    if (error instanceof AppError || !isS3Failure(error)) return error;
-    const status = httpStatus(error);
-    const name = (error as Error | undefined)?.name ?? 'Error';
-    if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
-      return new AppError('NOT_FOUND', 'No such blob', { key });
-    }
-    if (range && (status === 416 || name === 'InvalidRange')) {
-      return new AppError('RANGE_NOT_SATISFIABLE', `Byte range ${range.start}-${range.end} is outside the object`, {
-        start: range.start,
-        end: range.end,
-      });
-    }
-    const code = (error as NodeJS.ErrnoException | undefined)?.code;
-    return new AppError(
-      'STORAGE_ERROR',
-      `S3 ${operation} of s3://${this.bucket}/${key} failed: ${name}${status ? ` (HTTP ${status})` : ''}${code ? ` ${code}` : ''}`,
-    );
-  }
 }
 
 export function stagedChunkKey(uploadId: string, chunk: ByteRange): string {
   // Zero-padded offsets sort in byte order in listings.
   return `staging/${uploadId}/${String(chunk.offset).padStart(16, '0')}-${chunk.length}`;
-}
-
-/** Errors from the SDK (an answer from S3) or from the network on the way to it. */
-function isS3Failure(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  if ('$metadata' in error || '$fault' in error) return true;
-  const { name, code } = error as NodeJS.ErrnoException;
-  return (
-    name === 'TimeoutError' ||
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(code ?? '')
-  );
-}
-
-function httpStatus(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
 }
 
 /** The first `length` bytes of `source`; leaving the loop early destroys the source. */
