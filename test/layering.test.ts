@@ -80,14 +80,14 @@ describe('layering', () => {
 
   it('catches each kind of wrong arrow', () => {
     const fake = (from: string, text: string) => violations(relativeImports(path.join(SRC, from), text));
-    expect(fake('services/library.ts', "import { schema } from '../schema/index.js';")).toHaveLength(1);
+    expect(fake('services/library/library-service.ts', "import { schema } from '../../schema/index.js';")).toHaveLength(1);
     expect(fake('services/uploads/check-uploads.ts', "import type { X } from '../../http/server.js';")).toHaveLength(1);
-    expect(fake('services/uploads.ts', "const m = await import('../client/upload-file.js');")).toHaveLength(1);
+    expect(fake('services/uploads/upload-service.ts', "const m = await import('../../client/upload-file.js');")).toHaveLength(1);
     expect(fake('db/client.ts', "export { x } from '../services/events.js';")).toHaveLength(1);
     expect(fake('client/upload-file.ts', "import { AppError } from '../services/app-error.js';")).toHaveLength(1);
     expect(fake('client/upload-file.ts', "import type { Config } from '../config.js';")).toHaveLength(1);
     expect(fake('protocol/byte-ranges.ts', "import '../services/ids.js';")).toHaveLength(1);
     expect(fake('client/upload-file.ts', "import { proofOfPossession } from '../protocol/proof-of-possession.js';")).toEqual([]);
-    expect(fake('services/library.ts', "import { assets } from '../db/schema/index.js';")).toEqual([]);
+    expect(fake('services/blobs.ts', "import { assets } from '../db/schema/index.js';")).toEqual([]);
   });
 });

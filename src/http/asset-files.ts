@@ -25,8 +25,9 @@ export function createAssetFilesRoute(deps: { services: Services; storage: BlobS
       throw new AppError('METHOD_NOT_ALLOWED', 'Only GET and HEAD are allowed here');
     }
     const viewer = await requireViewer(deps.authenticate, req);
-    const asset = await deps.services.library.getAsset(viewer, match[1]!.toLowerCase());
     const kind = match[2] as 'original' | 'thumbnail' | 'preview';
+    // Originals need the right to download; thumbnails and previews only to see the photo.
+    const asset = await deps.services.access.asset(viewer, kind === 'original' ? 'download' : 'view', match[1]!.toLowerCase());
     if (kind !== 'original' && asset.thumbnailStatus !== 'ready') throw new AppError('NOT_FOUND', 'This asset has no thumbnail (not a readable image)');
     const object =
       kind === 'original'
