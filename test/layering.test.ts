@@ -10,15 +10,20 @@ import { describe, expect, it } from 'vitest';
  */
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
-/** Top-level folders of src/ (and root files) a layer may not import. */
+/**
+ * Top-level folders of src/ a layer may not import. `root`: any file beside them; `composition`:
+ * the files beside them but the leaves every server layer may read (config.ts, logger.ts) —
+ * main.ts and app.ts compose everything and nothing imports them.
+ */
+const LEAVES = ['config', 'logger'];
 const FORBIDDEN: Record<string, { not: string[]; why: string }> = {
   protocol: { not: ['services', 'db', 'schema', 'http', 'client', 'cli', 'root'], why: 'protocol/ is shared by server and client and depends on neither' },
   client: { not: ['services', 'db', 'schema', 'http', 'cli', 'root'], why: 'the client speaks the protocol like any other program: client/ and protocol/ only' },
   cli: { not: ['services', 'db', 'schema', 'http', 'root'], why: 'the command-line tool is a client: client/ and protocol/ only' },
-  db: { not: ['services', 'schema', 'http', 'client', 'cli'], why: 'db/ is below the services' },
-  services: { not: ['schema', 'http', 'client', 'cli'], why: 'services never reach up to a transport or into the client' },
-  schema: { not: ['http', 'client', 'cli', 'db/client'], why: 'the schema is a transport over the services' },
-  http: { not: ['client', 'cli'], why: 'the server does not use the client SDK' },
+  db: { not: ['services', 'schema', 'http', 'client', 'cli', 'composition'], why: 'db/ is below the services' },
+  services: { not: ['schema', 'http', 'client', 'cli', 'composition'], why: 'services never reach up to a transport or into the client' },
+  schema: { not: ['http', 'client', 'cli', 'db/client', 'composition'], why: 'the schema is a transport over the services' },
+  http: { not: ['client', 'cli', 'composition'], why: 'the server does not use the client SDK, and nothing below the composition root imports it' },
 };
 
 interface ImportEdge {
@@ -56,9 +61,9 @@ function violations(edges: ImportEdge[]): string[] {
     const rule = FORBIDDEN[layerOf(edge.from)];
     if (!rule) return [];
     const target = edge.to.replace(/\.(js|ts)$/, '');
-    // config.ts is a leaf every layer but the client may read; main.ts and app.ts compose everything.
     const hit = rule.not.find((layer) => {
       if (layer === 'root') return layerOf(edge.to) === 'root';
+      if (layer === 'composition') return layerOf(edge.to) === 'root' && !LEAVES.includes(target);
       return target === layer || target.startsWith(`${layer}${path.sep}`);
     });
     return hit ? [`src/${edge.from}:${edge.line} imports src/${edge.to} (${rule.why})`] : [];
@@ -89,5 +94,9 @@ describe('layering', () => {
     expect(fake('protocol/byte-ranges.ts', "import '../services/ids.js';")).toHaveLength(1);
     expect(fake('client/upload-file.ts', "import { proofOfPossession } from '../protocol/proof-of-possession.js';")).toEqual([]);
     expect(fake('services/blobs.ts', "import { assets } from '../db/schema/index.js';")).toEqual([]);
+    expect(fake('services/blobs.ts', "import type { App } from '../app.js';")).toHaveLength(1);
+    expect(fake('http/server.ts', "import { startApp } from '../app.js';")).toHaveLength(1);
+    expect(fake('services/blobs.ts', "import type { Config } from '../config.js';")).toEqual([]);
+    expect(fake('db/client.ts', "import type { Logger } from '../logger.js';")).toEqual([]);
   });
 });

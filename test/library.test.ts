@@ -414,4 +414,21 @@ describe('usage counters (S5)', () => {
       await app.close();
     }
   });
+
+  it('refuses with the numbers when the counter says more than the assets hold (evict-oldest), and takes the file once repaired', async () => {
+    const app = await startTestApp({ PIXSHARE_STANDARD_QUOTA: '100KiB', PIXSHARE_QUOTA_POLICY: 'evict-oldest' });
+    try {
+      const api = await newClient(app);
+      await app.database.sql`update users set used_bytes = ${90 * KiB} where id = ${api.userId}`;
+      const photo = await files.random('late.bin', 50 * KiB);
+      // Nothing to evict: refused with the numbers as the counter has them, not a crash.
+      await expect(uploadFile(api, photo.file)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', details: { usedBytes: 90 * KiB, quotaBytes: 100 * KiB, neededBytes: 50 * KiB } });
+      await app.housekeeping.runOnce();
+      expect(app.loggedErrors.splice(0)).toEqual([expect.objectContaining({ message: expect.stringContaining(`user ${api.userId} had used_bytes ${90 * KiB}`) })]);
+      // The failed upload is checked again from the start.
+      expect((await uploadFile(api, (await files.random('again.bin', 50 * KiB)).file)).outcome).toBe('uploaded');
+    } finally {
+      await app.close();
+    }
+  });
 });

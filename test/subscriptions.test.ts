@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { topics } from '../src/services/events.js';
 import { PASSWORD, startTestApp, type TestApp } from './support/app.js';
 
 let app: TestApp;
@@ -140,5 +141,22 @@ describe('events published inside a transaction', () => {
     expect((await events.next()).value).toEqual({ text: tricky });
     expect((await events.next()).value).toEqual({ text: 'second' });
     await events.return?.();
+  });
+});
+
+describe('live views', () => {
+  it('end with the error of a state that can no longer be read, and let go of their listener', async () => {
+    const topic = topics.sync('00000000-0000-4000-8000-000000000001');
+    let loads = 0;
+    const view = app.services.events.watch(topic, async () => {
+      if (++loads > 1) throw new Error('gone');
+      return loads;
+    });
+    expect(await view.next()).toEqual({ value: 1, done: false });
+    expect(app.pubsub.listenerCount(topic.name)).toBe(1);
+    const second = view.next();
+    await app.services.events.publish(topic, { userId: 'x' });
+    await expect(second).rejects.toThrow('gone');
+    expect(app.pubsub.listenerCount(topic.name)).toBe(0);
   });
 });

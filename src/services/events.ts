@@ -89,7 +89,13 @@ function liveState<S>(events: AsyncIterableIterator<unknown>, load: () => Promis
         if (event.done) return { value: undefined, done: true };
       }
       first = false;
-      return { value: await load(), done: false };
+      try {
+        return { value: await load(), done: false };
+      } catch (error) {
+        // The subscription ends with the error (the upload expired, the folder went): its listener goes too.
+        await events.return?.();
+        throw error;
+      }
     },
     async return() {
       await events.return?.();

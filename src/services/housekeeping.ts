@@ -8,10 +8,10 @@ const USAGE_CHECK_MS = 24 * 3600 * 1000;
 
 /**
  * Background sweeps every instance runs on a timer: idle upload sessions (with their
- * staged bytes) and unreferenced blobs past their grace period; once a day, each user's
- * usage counter checked against their assets. Each sweep claims its rows with FOR UPDATE
- * SKIP LOCKED or the row lock the work takes anyway, so instances never step on each other
- * and no separate job server is needed.
+ * staged bytes) and unreferenced blobs past their grace period, each claiming its rows with
+ * FOR UPDATE SKIP LOCKED so instances never step on each other and no job server is needed;
+ * and once a day (and on the first pass after start-up) the usage counters checked against
+ * the assets: one aggregate read, then a repair under the user-row lock for any that differ.
  */
 export class Housekeeping {
   private timer?: NodeJS.Timeout;
@@ -60,8 +60,10 @@ export class Housekeeping {
 
   /** Every user's used_bytes against their assets; a wrong counter is repaired and reported (it means a bug). */
   private async checkUsage(): Promise<number> {
-    this.usageCheckedAt = performance.now();
+    const started = performance.now();
     const corrected = await this.deps.library.recomputeUsedBytes();
+    // Only a check that went through counts: a failed one is tried again at the next pass.
+    this.usageCheckedAt = started;
     for (const { userId, was, now } of corrected) {
       this.deps.log.error(`housekeeping: user ${userId} had used_bytes ${was}, their assets hold ${now}; repaired`);
     }

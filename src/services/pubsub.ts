@@ -68,6 +68,11 @@ export class PubSub {
   }
 
 
+  /** How many listeners this process has on the topic (subscriptions, watchers). */
+  listenerCount(topic: string): number {
+    return this.local.listenerCount(topic);
+  }
+
   /** Calls `listener` with each event of the topic until the returned function is called. */
   on<T>(topic: string, listener: (data: T) => void): () => void {
     this.local.on(topic, listener);

@@ -9,7 +9,7 @@ import type { BlobService } from '../blobs.js';
 import type { Viewer } from '../devices.js';
 import { topics, type Events } from '../events.js';
 import { decodeCursor, encodeCursor } from './page-cursor.js';
-import type { Quota } from './quota.js';
+import { quotaExceeded, type Quota } from './quota.js';
 
 export interface AssetPage {
   assets: AssetRow[];
@@ -89,7 +89,7 @@ export class LibraryService {
     }
     const verdict = this.deps.quota.decide(user.level, user.usedBytes, input.blob.size);
     if (!verdict.fits && 'error' in verdict) throw verdict.error;
-    const evicted = verdict.fits ? [] : await this.evictOldest(tx, input.userId, verdict.freeBytes);
+    const evicted = verdict.fits ? [] : await this.evictOldest(tx, input.userId, verdict.freeBytes, () => quotaExceeded(user.usedBytes, this.deps.quota.bytesFor(user.level), input.blob.size));
     // The id is made here so that the folder link can go out with the insert instead of after it.
     const assetId = randomUUID();
     const [[asset]] = await Promise.all([
@@ -134,13 +134,14 @@ export class LibraryService {
   }
 
   /** S5, policy evict-oldest: removes the user's oldest assets until at least `freeBytes` are free. */
-  private async evictOldest(tx: Tx, userId: string, freeBytes: number): Promise<AssetRow[]> {
+  private async evictOldest(tx: Tx, userId: string, freeBytes: number, refusal: () => AppError): Promise<AssetRow[]> {
     const evicted: AssetRow[] = [];
     let freed = 0;
     while (freed < freeBytes) {
       const batch = await tx.select().from(assets).where(eq(assets.userId, userId)).orderBy(asc(assets.uploadedAt), asc(assets.id)).limit(50).offset(evicted.length);
-      // The counter said there was more than the assets hold: refuse with the real figure, and leave the repair to recomputeUsedBytes.
-      if (batch.length === 0) throw new AppError('QUOTA_EXCEEDED', 'Not enough space, even after removing every older photo', { neededBytes: freeBytes });
+      // Only when the counter says more than the assets hold: refused (with the numbers as the
+      // counter has them); housekeeping repairs the counter (recomputeUsedBytes).
+      if (batch.length === 0) throw refusal();
       for (const asset of batch) {
         if (freed >= freeBytes) break;
         evicted.push(asset);
@@ -165,10 +166,12 @@ export class LibraryService {
 
   async deleteAsset(principal: Principal, assetId: string): Promise<AssetRow> {
     const asset = await this.deps.db.transaction(async (tx) => {
-      // The user row first, as addAsset locks it: a delete and an eviction of the same asset
-      // then queue up instead of deadlocking.
-      await tx.select({ id: users.id }).from(users).where(eq(users.id, principal.user.id)).for('update');
-      const asset = await this.deps.access.asset(principal, 'change', assetId, { tx, lock: true });
+      const found = await this.deps.access.asset(principal, 'change', assetId, { tx });
+      // The owner's row first, as addAsset locks it: a delete and an eviction of the same asset
+      // then queue up instead of deadlocking. Then the asset again, locked: it may have gone meanwhile.
+      await tx.select({ id: users.id }).from(users).where(eq(users.id, found.userId)).for('update');
+      const [asset] = await tx.select().from(assets).where(eq(assets.id, found.id)).for('update');
+      if (!asset) throw new AppError('NOT_FOUND', 'No such asset');
       await this.removeAssets(tx, [asset]);
       await this.deps.events.publishIn(tx, topics.sync(asset.userId), { userId: asset.userId });
       return asset;
@@ -250,7 +253,8 @@ export class LibraryService {
    * Repair: sets each user's `used_bytes` to the sum of the sizes of their assets, and reports the
    * users whose counter was wrong. Each user in a transaction of its own that holds the user row,
    * as every change of assets does, so the sum cannot miss an asset added meanwhile. Without
-   * `userIds`, every user, in batches.
+   * `userIds`: the users whose counter differs from their assets in one aggregate read (a
+   * difference can be an addition under way), each then checked again under its lock.
    */
   async recomputeUsedBytes(userIds?: readonly string[]): Promise<{ userId: string; was: number; now: number }[]> {
     const corrected: { userId: string; was: number; now: number }[] = [];
@@ -266,16 +270,15 @@ export class LibraryService {
       });
       if (result && result.was !== result.now) corrected.push({ userId, ...result });
     };
-    if (userIds) {
-      for (const userId of userIds) await repair(userId);
-      return corrected;
-    }
-    let after = '00000000-0000-0000-0000-000000000000';
-    for (;;) {
-      const batch = await this.deps.db.select({ id: users.id }).from(users).where(sql`${users.id} > ${after}`).orderBy(asc(users.id)).limit(500);
-      for (const { id } of batch) await repair(id);
-      if (batch.length < 500) return corrected;
-      after = batch.at(-1)!.id;
-    }
+    const candidates =
+      userIds ??
+      (
+        await this.deps.db.execute<{ id: string }>(sql`
+          select ${users.id} as id from ${users}
+          left join (select ${assets.userId} as user_id, sum(${assets.size}) as bytes from ${assets} group by ${assets.userId}) held on held.user_id = ${users.id}
+          where ${users.usedBytes} <> coalesce(held.bytes, 0)`)
+      ).map((row) => row.id);
+    for (const userId of candidates) await repair(userId);
+    return corrected;
   }
 }

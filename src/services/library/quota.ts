@@ -38,6 +38,7 @@ export class Quota {
   }
 }
 
-function quotaExceeded(usedBytes: number, quotaBytes: number, neededBytes: number): AppError {
+/** QUOTA_EXCEEDED with the numbers a client shows: what is used, the quota, what the file needs. */
+export function quotaExceeded(usedBytes: number, quotaBytes: number, neededBytes: number): AppError {
   return new AppError('QUOTA_EXCEEDED', `Not enough space: ${neededBytes} bytes needed, ${Math.max(quotaBytes - usedBytes, 0)} of ${quotaBytes} free`, { usedBytes, quotaBytes, neededBytes });
 }
