@@ -6,5 +6,7 @@ import './auth.js';
 import './asset.js';
 import './folder.js';
 import './upload.js';
+import './friend.js';
+import './contact-group.js';
 
 export const schema = builder.toSchema();

@@ -36,7 +36,11 @@ export type AppErrorCode =
   | 'CHALLENGE_USED'
   | 'QUOTA_EXCEEDED'
   | 'BATCH_TOO_LARGE'
-  | 'LENGTH_REQUIRED';
+  | 'LENGTH_REQUIRED'
+  | 'CANNOT_BEFRIEND_SELF'
+  | 'ALREADY_FRIENDS'
+  | 'NOT_A_FRIEND'
+  | 'LIMIT_REACHED';
 
 const httpStatus: Record<AppErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -72,6 +76,10 @@ const httpStatus: Record<AppErrorCode, number> = {
   QUOTA_EXCEEDED: 507,
   BATCH_TOO_LARGE: 413,
   LENGTH_REQUIRED: 411,
+  CANNOT_BEFRIEND_SELF: 400,
+  ALREADY_FRIENDS: 409,
+  NOT_A_FRIEND: 400,
+  LIMIT_REACHED: 409,
 };
 
 export class AppError extends Error {

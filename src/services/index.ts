@@ -6,6 +6,8 @@ import { AccountService } from './accounts.js';
 import { BlobService } from './blobs.js';
 import { DeviceService } from './devices.js';
 import { Events } from './events.js';
+import { ContactGroupService } from './friends/contact-group-service.js';
+import { FriendService } from './friends/friend-service.js';
 import { FolderService } from './library/folder-service.js';
 import { LibraryService } from './library/library-service.js';
 import { Quota } from './library/quota.js';
@@ -24,6 +26,8 @@ export interface Services {
   uploads: UploadService;
   events: Events;
   quota: Quota;
+  friends: FriendService;
+  contactGroups: ContactGroupService;
 }
 
 /** Builds every service over one database, storage and event bus; each takes what it needs, nothing more. */
@@ -38,5 +42,7 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const library = new LibraryService({ db, access, blobs, events, quota });
   const folders = new FolderService({ db, access, events });
   const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, config });
-  return { access, accounts, devices, blobs, library, folders, uploads, events, quota };
+  const friends = new FriendService({ db });
+  const contactGroups = new ContactGroupService({ db });
+  return { access, accounts, devices, blobs, library, folders, uploads, events, quota, friends, contactGroups };
 }

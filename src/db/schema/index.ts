@@ -4,3 +4,4 @@ export * from './login-failures.js';
 export * from './blobs.js';
 export * from './assets.js';
 export * from './uploads.js';
+export * from './friends.js';
