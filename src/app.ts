@@ -12,6 +12,8 @@ import { createUploadChunkRoute } from './http/upload-chunk.js';
 import { createWebRoute } from './http/web.js';
 import { Housekeeping } from './services/housekeeping.js';
 import { createServices, type Services } from './services/index.js';
+import { JobQueue } from './services/jobs/job-queue.js';
+import { Mailer } from './services/mail/mailer.js';
 import { PubSub } from './services/pubsub.js';
 import type { BlobStore, BlobStoreSettings } from './services/storage/blob-store.js';
 import { createBlobStore } from './services/storage/create-blob-store.js';
@@ -22,6 +24,8 @@ export interface App {
   database: Database;
   storage: BlobStore;
   services: Services;
+  mailer: Mailer;
+  jobs: JobQueue;
   /** The event bus under services.events (LISTEN/NOTIFY). */
   pubsub: PubSub;
   graphql: GraphQLServer;
@@ -58,7 +62,13 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     await pubsub.start();
     cleanups.push(() => pubsub.close());
 
-    const services = createServices({ db: database.db, storage, pubsub, config, log });
+    const mailer = new Mailer({ config, log });
+    cleanups.push(async () => mailer.close());
+    const jobs = new JobQueue({ databaseUrl: database.url, config, log });
+    const services = createServices({ db: database.db, storage, pubsub, jobs, mailer, config, log });
+    // Handlers are registered by createServices; the queue starts once they are all there.
+    await jobs.start();
+    cleanups.push(() => jobs.stop());
     cleanups.push(async () => services.devices.close());
     const housekeeping = new Housekeeping({ uploads: services.uploads, blobs: services.blobs, library: services.library, intervalSeconds: config.uploads.housekeepingSeconds, log });
     housekeeping.start();
@@ -71,7 +81,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     const http = await startHttpServer({ config, services, graphql, routes, authenticate, log });
     cleanups.push(() => http.close());
 
-    return { config, url: http.url, database, storage, services, pubsub, graphql, http, housekeeping, close };
+    return { config, url: http.url, database, storage, services, mailer, jobs, pubsub, graphql, http, housekeeping, close };
   } catch (error) {
     await close();
     throw error;

@@ -44,7 +44,19 @@ export interface Config {
   secret: string;
   database: { url: string } | { embedded: { dir: string } };
   storage: StorageConfig;
-  smtpUrl?: string;
+  mail: {
+    /** SMTP server (smtp:// or smtps://, with credentials in the URL); unset: mails are written to `outbox` as .eml files. */
+    smtpUrl?: string;
+    outboxDir: string;
+    /** The From header, e.g. `pixshare <photos@example.org>`. */
+    from: string;
+  };
+  jobs: {
+    /** Whether this instance runs background jobs (mail); API-only instances of a large deployment can leave it to others. */
+    run: boolean;
+    /** Jobs one instance runs at once. */
+    concurrency: number;
+  };
   graphiql: boolean;
   levels: Record<UserLevel, LevelSettings>;
   auth: {
@@ -238,7 +250,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     secret: loadSecret(env, dataDir),
     database: databaseUrl ? { url: databaseUrl } : { embedded: { dir: path.join(dataDir, 'pg') } },
     storage: loadStorage(env, dataDir),
-    smtpUrl: read(env, 'SMTP_URL', url(['smtp:', 'smtps:']).optional()),
+    mail: {
+      smtpUrl: read(env, 'SMTP_URL', url(['smtp:', 'smtps:']).optional()),
+      outboxDir: path.join(dataDir, 'outbox'),
+      from: read(env, 'MAIL_FROM', z.string().trim().min(3).max(320).default(`pixshare <pixshare@${new URL(publicUrl).hostname}>`)),
+    },
+    jobs: {
+      run: read(env, 'PIXSHARE_RUN_JOBS', boolean.optional()) ?? true,
+      concurrency: read(env, 'PIXSHARE_JOB_CONCURRENCY', integer(1, 100).default(2)),
+    },
     // On by default: the page only shows the schema (which is public); every operation still needs credentials.
     graphiql: read(env, 'PIXSHARE_GRAPHIQL', boolean.optional()) ?? true,
     levels: {

@@ -32,6 +32,7 @@ const database = 'embedded' in config.database ? `embedded PostgreSQL under ${co
 log.info(`data directory: ${config.dataDir}`);
 log.info(`database: ${database}`);
 log.info(`storage: ${storage}`);
+log.info(`mail: ${app.mailer.describe()}`);
 log.info(`listening on ${config.host}:${app.http.port}`);
 log.info(`web:      ${config.publicUrl}/`);
 log.info(`GraphQL:  ${config.publicUrl}/graphql${config.graphiql ? ' (GraphiQL in the browser)' : ''}`);

@@ -8,6 +8,9 @@ import { DeviceService } from './devices.js';
 import { Events } from './events.js';
 import { ContactGroupService } from './friends/contact-group-service.js';
 import { FriendService } from './friends/friend-service.js';
+import { sendFriendRequestMail } from './friends/send-friend-request-mail.js';
+import type { JobQueue } from './jobs/job-queue.js';
+import type { Mailer } from './mail/mailer.js';
 import { FolderService } from './library/folder-service.js';
 import { LibraryService } from './library/library-service.js';
 import { Quota } from './library/quota.js';
@@ -31,8 +34,8 @@ export interface Services {
 }
 
 /** Builds every service over one database, storage and event bus; each takes what it needs, nothing more. */
-export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSub; config: Config; log: Logger }): Services {
-  const { db, storage, config, log } = deps;
+export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSub; jobs: JobQueue; mailer: Mailer; config: Config; log: Logger }): Services {
+  const { db, storage, config, log, jobs, mailer } = deps;
   const events = new Events(deps.pubsub);
   const access = new Access({ db });
   const quota = new Quota(config);
@@ -42,7 +45,8 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const library = new LibraryService({ db, access, blobs, events, quota });
   const folders = new FolderService({ db, access, events });
   const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, config });
-  const friends = new FriendService({ db });
+  const friends = new FriendService({ db, jobs });
+  jobs.handle('send-friend-request-mail', ({ requestId }) => sendFriendRequestMail({ db, mailer, config }, requestId));
   const contactGroups = new ContactGroupService({ db });
   return { access, accounts, devices, blobs, library, folders, uploads, events, quota, friends, contactGroups };
 }

@@ -6,6 +6,7 @@ import { emailSchema } from '../accounts.js';
 import { AppError } from '../app-error.js';
 import type { Viewer } from '../devices.js';
 import { isUuid } from '../ids.js';
+import type { JobQueue } from '../jobs/job-queue.js';
 
 /** Open requests a user may have sent and not yet seen answered: a cap against request spam. */
 export const MAX_OPEN_REQUESTS = 500;
@@ -39,7 +40,7 @@ const person = { id: users.id, nickname: users.nickname, email: users.email };
  * asks.
  */
 export class FriendService {
-  constructor(private readonly deps: { db: Db }) {}
+  constructor(private readonly deps: { db: Db; jobs: JobQueue }) {}
 
   async areFriends(userId: string, otherId: string): Promise<boolean> {
     if (!isUuid(otherId)) return false;
@@ -90,6 +91,8 @@ export class FriendService {
       if (n >= MAX_OPEN_REQUESTS) throw new AppError('LIMIT_REACHED', `At most ${MAX_OPEN_REQUESTS} friend requests may wait for an answer`, { limit: MAX_OPEN_REQUESTS });
       const blocked = target ? await this.blockedIn(tx, target.id, viewer.user.id) : false;
       const [created] = await tx.insert(friendRequests).values({ fromUserId: viewer.user.id, toEmail: email, status: blocked ? 'blocked' : 'pending' }).returning({ id: friendRequests.id });
+      // The addressee hears of it by mail (not when they blocked the sender): sent by a job that exists exactly when the request does.
+      if (!blocked) await this.deps.jobs.addIn(tx, 'send-friend-request-mail', { requestId: created!.id });
       return created!.id;
     });
     return this.requestView(viewer, id);
