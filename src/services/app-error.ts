@@ -40,7 +40,8 @@ export type AppErrorCode =
   | 'CANNOT_BEFRIEND_SELF'
   | 'ALREADY_FRIENDS'
   | 'NOT_A_FRIEND'
-  | 'LIMIT_REACHED';
+  | 'LIMIT_REACHED'
+  | 'MEDIA_UNREADABLE';
 
 const httpStatus: Record<AppErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -80,6 +81,7 @@ const httpStatus: Record<AppErrorCode, number> = {
   ALREADY_FRIENDS: 409,
   NOT_A_FRIEND: 400,
   LIMIT_REACHED: 409,
+  MEDIA_UNREADABLE: 422,
 };
 
 export class AppError extends Error {

@@ -4,8 +4,9 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../db/client.js';
 import type { Tx } from '../db/transaction.js';
-import { assets, blobs, type BlobRow } from '../db/schema/index.js';
+import { assets, blobs, editedImages, type BlobRow, type EditedImageRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
+import { applyEditRule, editRuleKey, type EditRule } from './media/apply-edit-rule.js';
 import { deriveImages } from './media/derive-images.js';
 import type { TakenAt } from './media/read-exif-facts.js';
 import type { BlobStore } from './storage/blob-store.js';
@@ -17,6 +18,8 @@ export const blobKey = (sha256: string) => `blobs/${sha256}`;
 /** Images made from a blob are content-derived too, so users sharing a blob share them. */
 export const derivedKey = (sha256: string, kind: DerivedImage) => `derived/${sha256}/${kind}.webp`;
 
+
+const EXTENSIONS: Record<EditRule['format'], string> = { jpeg: 'jpg', webp: 'webp', avif: 'avif', png: 'png' };
 
 /**
  * Blobs: stored content with a reference count. Completing an upload pins the
@@ -78,6 +81,50 @@ export class BlobService {
         })
         .where(eq(blobs.sha256, sha256));
     }
+  }
+
+  /**
+   * The image an edit rule makes of this blob (G3): made on first request and stored under a key
+   * that names the rule, then reused by every share and recipient with the same rule. Never made
+   * twice at the same time: callers in this process share one making, and an advisory lock keeps
+   * other instances waiting until it is there. The blob row is held (FOR SHARE) meanwhile, so the
+   * collector cannot take the original away. MEDIA_UNREADABLE when the bytes do not decode.
+   */
+  async editedImage(sha256: string, rule: EditRule): Promise<EditedImageRow> {
+    const ruleKey = editRuleKey(rule);
+    const [made] = await this.deps.db.select().from(editedImages).where(and(eq(editedImages.sha256, sha256), eq(editedImages.ruleKey, ruleKey)));
+    if (made) return made;
+    const flight = `${sha256}:${ruleKey}`;
+    let making = this.editing.get(flight);
+    if (!making) {
+      making = this.makeEditedImage(sha256, rule, ruleKey).finally(() => this.editing.delete(flight));
+      this.editing.set(flight, making);
+    }
+    return making;
+  }
+
+  private readonly editing = new Map<string, Promise<EditedImageRow>>();
+
+  private makeEditedImage(sha256: string, rule: EditRule, ruleKey: string): Promise<EditedImageRow> {
+    return this.deps.db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`edited:${sha256}:${ruleKey}`}, 0))`);
+      // Made by another instance while this one waited for the lock.
+      const [made] = await tx.select().from(editedImages).where(and(eq(editedImages.sha256, sha256), eq(editedImages.ruleKey, ruleKey)));
+      if (made) return made;
+      const [blob] = await tx.select().from(blobs).where(and(eq(blobs.sha256, sha256), eq(blobs.stored, true))).for('share');
+      if (!blob) throw new AppError('NOT_FOUND', 'No such blob');
+      const { storage } = this.deps;
+      const input = storage.localPath?.(blobKey(sha256)) ?? (blob.size === 0 ? Buffer.alloc(0) : await storage.get(blobKey(sha256)));
+      const result = await applyEditRule(input, rule, { limitInputPixels: this.deps.config.uploads.maxImagePixels });
+      if (!result.ok) throw new AppError('MEDIA_UNREADABLE', `This file cannot be edited (${result.reason})`, { reason: result.reason });
+      const key = `derived/${sha256}/rule-${ruleKey}.${EXTENSIONS[rule.format]}`;
+      await storage.put(key, Readable.from([result.data]), { contentType: result.mediaType });
+      const [row] = await tx
+        .insert(editedImages)
+        .values({ sha256, ruleKey, key, mediaType: result.mediaType, size: result.data.length, width: result.width, height: result.height })
+        .returning();
+      return row!;
+    });
   }
 
   async get(sha256: string): Promise<BlobRow | undefined> {
@@ -175,6 +222,8 @@ export class BlobService {
             .where(and(eq(blobs.sha256, sha256), eq(blobs.stored, false), unreferenced))
             .for('update', { skipLocked: true });
           if (!row) return false; // pinned, stored again or taken by another instance meanwhile
+          // Images made by edit rules go with the blob (their rows with it, by cascade).
+          for (const edited of await tx.select({ key: editedImages.key }).from(editedImages).where(eq(editedImages.sha256, sha256))) await storage.delete(edited.key);
           await storage.delete(derivedKey(sha256, 'thumbnail'));
           await storage.delete(derivedKey(sha256, 'preview'));
           await storage.delete(blobKey(sha256));

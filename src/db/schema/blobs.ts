@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, check, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, index, integer, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 import { mediaFacts } from './media-facts.js';
 
 /**
@@ -31,3 +31,27 @@ export const blobs = pgTable(
 );
 
 export type BlobRow = typeof blobs.$inferSelect;
+
+/**
+ * An image made from a blob by an edit rule (G3), stored at `derived/<sha256>/rule-<ruleKey>.<ext>`:
+ * made once, on first request, and shared by every share and recipient with the same rule. The
+ * row is written after the bytes, so it says they are there; the collector deletes both with the blob.
+ */
+export const editedImages = pgTable(
+  'edited_images',
+  {
+    sha256: text('sha256')
+      .notNull()
+      .references(() => blobs.sha256, { onDelete: 'cascade' }),
+    ruleKey: text('rule_key').notNull(),
+    key: text('key').notNull(),
+    mediaType: text('media_type').notNull(),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    width: integer('width').notNull(),
+    height: integer('height').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.sha256, t.ruleKey] })],
+);
+
+export type EditedImageRow = typeof editedImages.$inferSelect;

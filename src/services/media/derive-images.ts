@@ -224,13 +224,14 @@ async function encodeThumbnail(pixels: RawPixels): Promise<DerivedImage> {
   return { data, width: info.width, height: info.height, mediaType: 'image/webp' };
 }
 
-type LoadedInput = { ok: true; source: string | Buffer; mediaType: string } | MediaFailure;
+export type LoadedInput = { ok: true; source: string | Buffer; mediaType: string } | MediaFailure;
 
 /**
  * Reads just enough to sniff the type, and refuses anything we do not decode before
  * libvips sees it. Streams are buffered (capped), because sharp would buffer them anyway.
  */
-async function loadInput(input: MediaInput, maxInputBytes: number): Promise<LoadedInput> {
+/** The input sniffed and, for streams and bytes, held (capped): what every media function decodes from. */
+export async function loadInput(input: MediaInput, maxInputBytes: number): Promise<LoadedInput> {
   if (typeof input === 'string') return loadFile(input);
   if (Buffer.isBuffer(input)) {
     if (input.length > maxInputBytes) return tooManyBytes(maxInputBytes, sniffMediaType(input.subarray(0, SNIFF_BYTES)));
