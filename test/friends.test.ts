@@ -37,7 +37,8 @@ describe('friends (S6)', () => {
     const anna = await newClient(app);
     const ben = await newClient(app);
     const request = await ask(anna, ben.email.toUpperCase());
-    expect(request).toMatchObject({ status: 'PENDING', toEmail: ben.email, from: { id: anna.userId }, to: { id: ben.userId } });
+    // Whether the address has an account is not told before its owner accepts.
+    expect(request).toMatchObject({ status: 'PENDING', toEmail: ben.email, from: { id: anna.userId }, to: null });
     // Asking again is the same request.
     expect((await ask(anna, ben.email)).id).toBe(request.id);
     expect((await requests(ben, 'INCOMING')).map((r) => r.id)).toEqual([request.id]);
@@ -85,6 +86,23 @@ describe('friends (S6)', () => {
     await expectCode(accept(carl, open.id), 'NOT_FOUND');
   });
 
+  it('makes two people who ask each other at the same moment friends, once', async () => {
+    for (let i = 0; i < 3; i++) {
+      const [anna, ben] = [await newClient(app), await newClient(app)];
+      const answers = await Promise.all([ask(anna, ben.email), ask(ben, anna.email)]);
+      expect(answers.map((a) => a.status)).toContain('ACCEPTED');
+      expect(await friendsOf(anna)).toEqual([ben.userId]);
+      expect(await friendsOf(ben)).toEqual([anna.userId]);
+      // Nothing left waiting either way.
+      expect([...(await requests(anna, 'INCOMING')), ...(await requests(anna, 'OUTGOING')), ...(await requests(ben, 'INCOMING')), ...(await requests(ben, 'OUTGOING'))]).toEqual([]);
+    }
+  });
+
+  it('blocks only someone the viewer knows; a user id alone tells nothing', async () => {
+    const [anna, stranger] = [await newClient(app), await newClient(app)];
+    await expectCode(anna.graphql('mutation($id: ID!) { blockUser(userId: $id) { id email } }', { id: stranger.userId }), 'NOT_FOUND');
+  });
+
   it('blocks: the blocked user is not told, their requests never arrive, a friendship ends', async () => {
     const [anna, eve] = [await newClient(app), await newClient(app)];
     await befriend(anna, eve);
@@ -99,11 +117,11 @@ describe('friends (S6)', () => {
     expect(await requests(anna, 'INCOMING')).toEqual([]);
     await expectCode(accept(anna, request.id), 'NOT_FOUND');
     expect((await anna.graphql<{ blockedUsers: Person[] }>('{ blockedUsers { id } }')).blockedUsers.map((p) => p.id)).toEqual([eve.userId]);
-    // Unblocked: new requests arrive again.
+    // Unblocked: the request Eve made meanwhile goes through when she asks again.
     await anna.graphql('mutation($id: ID!) { unblockUser(userId: $id) { id } }', { id: eve.userId });
-    await eve.graphql('mutation($id: ID!) { cancelFriendRequest(id: $id) { id } }', { id: request.id });
-    const fresh = await ask(eve, anna.email);
-    expect((await requests(anna, 'INCOMING')).map((r) => r.id)).toEqual([fresh.id]);
+    const again = await ask(eve, anna.email);
+    expect(again.id).toBe(request.id);
+    expect((await requests(anna, 'INCOMING')).map((r) => r.id)).toEqual([request.id]);
   });
 
   it('ends a friendship for both, and takes each out of the other\'s groups', async () => {

@@ -45,8 +45,24 @@ describe('mail over SMTP (S9)', () => {
     expect(mail.text).toContain(anna.email);
   });
 
+  it('mails an address once a week, however often a request is withdrawn and made again', async () => {
+    const anna = await newClient(app);
+    const to = `once-${Date.now()}@example.com`;
+    for (let i = 0; i < 3; i++) {
+      const { requestFriend } = await anna.graphql<{ requestFriend: { id: string } }>(ASK, { e: to });
+      await smtp.next(to);
+      await anna.graphql('mutation($id: ID!) { cancelFriendRequest(id: $id) { id } }', { id: requestFriend.id });
+    }
+    const witness = `after-once-${Date.now()}@example.com`;
+    await anna.graphql(ASK, { e: witness });
+    await smtp.next(witness);
+    expect(smtp.received.filter((m) => JSON.stringify(m.to).includes(to))).toHaveLength(1);
+  });
+
   it('sends nothing to someone who blocked the sender', async () => {
     const [anna, eve] = [await newClient(app), await newClient(app)];
+    // Anna knows Eve (she asked her once), and blocks her.
+    await anna.graphql(ASK, { e: eve.email });
     await anna.graphql('mutation($id: ID!) { blockUser(userId: $id) { id } }', { id: eve.userId });
     await eve.graphql(ASK, { e: anna.email });
     // A mail to someone else, queued after: once it is here, Anna's would have been too.

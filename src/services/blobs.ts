@@ -7,6 +7,7 @@ import type { Tx } from '../db/transaction.js';
 import { assets, blobs, editedImages, type BlobRow, type EditedImageRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
 import { applyEditRule, editRuleKey, type EditRule } from './media/apply-edit-rule.js';
+import { withImageSlot } from './media/sharp-runtime.js';
 import { deriveImages } from './media/derive-images.js';
 import type { TakenAt } from './media/read-exif-facts.js';
 import type { BlobStore } from './storage/blob-store.js';
@@ -106,7 +107,9 @@ export class BlobService {
   private readonly editing = new Map<string, Promise<EditedImageRow>>();
 
   private makeEditedImage(sha256: string, rule: EditRule, ruleKey: string): Promise<EditedImageRow> {
-    return this.deps.db.transaction(async (tx) => {
+    // The image slot first, the database connection second: at most as many connections wait on
+    // image work as images are made at once (two), however many edits are asked for.
+    return withImageSlot(() => this.deps.db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`edited:${sha256}:${ruleKey}`}, 0))`);
       // Made by another instance while this one waited for the lock.
       const [made] = await tx.select().from(editedImages).where(and(eq(editedImages.sha256, sha256), eq(editedImages.ruleKey, ruleKey)));
@@ -124,7 +127,7 @@ export class BlobService {
         .values({ sha256, ruleKey, key, mediaType: result.mediaType, size: result.data.length, width: result.width, height: result.height })
         .returning();
       return row!;
-    });
+    }));
   }
 
   async get(sha256: string): Promise<BlobRow | undefined> {

@@ -125,6 +125,8 @@ export class ContactGroupService {
           .select({ id: friendships.friendId })
           .from(friendships)
           .where(and(eq(friendships.userId, viewer.user.id), sql`${friendships.friendId} = any(${sql.param(ids.filter(isUuid))}::uuid[])`))
+          // Held until the members are in: an unfriending at the same moment waits, then takes them out.
+          .for('key share')
       ).map((f) => f.id),
     );
     const strangers = [...malformed, ...ids.filter((id) => isUuid(id) && !friends.has(id))];

@@ -10,6 +10,10 @@ import type { JobQueue } from '../jobs/job-queue.js';
 
 /** Open requests a user may have sent and not yet seen answered: a cap against request spam. */
 export const MAX_OPEN_REQUESTS = 500;
+/** New requests a user may send in a day (each can mail someone): the other cap against spam. */
+export const MAX_REQUESTS_PER_DAY = 50;
+/** One mail per sender and address in this many days, however often a request is withdrawn and made again. */
+const MAIL_AGAIN_AFTER_DAYS = 7;
 
 /** What a user sees of another: enough to recognise a friend, nothing of their library. */
 export interface Person {
@@ -64,9 +68,10 @@ export class FriendService {
     const email = parsed.data;
     if (email === viewer.user.email) throw new AppError('CANNOT_BEFRIEND_SELF', 'You cannot be your own friend');
     const id = await this.deps.db.transaction(async (tx) => {
-      // The sender's row first: two requests of one sender are counted one after the other.
-      await tx.select({ id: users.id }).from(users).where(eq(users.id, viewer.user.id)).for('update');
       const [target] = await tx.select(person).from(users).where(eq(users.email, email));
+      // Both people's rows, in one order for every pair: a request, an answer, a block and an
+      // unfriending of the same two people run one after the other, never across each other.
+      await lockPeople(tx, target ? [viewer.user.id, target.id] : [viewer.user.id]);
       if (target) {
         if (await this.friendsIn(tx, viewer.user.id, target.id)) throw new AppError('ALREADY_FRIENDS', 'You are friends already', { userId: target.id });
         // They asked first: this is the answer.
@@ -79,20 +84,31 @@ export class FriendService {
           return theirs.id;
         }
       }
+      const blocked = target ? await this.blockedIn(tx, target.id, viewer.user.id) : false;
       const [open] = await tx
-        .select({ id: friendRequests.id })
+        .select({ id: friendRequests.id, status: friendRequests.status })
         .from(friendRequests)
         .where(and(eq(friendRequests.fromUserId, viewer.user.id), eq(friendRequests.toEmail, email), inArray(friendRequests.status, ['pending', 'blocked'])));
-      if (open) return open.id;
-      const [{ n } = { n: 0 }] = await tx
-        .select({ n: sql<number>`count(*)::int` })
+      if (open) {
+        // Made while the addressee blocked the sender, who has since been unblocked: it goes through now.
+        if (open.status === 'blocked' && !blocked) {
+          await tx.update(friendRequests).set({ status: 'pending' }).where(eq(friendRequests.id, open.id));
+          await this.mailUnlessRecent(tx, viewer, email, open.id);
+        }
+        return open.id;
+      }
+      const [counts] = await tx
+        .select({
+          open: sql<number>`count(*) filter (where ${friendRequests.status} in ('pending', 'blocked'))::int`,
+          today: sql<number>`count(*) filter (where ${friendRequests.createdAt} > now() - interval '1 day')::int`,
+        })
         .from(friendRequests)
-        .where(and(eq(friendRequests.fromUserId, viewer.user.id), inArray(friendRequests.status, ['pending', 'blocked'])));
-      if (n >= MAX_OPEN_REQUESTS) throw new AppError('LIMIT_REACHED', `At most ${MAX_OPEN_REQUESTS} friend requests may wait for an answer`, { limit: MAX_OPEN_REQUESTS });
-      const blocked = target ? await this.blockedIn(tx, target.id, viewer.user.id) : false;
+        .where(eq(friendRequests.fromUserId, viewer.user.id));
+      if ((counts?.open ?? 0) >= MAX_OPEN_REQUESTS) throw new AppError('LIMIT_REACHED', `At most ${MAX_OPEN_REQUESTS} friend requests may wait for an answer`, { limit: MAX_OPEN_REQUESTS });
+      if ((counts?.today ?? 0) >= MAX_REQUESTS_PER_DAY) throw new AppError('LIMIT_REACHED', `At most ${MAX_REQUESTS_PER_DAY} friend requests a day`, { limit: MAX_REQUESTS_PER_DAY });
       const [created] = await tx.insert(friendRequests).values({ fromUserId: viewer.user.id, toEmail: email, status: blocked ? 'blocked' : 'pending' }).returning({ id: friendRequests.id });
       // The addressee hears of it by mail (not when they blocked the sender): sent by a job that exists exactly when the request does.
-      if (!blocked) await this.deps.jobs.addIn(tx, 'send-friend-request-mail', { requestId: created!.id });
+      if (!blocked) await this.mailUnlessRecent(tx, viewer, email, created!.id);
       return created!.id;
     });
     return this.requestView(viewer, id);
@@ -112,18 +128,21 @@ export class FriendService {
   /** The viewer's requests still waiting for an answer, newest first. */
   async outgoingRequests(viewer: Viewer): Promise<FriendRequestView[]> {
     const rows = await this.deps.db
-      .select({ request: friendRequests, to: person })
+      .select({ request: friendRequests })
       .from(friendRequests)
-      .leftJoin(users, eq(users.email, friendRequests.toEmail))
       .where(and(eq(friendRequests.fromUserId, viewer.user.id), inArray(friendRequests.status, ['pending', 'blocked'])))
       .orderBy(desc(friendRequests.createdAt));
-    return rows.map(({ request, to }) => view(request, selfAsPerson(viewer), to?.id ? to : null));
+    // Open requests: whether the address has an account is not told before its owner accepts.
+    return rows.map(({ request }) => view(request, selfAsPerson(viewer), null));
   }
 
   /** Accepts a request addressed to the viewer; returns the new friend. */
   async acceptRequest(viewer: Viewer, requestId: string): Promise<Person> {
     return this.deps.db.transaction(async (tx) => {
-      const request = await this.incomingIn(tx, viewer, requestId);
+      const found = await this.incomingIn(tx, viewer, requestId, false);
+      await lockPeople(tx, [viewer.user.id, found.fromUserId]);
+      // Read again under the locks: a block or a withdrawal may have come first.
+      const request = await this.incomingIn(tx, viewer, requestId, true);
       await this.befriend(tx, request.id, request.fromUserId, viewer.user.id);
       const [from] = await tx.select(person).from(users).where(eq(users.id, request.fromUserId));
       return from!;
@@ -154,6 +173,7 @@ export class FriendService {
   async removeFriend(viewer: Viewer, friendId: string): Promise<Person> {
     if (!isUuid(friendId)) throw notFound('friend');
     return this.deps.db.transaction(async (tx) => {
+      await lockPeople(tx, [viewer.user.id, friendId]);
       const [friend] = await tx.select(person).from(friendships).innerJoin(users, eq(users.id, friendships.friendId)).where(and(eq(friendships.userId, viewer.user.id), eq(friendships.friendId, friendId)));
       if (!friend) throw notFound('friend');
       await this.unfriendIn(tx, viewer.user.id, friendId);
@@ -168,8 +188,11 @@ export class FriendService {
   async blockUser(viewer: Viewer, userId: string): Promise<Person> {
     if (!isUuid(userId) || userId === viewer.user.id) throw notFound('user');
     return this.deps.db.transaction(async (tx) => {
+      await lockPeople(tx, [viewer.user.id, userId]);
       const [target] = await tx.select(person).from(users).where(eq(users.id, userId));
-      if (!target) throw notFound('user');
+      // Only someone the viewer knows — a friend, or someone who asked them — can be blocked: a user id
+      // alone tells nobody whose it is.
+      if (!target || !(await this.connectedIn(tx, viewer, target.id))) throw notFound('user');
       await tx.insert(blocks).values({ userId: viewer.user.id, blockedUserId: target.id }).onConflictDoNothing();
       await this.unfriendIn(tx, viewer.user.id, target.id);
       await tx.update(friendRequests).set({ status: 'blocked' }).where(and(eq(friendRequests.fromUserId, target.id), eq(friendRequests.toEmail, viewer.user.email), eq(friendRequests.status, 'pending')));
@@ -197,19 +220,24 @@ export class FriendService {
   // -- internals -------------------------------------------------------------
 
   /** A request the viewer may answer, locked; someone else's looks missing. */
-  private async incomingIn(tx: Tx, viewer: Viewer, requestId: string): Promise<FriendRequestRow> {
+  private async incomingIn(tx: Tx, viewer: Viewer, requestId: string, lock = true): Promise<FriendRequestRow> {
     if (!isUuid(requestId)) throw notFound('friend request');
-    const [request] = await tx
+    const query = tx
       .select()
       .from(friendRequests)
-      .where(and(eq(friendRequests.id, requestId), eq(friendRequests.toEmail, viewer.user.email), eq(friendRequests.status, 'pending')))
-      .for('update');
+      .where(and(eq(friendRequests.id, requestId), eq(friendRequests.toEmail, viewer.user.email), eq(friendRequests.status, 'pending')));
+    const [request] = lock ? await query.for('update') : await query;
     if (!request) throw notFound('friend request');
     return request;
   }
 
   private async befriend(tx: Tx, requestId: string, fromUserId: string, toUserId: string): Promise<void> {
     await tx.update(friendRequests).set({ status: 'accepted', respondedAt: sql`now()` }).where(eq(friendRequests.id, requestId));
+    // A request the other way is answered by this too.
+    await tx
+      .update(friendRequests)
+      .set({ status: 'accepted', respondedAt: sql`now()` })
+      .where(and(eq(friendRequests.fromUserId, toUserId), sql`${friendRequests.toEmail} = (select ${users.email} from ${users} where ${users.id} = ${fromUserId})`, inArray(friendRequests.status, ['pending', 'blocked'])));
     await tx.insert(friendships).values([{ userId: fromUserId, friendId: toUserId }, { userId: toUserId, friendId: fromUserId }]).onConflictDoNothing();
   }
 
@@ -222,6 +250,41 @@ export class FriendService {
         and(eq(contactGroupMembers.memberId, a), sql`${contactGroupMembers.groupId} in (select ${contactGroups.id} from ${contactGroups} where ${contactGroups.userId} = ${b})`),
       ),
     );
+  }
+
+  /** A friend of the viewer's, someone they blocked, or someone who asked them or whom they asked (any answer). */
+  private async connectedIn(tx: Tx, viewer: Viewer, otherId: string): Promise<boolean> {
+    if (await this.friendsIn(tx, viewer.user.id, otherId)) return true;
+    if (await this.blockedIn(tx, viewer.user.id, otherId)) return true;
+    const [asked] = await tx
+      .select({ id: friendRequests.id })
+      .from(friendRequests)
+      .where(
+        or(
+          and(eq(friendRequests.fromUserId, otherId), eq(friendRequests.toEmail, viewer.user.email)),
+          and(eq(friendRequests.fromUserId, viewer.user.id), sql`${friendRequests.toEmail} = (select ${users.email} from ${users} where ${users.id} = ${otherId})`),
+        ),
+      )
+      .limit(1);
+    return asked !== undefined;
+  }
+
+  /** Queues the request's mail, unless this sender mailed this address lately (withdrawing and asking again mails once). */
+  private async mailUnlessRecent(tx: Tx, viewer: Viewer, email: string, requestId: string): Promise<void> {
+    const [recent] = await tx
+      .select({ id: friendRequests.id })
+      .from(friendRequests)
+      .where(
+        and(
+          eq(friendRequests.fromUserId, viewer.user.id),
+          eq(friendRequests.toEmail, email),
+          sql`${friendRequests.id} <> ${requestId}`,
+          sql`${friendRequests.createdAt} > now() - make_interval(days => ${MAIL_AGAIN_AFTER_DAYS})`,
+          sql`${friendRequests.status} <> 'blocked'`,
+        ),
+      )
+      .limit(1);
+    if (!recent) await this.deps.jobs.addIn(tx, 'send-friend-request-mail', { requestId });
   }
 
   private async friendsIn(tx: Tx, a: string, b: string): Promise<boolean> {
@@ -243,7 +306,8 @@ export class FriendService {
       .innerJoin(users, eq(users.id, friendRequests.fromUserId))
       .where(and(eq(friendRequests.id, requestId), or(eq(friendRequests.fromUserId, viewer.user.id), and(eq(friendRequests.toEmail, viewer.user.email), sql`${friendRequests.status} <> 'blocked'`))));
     if (!row) throw notFound('friend request');
-    const [to] = await this.deps.db.select(person).from(users).where(eq(users.email, row.request.toEmail));
+    // Whether an address has an account is not told before its owner accepted.
+    const [to] = row.request.status === 'accepted' ? await this.deps.db.select(person).from(users).where(eq(users.email, row.request.toEmail)) : [];
     return view(row.request, row.from, to ?? null);
   }
 }
@@ -266,4 +330,13 @@ function selfAsPerson(viewer: Viewer): Person {
 
 function notFound(what: string): AppError {
   return new AppError('NOT_FOUND', `No such ${what}`);
+}
+
+/**
+ * Locks these users' rows (FOR NO KEY UPDATE: friendship rows can still reference them) in id
+ * order, so that two transactions about the same people never wait for each other crosswise.
+ */
+async function lockPeople(tx: Tx, userIds: string[]): Promise<void> {
+  const ids = [...new Set(userIds.filter(isUuid))].sort();
+  for (const id of ids) await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for('no key update');
 }

@@ -32,7 +32,8 @@ export class JobQueue {
   /** Brings the queue's tables up to date and, on an instance that runs jobs, starts working. */
   async start(): Promise<void> {
     const logger = new WorkerLogger(() => (level, message) => {
-      if (level === 'error') this.deps.log.error(`jobs: ${message}`);
+      // Warnings too: a job that failed and will be retried, or a worker pool that stopped.
+      if (level === 'error' || level === 'warning') this.deps.log.error(`jobs: ${message}`);
     });
     await runMigrations({ connectionString: this.deps.databaseUrl, logger });
     if (!this.deps.config.jobs.run) return;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../app-error.js';
 import { loadInput, type MediaInput } from './derive-images.js';
 import { readExifFacts } from './read-exif-facts.js';
-import { classifySharpError, sharp, withImageSlot, type MediaFailure, type Sharp } from './sharp-runtime.js';
+import { classifySharpError, sharp, type MediaFailure, type Sharp } from './sharp-runtime.js';
 
 /**
  * Edit rules (G3): what a share does to its photos before a recipient sees them — a maximum
@@ -56,38 +56,42 @@ export interface EditedImage {
   height: number;
 }
 
-/** Applies the rule to one image (oriented first); a file that does not decode is a MediaFailure, not an error. */
-export async function applyEditRule(input: MediaInput, rule: EditRule, limits: { limitInputPixels?: number; maxInputBytes?: number } = {}): Promise<EditedImage | MediaFailure> {
-  return withImageSlot(async () => {
-    const loaded = await loadInput(input, limits.maxInputBytes ?? 256 * 1024 * 1024);
-    if (!loaded.ok) return loaded;
-    try {
-      let image = sharp(loaded.source, { limitInputPixels: limits.limitInputPixels ?? 100_000_000, failOn: 'truncated' });
-      const header = await image.metadata();
-      image = image.autoOrient();
-      if (rule.maxDimension) image = image.resize({ width: rule.maxDimension, height: rule.maxDimension, fit: 'inside', withoutEnlargement: true });
-      if (rule.grayscale) image = image.grayscale();
-      image = withRuleMetadata(image, rule, header.exif);
-      switch (rule.format) {
-        case 'jpeg':
-          image = image.jpeg({ quality: rule.quality });
-          break;
-        case 'webp':
-          image = image.webp({ quality: rule.quality });
-          break;
-        case 'avif':
-          image = image.avif({ quality: rule.quality, effort: 2 });
-          break;
-        case 'png':
-          image = image.png({ compressionLevel: 9, ...(rule.colors ? { palette: true, colours: rule.colors } : {}) });
-          break;
-      }
-      const { data, info } = await image.timeout({ seconds: 60 }).toBuffer({ resolveWithObject: true });
-      return { ok: true, data, mediaType: EDIT_RULE_MEDIA_TYPES[rule.format], width: info.width, height: info.height };
-    } catch (error) {
-      return classifySharpError(error, loaded.mediaType);
+type EditLimits = { limitInputPixels?: number; maxInputBytes?: number };
+
+/**
+ * Applies the rule to one image (oriented first); a file that does not decode is a MediaFailure,
+ * not an error. Runs inside the caller's image slot (withImageSlot, which is not re-entrant): the
+ * caller decides what else waits with it (BlobService holds its database connection only then).
+ */
+export async function applyEditRule(input: MediaInput, rule: EditRule, limits: EditLimits = {}): Promise<EditedImage | MediaFailure> {
+  const loaded = await loadInput(input, limits.maxInputBytes ?? 256 * 1024 * 1024);
+  if (!loaded.ok) return loaded;
+  try {
+    let image = sharp(loaded.source, { limitInputPixels: limits.limitInputPixels ?? 100_000_000, failOn: 'truncated' });
+    const header = await image.metadata();
+    image = image.autoOrient();
+    if (rule.maxDimension) image = image.resize({ width: rule.maxDimension, height: rule.maxDimension, fit: 'inside', withoutEnlargement: true });
+    if (rule.grayscale) image = image.grayscale();
+    image = withRuleMetadata(image, rule, header.exif);
+    switch (rule.format) {
+      case 'jpeg':
+        image = image.jpeg({ quality: rule.quality });
+        break;
+      case 'webp':
+        image = image.webp({ quality: rule.quality });
+        break;
+      case 'avif':
+        image = image.avif({ quality: rule.quality, effort: 2 });
+        break;
+      case 'png':
+        image = image.png({ compressionLevel: 9, ...(rule.colors ? { palette: true, colours: rule.colors } : {}) });
+        break;
     }
-  });
+    const { data, info } = await image.timeout({ seconds: 60 }).toBuffer({ resolveWithObject: true });
+    return { ok: true, data, mediaType: EDIT_RULE_MEDIA_TYPES[rule.format], width: info.width, height: info.height };
+  } catch (error) {
+    return classifySharpError(error, loaded.mediaType);
+  }
 }
 
 /**
