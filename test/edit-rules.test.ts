@@ -18,6 +18,9 @@ describe('edit rules (G3): the rule', () => {
     expect(editRuleKey(a)).toBe(editRuleKey(b));
     expect(editRuleKey(a)).not.toBe(editRuleKey(parseEditRule({ maxDimension: 1024, format: 'avif' })));
     expect(editRuleKey(a)).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    // Lossless PNG has no quality: rules that differ only there are one rule.
+    expect(editRuleKey(parseEditRule({ format: 'png', quality: 10 }))).toBe(editRuleKey(parseEditRule({ format: 'png', quality: 90 })));
+    expect(editRuleKey(parseEditRule({ format: 'jpeg', quality: 10 }))).not.toBe(editRuleKey(parseEditRule({ format: 'jpeg', quality: 90 })));
   });
 
   it('refuses what it cannot do, naming the field', () => {

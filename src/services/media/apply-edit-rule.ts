@@ -10,13 +10,15 @@ import { classifySharpError, sharp, type MediaFailure, type Sharp } from './shar
  * dimension, an output format and quality, grayscale or a reduced colour palette, and which
  * metadata stays. Location and camera metadata are dropped unless the rule keeps them.
  */
+const DEFAULT_QUALITY = 82;
+
 export const editRuleSchema = z
   .object({
     /** Longest side in pixels; never enlarged. */
     maxDimension: z.number().int().min(16).max(16384).nullable().default(null),
     format: z.enum(['jpeg', 'webp', 'avif', 'png']).default('jpeg'),
     /** 1–100, for JPEG, WebP and AVIF. */
-    quality: z.number().int().min(1).max(100).default(82),
+    quality: z.number().int().min(1).max(100).default(DEFAULT_QUALITY),
     grayscale: z.boolean().default(false),
     /** Reduce to this many colours (2–256): a palette PNG (format png only: the others store no palette). */
     colors: z.number().int().min(2).max(256).nullable().default(null),
@@ -37,7 +39,8 @@ export function parseEditRule(input: unknown): EditRule {
     const issue = parsed.error.issues[0];
     throw new AppError('BAD_USER_INPUT', `Edit rule: ${issue?.message ?? 'invalid'}`, { field: ['editRule', ...(issue?.path ?? [])].join('.') });
   }
-  return parsed.data;
+  // PNG is lossless: its quality means nothing, so rules that differ only there are one rule (one image).
+  return parsed.data.format === 'png' ? { ...parsed.data, quality: DEFAULT_QUALITY } : parsed.data;
 }
 
 /** A short name of the rule, the same for equal rules: derived images are stored under it. */
