@@ -9,6 +9,7 @@ import { ChunkVerifier, chunkDigestMismatch } from './chunk-verifier.js';
 import { coveredPrefix, type ByteRange } from '../../protocol/byte-ranges.js';
 import { DigestWorker } from './digest-worker.js';
 import { type ChunkWriter, digestFailed, digestMismatch, hasCode, isMissing, notFound, openForRead, pathConflict, pathExists, stagingNotFound, storageError, syncDirectory, writeAt, writeRefused } from './fs-files.js';
+import { StagingRegistry } from './fs-staging-registry.js';
 import { signBlobUrl } from './signed-url.js';
 import { planAssembly } from './staged-chunks.js';
 
@@ -26,15 +27,8 @@ export class FsBlobStore implements BlobStore {
   private readonly stagingDir: string;
   private readonly tmpDir: string;
   private directoriesReady: Promise<void> | undefined;
-  /**
-   * What this process knows about each upload's staging file: the chunk writes in
-   * progress and the running whole-file SHA-256 (see `noteReceived`). A write holds an
-   * open handle on the staging file's inode, and assembly renames that very inode to the
-   * content address, so assembly first seals these writers: they may not write another
-   * byte after the hash is taken. (The fs driver serves one process — one data
-   * directory — so this in-memory registry sees every writer.)
-   */
-  private readonly staging = new Map<string, Staging>();
+  /** Chunk writes in progress and running hashes, per upload (fs-staging-registry.ts). */
+  private readonly staging = new StagingRegistry();
   private readonly digests = new DigestWorker();
 
   constructor(private readonly settings: Omit<FsBlobStoreSettings, 'driver'>) {
@@ -141,7 +135,7 @@ export class FsBlobStore implements BlobStore {
 
     const file = this.stagingPath(uploadId);
     // Registered before the file is opened, so assembly can never miss a handle.
-    const state = this.stagingState(uploadId);
+    const state = this.staging.open(uploadId);
     const writer: ChunkWriter = { sealed: false, writing: undefined, start: offset };
     state.writers.add(writer);
     try {
@@ -194,7 +188,7 @@ export class FsBlobStore implements BlobStore {
       if (created) await syncDirectory(this.stagingDir);
     } finally {
       state.writers.delete(writer);
-      this.forgetIfIdle(uploadId, state);
+      this.staging.forgetIfIdle(uploadId, state);
     }
   }
 
@@ -210,9 +204,9 @@ export class FsBlobStore implements BlobStore {
   noteReceived(uploadId: string, chunks: readonly ByteRange[]): void {
     assertValidUploadId(uploadId);
     const prefix = coveredPrefix(chunks);
-    const state = this.stagingState(uploadId);
+    const state = this.staging.open(uploadId);
     if (prefix <= state.frozenTo || state.broken) {
-      this.forgetIfIdle(uploadId, state);
+      this.staging.forgetIfIdle(uploadId, state);
       return;
     }
     const from = state.frozenTo;
@@ -267,9 +261,9 @@ export class FsBlobStore implements BlobStore {
       // are still this upload's, and they are hashed again below like any others.
       if (!(await pathExists(sealed))) throw stagingNotFound(uploadId);
     }
-    await this.sealChunkWriters(uploadId);
+    await this.staging.sealWriters(uploadId);
     // The running hash is used up here, whatever the outcome; later writes start afresh.
-    if (state && this.staging.get(uploadId) === state) this.staging.delete(uploadId);
+    if (state) this.staging.forget(uploadId, state);
     const running = state && !state.broken && state.hashedTo <= opts.size ? state : undefined;
 
     // Until the bytes are at the content address, any failure puts staging back as it was, so
@@ -319,7 +313,7 @@ export class FsBlobStore implements BlobStore {
     const state = this.staging.get(uploadId);
     if (state) {
       state.broken = true; // a fold still running must not be trusted by a later assembly
-      this.staging.delete(uploadId);
+      this.staging.forget(uploadId, state);
       this.digests.drop(uploadId);
     }
     await rm(this.stagingPath(uploadId), { force: true });
@@ -344,27 +338,6 @@ export class FsBlobStore implements BlobStore {
     return path.join(this.stagingDir, `${uploadId}.assembling`);
   }
 
-  private stagingState(uploadId: string): Staging {
-    let state = this.staging.get(uploadId);
-    if (!state) {
-      state = { writers: new Set(), frozenTo: 0, hashedTo: 0, folding: Promise.resolve(), broken: false };
-      this.staging.set(uploadId, state);
-    }
-    return state;
-  }
-
-  /** Nothing written and nothing folded: nothing worth remembering. */
-  private forgetIfIdle(uploadId: string, state: Staging): void {
-    if (state.writers.size === 0 && state.frozenTo === 0 && this.staging.get(uploadId) === state) this.staging.delete(uploadId);
-  }
-
-  /** Stops every in-flight chunk write of the upload and waits for its current write call. */
-  private async sealChunkWriters(uploadId: string): Promise<void> {
-    const writers = [...(this.staging.get(uploadId)?.writers ?? [])];
-    for (const writer of writers) writer.sealed = true;
-    await Promise.allSettled(writers.map((writer) => writer.writing));
-  }
-
   /**
    * After a failed assembly, staging goes back as it was. The sealed file holds every counted
    * byte; a staging file a chunk write made meanwhile holds none that counted (nothing is
@@ -387,15 +360,3 @@ export class FsBlobStore implements BlobStore {
 }
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
-
-interface Staging {
-  writers: Set<ChunkWriter>;
-  /** Bytes `[0, frozenTo)` are folded, or being folded, into the running hash: no writer may touch them. */
-  frozenTo: number;
-  /** The digest thread's running hash covers the staged bytes `[0, hashedTo)`. */
-  hashedTo: number;
-  /** The folds queued so far, one after another. */
-  folding: Promise<void>;
-  /** A fold failed or staging was dropped: assembly must not use the running hash. */
-  broken: boolean;
-}
