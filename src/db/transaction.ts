@@ -21,6 +21,12 @@ export const ASYNC_COMMIT = sql`set local synchronous_commit = off`;
  */
 export const withoutWaitingForDisk = sql<string>`set_config('synchronous_commit', 'off', true)`;
 
+/** The SQLSTATE of a failed statement: drizzle wraps the driver's error (cause); postgres.js's own carries it. */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code ?? (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /** PostgreSQL undid the transaction to break a deadlock, or for a serialization failure. */
 const RETRYABLE = new Set(['40P01', '40001']);
 
@@ -34,9 +40,8 @@ export async function runAgainOnConflict<T>(work: () => Promise<T>): Promise<T> 
     try {
       return await work();
     } catch (error) {
-      // drizzle wraps the driver's error (cause); postgres.js's own carries the SQLSTATE.
-      const code = (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
-      if (attempt >= 3 || typeof code !== 'string' || !RETRYABLE.has(code)) throw error;
+      const code = sqlState(error);
+      if (attempt >= 3 || code === undefined || !RETRYABLE.has(code)) throw error;
     }
   }
 }

@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { assets, folders, uploads, type AssetRow, type FolderRow, type UploadRow } from '../db/schema/index.js';
+import { assets, contactGroups, folders, uploads, type AssetRow, type ContactGroupRow, type FolderRow, type UploadRow } from '../db/schema/index.js';
 import type { Tx } from '../db/transaction.js';
 import { AppError } from './app-error.js';
 import type { Viewer } from './devices.js';
@@ -28,7 +28,7 @@ interface Options {
 }
 
 /**
- * The one answer to "may this principal do this to this asset, folder or upload". Every service
+ * The one answer to "may this principal do this to this asset, folder, upload or contact group". Every service
  * method that touches a user's data starts here, as Immich's services start with requireAccess.
  * Each method returns the row when allowed; otherwise NOT_FOUND — someone else's resource and a
  * missing one look exactly the same, so nothing leaks.
@@ -64,6 +64,15 @@ export class Access {
     const [row] = await (options.tx ?? this.deps.db).select().from(folders).where(and(eq(folders.id, folder), eq(folders.userId, principal.user.id)));
     if (!row) throw notFound('folder');
     return row;
+  }
+
+  /** A contact group (G2): its owner's alone; nobody else learns it exists. */
+  async contactGroup(principal: Principal, _action: Action, groupId: string, options: Options = {}): Promise<ContactGroupRow> {
+    if (!isUuid(groupId)) throw new AppError('NOT_FOUND', 'No such contact group');
+    const query = (options.tx ?? this.deps.db).select().from(contactGroups).where(and(eq(contactGroups.id, groupId), eq(contactGroups.userId, principal.user.id)));
+    const [group] = options.lock ? await query.for('update') : await query;
+    if (!group) throw new AppError('NOT_FOUND', 'No such contact group');
+    return group;
   }
 
   async upload(principal: Principal, _action: Action, uploadId: string, options: Options = {}): Promise<UploadRow> {

@@ -47,6 +47,6 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, config });
   const friends = new FriendService({ db, jobs });
   jobs.handle('send-friend-request-mail', ({ requestId }) => sendFriendRequestMail({ db, mailer, config }, requestId));
-  const contactGroups = new ContactGroupService({ db });
+  const contactGroups = new ContactGroupService({ db, access });
   return { access, accounts, devices, blobs, library, folders, uploads, events, quota, friends, contactGroups };
 }

@@ -1,7 +1,8 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
+import type { Access } from '../access.js';
 import { contactGroupMembers, contactGroups, friendships, users, type ContactGroupRow } from '../../db/schema/index.js';
-import type { Tx } from '../../db/transaction.js';
+import { sqlState, type Tx } from '../../db/transaction.js';
 import { AppError } from '../app-error.js';
 import type { Viewer } from '../devices.js';
 import { isUuid } from '../ids.js';
@@ -20,7 +21,7 @@ export interface ContactGroupView extends ContactGroupRow {
  * groups when it is sent (`expandGroups`): later changes do not change who received it.
  */
 export class ContactGroupService {
-  constructor(private readonly deps: { db: Db }) {}
+  constructor(private readonly deps: { db: Db; access: Access }) {}
 
   async listGroups(viewer: Viewer): Promise<ContactGroupView[]> {
     const groups = await this.deps.db.select().from(contactGroups).where(eq(contactGroups.userId, viewer.user.id)).orderBy(asc(contactGroups.name));
@@ -29,7 +30,7 @@ export class ContactGroupService {
   }
 
   async getGroup(viewer: Viewer, groupId: string): Promise<ContactGroupView> {
-    const group = await this.ownGroup(this.deps.db, viewer, groupId);
+    const group = await this.deps.access.contactGroup(viewer, 'view', groupId);
     return { ...group, members: (await this.membersOf(this.deps.db, [group.id])).get(group.id) ?? [] };
   }
 
@@ -50,18 +51,19 @@ export class ContactGroupService {
 
   async renameGroup(viewer: Viewer, groupId: string, rawName: string): Promise<ContactGroupView> {
     const name = groupName(rawName);
-    const group = await this.ownGroup(this.deps.db, viewer, groupId);
+    const group = await this.deps.access.contactGroup(viewer, 'change', groupId);
     const [renamed] = await this.deps.db
       .update(contactGroups)
       .set({ name })
       .where(and(eq(contactGroups.id, group.id), sql`not exists (select 1 from ${contactGroups} other where other.user_id = ${viewer.user.id} and lower(other.name) = lower(${name}) and other.id <> ${group.id})`))
       .returning({ id: contactGroups.id })
-      .catch((error: unknown) => Promise.reject(isUniqueViolation(error) ? nameTaken(name) : error));
+      .catch((error: unknown) => Promise.reject(sqlState(error) === '23505' ? nameTaken(name) : error));
     if (!renamed) throw nameTaken(name);
     return this.getGroup(viewer, group.id);
   }
 
   async deleteGroup(viewer: Viewer, groupId: string): Promise<ContactGroupView> {
+    await this.deps.access.contactGroup(viewer, 'change', groupId);
     const group = await this.getGroup(viewer, groupId);
     await this.deps.db.delete(contactGroups).where(eq(contactGroups.id, group.id));
     return group;
@@ -70,14 +72,14 @@ export class ContactGroupService {
   /** Adds friends to the group (those already in it stay); anyone who is not a friend refuses the whole call. */
   async addMembers(viewer: Viewer, groupId: string, memberIds: readonly string[]): Promise<ContactGroupView> {
     await this.deps.db.transaction(async (tx) => {
-      const group = await this.ownGroup(tx, viewer, groupId, true);
+      const group = await this.deps.access.contactGroup(viewer, 'change', groupId, { tx, lock: true });
       await this.addMembersIn(tx, viewer, group.id, memberIds);
     });
     return this.getGroup(viewer, groupId);
   }
 
   async removeMember(viewer: Viewer, groupId: string, memberId: string): Promise<ContactGroupView> {
-    const group = await this.ownGroup(this.deps.db, viewer, groupId);
+    const group = await this.deps.access.contactGroup(viewer, 'change', groupId);
     if (!isUuid(memberId)) throw new AppError('NOT_FOUND', 'No such member of the group');
     const [removed] = await this.deps.db
       .delete(contactGroupMembers)
@@ -93,7 +95,7 @@ export class ContactGroupService {
    */
   async expandGroups(viewer: Viewer, groupIds: readonly string[]): Promise<Person[]> {
     const ids = [...new Set(groupIds)];
-    for (const id of ids) await this.ownGroup(this.deps.db, viewer, id);
+    for (const id of ids) await this.deps.access.contactGroup(viewer, 'view', id);
     if (ids.length === 0) return [];
     return this.deps.db
       .selectDistinct({ id: users.id, nickname: users.nickname, email: users.email })
@@ -104,15 +106,6 @@ export class ContactGroupService {
   }
 
   // -- internals -------------------------------------------------------------
-
-  /** The viewer's group; someone else's and a missing one look the same. */
-  private async ownGroup(db: Pick<Tx, 'select'>, viewer: Viewer, groupId: string, lock = false): Promise<ContactGroupRow> {
-    if (!isUuid(groupId)) throw new AppError('NOT_FOUND', 'No such contact group');
-    const query = db.select().from(contactGroups).where(and(eq(contactGroups.id, groupId), eq(contactGroups.userId, viewer.user.id)));
-    const [group] = lock ? await query.for('update') : await query;
-    if (!group) throw new AppError('NOT_FOUND', 'No such contact group');
-    return group;
-  }
 
   private async addMembersIn(tx: Tx, viewer: Viewer, groupId: string, memberIds: readonly string[]): Promise<void> {
     const ids = [...new Set(memberIds)];
@@ -163,7 +156,3 @@ function nameTaken(name: string): AppError {
   return new AppError('CONFLICT', `You have a contact group named "${name}" already`, { field: 'name' });
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
-  return code === '23505';
-}
