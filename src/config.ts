@@ -253,7 +253,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     mail: {
       smtpUrl: read(env, 'SMTP_URL', url(['smtp:', 'smtps:']).optional()),
       outboxDir: path.join(dataDir, 'outbox'),
-      from: read(env, 'MAIL_FROM', z.string().trim().min(3).max(320).default(`pixshare <pixshare@${new URL(publicUrl).hostname}>`)),
+      from: read(env, 'MAIL_FROM', z.string().trim().max(320).regex(/^[^\r\n]*[^\s@<>]+@[^\s@<>]+\.?[^\s@<>]*>?$/, 'must be an address, e.g. "pixshare <photos@example.org>"').default(`pixshare <pixshare@${new URL(publicUrl).hostname}>`)),
     },
     jobs: {
       run: read(env, 'PIXSHARE_RUN_JOBS', boolean.optional()) ?? true,
