@@ -8,6 +8,7 @@ import { createGraphQLServer, type GraphQLServer } from './http/graphql.js';
 import type { Logger } from './logger.js';
 import type { GraphQLContext } from './schema/context.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
+import { createSharedFilesRoute } from './http/shared-files.js';
 import { createUploadChunkRoute } from './http/upload-chunk.js';
 import { createWebRoute } from './http/web.js';
 import { Housekeeping } from './services/housekeeping.js';
@@ -76,7 +77,12 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
 
     const graphql = createGraphQLServer({ config, services, log, plugins: options.graphqlPlugins });
     const authenticate = createAuthenticator({ config, devices: services.devices });
-    const routes = [createUploadChunkRoute({ services, authenticate }), createAssetFilesRoute({ services, storage, authenticate }), createWebRoute()];
+    const routes = [
+      createUploadChunkRoute({ services, authenticate }),
+      createAssetFilesRoute({ services, storage, authenticate }),
+      createSharedFilesRoute({ services, storage }),
+      createWebRoute(),
+    ];
     if (config.storage.driver === 'fs') routes.unshift(createBlobDownloadHandler({ store: storage, signingSecret: config.secret }));
     const http = await startHttpServer({ config, services, graphql, routes, authenticate, log });
     cleanups.push(() => http.close());

@@ -14,8 +14,10 @@ export type UserLevel = 'member' | 'standard';
 export interface LevelSettings {
   /** Upload space in bytes (S5). */
   quotaBytes: number;
-  /** Default lifetime of shared files and folders, in days (S2). */
+  /** Default lifetime of uploaded files, folders and shares, in days (S2). */
   expiryDays: number;
+  /** How far ahead the owner may set an expiry, in days; 0: no limit (an expiry may also be cleared). */
+  maxExpiryDays: number;
 }
 
 export type StorageConfig =
@@ -56,6 +58,15 @@ export interface Config {
     run: boolean;
     /** Jobs one instance runs at once. */
     concurrency: number;
+  };
+  sharing: {
+    /** Recipients and owner are reminded this many days before a share's items go (0: no reminder). */
+    reminderDays: number;
+    /** Wrong share-link tokens one client address may present inside the window before it is refused. */
+    maxTokenFailures: number;
+    tokenWindowSeconds: number;
+    /** Lifetime of the signed URLs a recipient's page gets for thumbnails, images and originals. */
+    urlSeconds: number;
   };
   graphiql: boolean;
   levels: Record<UserLevel, LevelSettings>;
@@ -259,16 +270,24 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       run: read(env, 'PIXSHARE_RUN_JOBS', boolean.optional()) ?? true,
       concurrency: read(env, 'PIXSHARE_JOB_CONCURRENCY', integer(1, 100).default(2)),
     },
+    sharing: {
+      reminderDays: read(env, 'PIXSHARE_SHARE_REMINDER_DAYS', integer(0, 365).default(3)),
+      maxTokenFailures: read(env, 'PIXSHARE_SHARE_TOKEN_MAX_FAILURES', integer(1, 100_000).default(30)),
+      tokenWindowSeconds: read(env, 'PIXSHARE_SHARE_TOKEN_WINDOW_SECONDS', integer(1, 86400).default(900)),
+      urlSeconds: read(env, 'PIXSHARE_SHARE_URL_SECONDS', integer(10, 7 * 86400).default(3600)),
+    },
     // On by default: the page only shows the schema (which is public); every operation still needs credentials.
     graphiql: read(env, 'PIXSHARE_GRAPHIQL', boolean.optional()) ?? true,
     levels: {
       member: {
         quotaBytes: read(env, 'PIXSHARE_MEMBER_QUOTA', byteSize.default(50 * 2 ** 30)),
         expiryDays: read(env, 'PIXSHARE_MEMBER_EXPIRY_DAYS', integer(1, 36500).default(30)),
+        maxExpiryDays: read(env, 'PIXSHARE_MEMBER_MAX_EXPIRY_DAYS', integer(0, 36500).default(0)),
       },
       standard: {
         quotaBytes: read(env, 'PIXSHARE_STANDARD_QUOTA', byteSize.default(10 * 2 ** 30)),
         expiryDays: read(env, 'PIXSHARE_STANDARD_EXPIRY_DAYS', integer(1, 36500).default(15)),
+        maxExpiryDays: read(env, 'PIXSHARE_STANDARD_MAX_EXPIRY_DAYS', integer(0, 36500).default(365)),
       },
     },
     auth: {

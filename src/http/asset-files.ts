@@ -3,13 +3,11 @@ import type { Services } from '../services/index.js';
 import { AppError } from '../services/app-error.js';
 import { blobKey, derivedKey } from '../services/blobs.js';
 import type { BlobStore } from '../services/storage/blob-store.js';
-import { serveStoredObject } from './blob-download.js';
+import { sendStoredObject } from './blob-download.js';
 import { requireViewer, type Authenticate } from './credentials.js';
 import type { Route } from './server.js';
 
 const PATH = /^\/assets\/([0-9a-fA-F-]{36})\/(original|thumbnail|preview)$/;
-/** Redirects to S3 are short-lived: the link in the page is the durable address, access is checked each time. */
-const REDIRECT_SECONDS = 300;
 
 /**
  * An asset's original, thumbnail and preview (S4), for its owner only: the URL is
@@ -33,12 +31,7 @@ export function createAssetFilesRoute(deps: { services: Services; storage: BlobS
       kind === 'original'
         ? { key: blobKey(asset.sha256), contentType: asset.mimeType ?? 'application/octet-stream', downloadName: asset.name, maxAgeSeconds: 0 }
         : { key: derivedKey(asset.sha256, kind), contentType: 'image/webp', maxAgeSeconds: 86_400 };
-    if (deps.storage.driver === 's3') {
-      const url = await deps.storage.signedUrl(object.key, { expiresInSeconds: REDIRECT_SECONDS, contentType: object.contentType, downloadName: object.downloadName });
-      res.writeHead(302, { location: url, 'cache-control': 'private, no-store' }).end();
-      return true;
-    }
-    await serveStoredObject(req, res, deps.storage, object);
+    await sendStoredObject(req, res, deps.storage, object);
     return true;
   };
 }

@@ -48,6 +48,22 @@ async function serveBlob(
   });
 }
 
+/** Redirects to S3 are short-lived: the link in the page is the durable address, access is checked each time. */
+const REDIRECT_SECONDS = 300;
+
+/**
+ * A stored object for a request already authorized: filesystem storage streams it (with ranges),
+ * S3 redirects to a short-lived presigned URL.
+ */
+export async function sendStoredObject(req: IncomingMessage, res: ServerResponse, store: BlobStore, object: StoredObjectResponse): Promise<void> {
+  if (store.driver === 's3') {
+    const url = await store.signedUrl(object.key, { expiresInSeconds: REDIRECT_SECONDS, contentType: object.contentType, downloadName: object.downloadName });
+    res.writeHead(302, { location: url, 'cache-control': 'private, no-store' }).end();
+    return;
+  }
+  await serveStoredObject(req, res, store, object);
+}
+
 export interface StoredObjectResponse {
   key: string;
   contentType: string;

@@ -19,6 +19,11 @@ export const AssetRef = builder.objectRef<AssetRow>('Asset').implement({
     height: t.exposeInt('height', { nullable: true }),
     takenAt: t.expose('takenAt', { type: 'DateTime', nullable: true, description: 'EXIF capture time, else the file time the client sent' }),
     uploadedAt: t.expose('uploadedAt', { type: 'DateTime' }),
+    expiresAt: t.expose('expiresAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the photo goes if no live folder holds it (S2); null: kept until deleted',
+    }),
     origin: t.exposeString('origin', { description: 'upload (bytes were sent) or instant (claimed with a proof of possession)' }),
     perceptualHash: t.string({
       nullable: true,
@@ -43,7 +48,7 @@ export const AssetRef = builder.objectRef<AssetRow>('Asset').implement({
   }),
 });
 
-const PageInfo = builder.objectRef<{ hasNextPage: boolean; endCursor: string | null }>('PageInfo').implement({
+export const PageInfo = builder.objectRef<{ hasNextPage: boolean; endCursor: string | null }>('PageInfo').implement({
   fields: (t) => ({
     hasNextPage: t.exposeBoolean('hasNextPage'),
     endCursor: t.exposeString('endCursor', { nullable: true }),
@@ -106,6 +111,16 @@ builder.queryFields((t) => ({
     resolve: (_root, args, context) => context.services.library.similarAssets(context.viewer!, String(args.assetId), args),
   }),
 }));
+
+builder.mutationField('setAssetExpiry', (t) =>
+  t.field({
+    type: AssetRef,
+    authScopes: { signedIn: true },
+    description: "Moves a photo's expiry (S2) within what your level allows; null keeps it until deleted, where your level allows that.",
+    args: { id: t.arg.id({ validate: uuidArg('asset') }), expiresAt: t.arg({ type: 'DateTime', required: false }) },
+    resolve: (_root, { id, expiresAt }, context) => context.services.library.setAssetExpiry(context.viewer!, String(id), expiresAt ?? null),
+  }),
+);
 
 builder.mutationField('deleteAsset', (t) =>
   t.field({

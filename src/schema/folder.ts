@@ -21,6 +21,11 @@ export const FolderRef = builder.objectRef<FolderRow>('Folder').implement({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    expiresAt: t.expose('expiresAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the folder goes, with its photos that no other live folder holds (S2); null: kept until deleted',
+    }),
     cover: t.field({
       type: AssetRef,
       nullable: true,
@@ -70,5 +75,15 @@ builder.subscriptionField('folderStatus', (t) =>
     args: { folderId: t.arg.id({ validate: uuid }) },
     subscribe: (_root, { folderId }, context) => context.services.folders.watchFolderStatus(context.viewer!, String(folderId)),
     resolve: (status: FolderStatus) => status,
+  }),
+);
+
+builder.mutationField('setFolderExpiry', (t) =>
+  t.field({
+    type: FolderRef,
+    authScopes: { signedIn: true },
+    description: "Moves a folder's expiry (S2) within what your level allows; null keeps it until deleted, where your level allows that.",
+    args: { id: t.arg.id({ validate: uuid }), expiresAt: t.arg({ type: 'DateTime', required: false }) },
+    resolve: (_root, { id, expiresAt }, context) => context.services.folders.setFolderExpiry(context.viewer!, String(id), expiresAt ?? null),
   }),
 );

@@ -8,5 +8,6 @@ import './folder.js';
 import './upload.js';
 import './friend.js';
 import './contact-group.js';
+import './share.js';
 
 export const schema = builder.toSchema();

@@ -1,10 +1,11 @@
 import { hash, verify } from '@node-rs/argon2';
-import { and, eq, sql } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
-import { loginFailures, users, type DeviceRow, type UserRow } from '../db/schema/index.js';
+import { users, type DeviceRow, type UserRow } from '../db/schema/index.js';
 import { AppError } from './app-error.js';
+import type { AttemptLimiter } from './attempt-limiter.js';
 import type { DeviceService } from './devices.js';
 import type { RequestOrigin } from './request-origin.js';
 
@@ -75,6 +76,7 @@ export class AccountService {
       db: Db;
       config: Pick<Config, 'auth'>;
       devices: DeviceService;
+      limiter: AttemptLimiter;
     },
   ) {}
 
@@ -98,17 +100,18 @@ export class AccountService {
     if (typeof input.password !== 'string' || input.password.length === 0) throw new AppError('BAD_USER_INPUT', 'Password is required', { field: 'password' });
     if (input.password.length > MAX_PASSWORD_LENGTH) throw new AppError('BAD_USER_INPUT', `Password is too long (at most ${MAX_PASSWORD_LENGTH} characters)`, { field: 'password' });
     const device = input.device ? parseInput(deviceInputSchema, input.device, 'device') : undefined;
+    const { maxLoginFailures, loginWindowSeconds } = this.deps.config.auth;
     const throttleKeys = [`email:${email}`, ...(origin.address ? [`ip:${origin.address}`] : [])];
-    await this.refuseIfThrottled(throttleKeys);
+    await this.deps.limiter.refuseIfThrottled(throttleKeys, loginWindowSeconds, (key) => (key.startsWith('ip:') ? maxLoginFailures * 4 : maxLoginFailures), 'failed log-ins');
 
     const [user] = await this.deps.db.select().from(users).where(eq(users.email, email));
     // Verify against a real hash even for unknown emails so timing does not reveal which accounts exist.
     const ok = await verify(user?.passwordHash ?? (await this.dummyHash()), input.password).catch(() => false);
     if (!user || !ok) {
-      await this.recordFailure(throttleKeys);
+      await this.deps.limiter.recordFailure(throttleKeys, loginWindowSeconds);
       throw new AppError('INVALID_CREDENTIALS', 'Wrong email or password');
     }
-    await this.deps.db.delete(loginFailures).where(eq(loginFailures.key, `email:${email}`));
+    await this.deps.limiter.clear(`email:${email}`);
     return this.deps.devices.register(user, device, origin);
   }
 
@@ -123,39 +126,4 @@ export class AccountService {
     this.dummy ??= this.hashPassword('not-a-real-password-used-for-timing');
     return this.dummy;
   }
-
-  private async refuseIfThrottled(keys: string[]): Promise<void> {
-    const { maxLoginFailures, loginWindowSeconds } = this.deps.config.auth;
-    for (const key of keys) {
-      const limit = key.startsWith('ip:') ? maxLoginFailures * 4 : maxLoginFailures;
-      const [row] = await this.deps.db
-        .select({
-          failures: loginFailures.failures,
-          retryAfter: sql<number>`ceil(extract(epoch from (${loginFailures.windowStartedAt} + make_interval(secs => ${loginWindowSeconds}) - now())))::int`,
-        })
-        .from(loginFailures)
-        .where(and(eq(loginFailures.key, key), sql`${loginFailures.windowStartedAt} > now() - make_interval(secs => ${loginWindowSeconds})`));
-      if (row && row.failures >= limit) {
-        throw new AppError('TOO_MANY_ATTEMPTS', `Too many failed log-ins; try again in ${row.retryAfter} s`, { retryAfterSeconds: row.retryAfter });
-      }
-    }
-  }
-
-  private async recordFailure(keys: string[]): Promise<void> {
-    const window = this.deps.config.auth.loginWindowSeconds;
-    for (const key of keys) {
-      // A new window starts when the old one has passed; otherwise the count grows.
-      await this.deps.db
-        .insert(loginFailures)
-        .values({ key, failures: 1, windowStartedAt: sql`now()` })
-        .onConflictDoUpdate({
-          target: loginFailures.key,
-          set: {
-            failures: sql`case when ${loginFailures.windowStartedAt} > now() - make_interval(secs => ${window}) then ${loginFailures.failures} + 1 else 1 end`,
-            windowStartedAt: sql`case when ${loginFailures.windowStartedAt} > now() - make_interval(secs => ${window}) then ${loginFailures.windowStartedAt} else now() end`,
-          },
-        });
-    }
-  }
 }
-

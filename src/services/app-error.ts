@@ -41,7 +41,9 @@ export type AppErrorCode =
   | 'ALREADY_FRIENDS'
   | 'NOT_A_FRIEND'
   | 'LIMIT_REACHED'
-  | 'MEDIA_UNREADABLE';
+  | 'MEDIA_UNREADABLE'
+  | 'SHARE_EXPIRED'
+  | 'SHARE_REVOKED';
 
 const httpStatus: Record<AppErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -82,6 +84,8 @@ const httpStatus: Record<AppErrorCode, number> = {
   NOT_A_FRIEND: 400,
   LIMIT_REACHED: 409,
   MEDIA_UNREADABLE: 422,
+  SHARE_EXPIRED: 410,
+  SHARE_REVOKED: 410,
 };
 
 export class AppError extends Error {

@@ -6,7 +6,7 @@ import type { Db } from '../db/client.js';
 import type { Tx } from '../db/transaction.js';
 import { assets, blobs, editedImages, type BlobRow, type EditedImageRow } from '../db/schema/index.js';
 import { AppError, isAppError } from './app-error.js';
-import { applyEditRule, editRuleKey, type EditRule } from './media/apply-edit-rule.js';
+import { applyEditRule, EDIT_RULE_EXTENSIONS, editRuleKey, type EditRule } from './media/apply-edit-rule.js';
 import { withImageSlot } from './media/sharp-runtime.js';
 import { deriveImages } from './media/derive-images.js';
 import type { TakenAt } from './media/read-exif-facts.js';
@@ -19,8 +19,6 @@ export const blobKey = (sha256: string) => `blobs/${sha256}`;
 /** Images made from a blob are content-derived too, so users sharing a blob share them. */
 export const derivedKey = (sha256: string, kind: DerivedImage) => `derived/${sha256}/${kind}.webp`;
 
-
-const EXTENSIONS: Record<EditRule['format'], string> = { jpeg: 'jpg', webp: 'webp', avif: 'avif', png: 'png' };
 
 /**
  * Blobs: stored content with a reference count. Completing an upload pins the
@@ -104,6 +102,16 @@ export class BlobService {
     return making;
   }
 
+  /** The images this rule has made already of these blobs (by hash); the others are not made yet. */
+  async editedImagesMade(sha256s: readonly string[], rule: EditRule): Promise<Map<string, EditedImageRow>> {
+    if (sha256s.length === 0) return new Map();
+    const rows = await this.deps.db
+      .select()
+      .from(editedImages)
+      .where(and(eq(editedImages.ruleKey, editRuleKey(rule)), sql`${editedImages.sha256} = any(${sql.param([...new Set(sha256s)])}::text[])`));
+    return new Map(rows.map((row) => [row.sha256, row]));
+  }
+
   private readonly editing = new Map<string, Promise<EditedImageRow>>();
 
   private makeEditedImage(sha256: string, rule: EditRule, ruleKey: string): Promise<EditedImageRow> {
@@ -120,7 +128,7 @@ export class BlobService {
       const input = storage.localPath?.(blobKey(sha256)) ?? (blob.size === 0 ? Buffer.alloc(0) : await storage.get(blobKey(sha256)));
       const result = await applyEditRule(input, rule, { limitInputPixels: this.deps.config.uploads.maxImagePixels });
       if (!result.ok) throw new AppError('MEDIA_UNREADABLE', `This file cannot be edited (${result.reason})`, { reason: result.reason });
-      const key = `derived/${sha256}/rule-${ruleKey}.${EXTENSIONS[rule.format]}`;
+      const key = `derived/${sha256}/rule-${ruleKey}.${EDIT_RULE_EXTENSIONS[rule.format]}`;
       await storage.put(key, Readable.from([result.data]), { contentType: result.mediaType });
       const [row] = await tx
         .insert(editedImages)

@@ -3,6 +3,7 @@ import type { Db } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import { Access } from './access.js';
 import { AccountService } from './accounts.js';
+import { AttemptLimiter } from './attempt-limiter.js';
 import { BlobService } from './blobs.js';
 import { DeviceService } from './devices.js';
 import { Events } from './events.js';
@@ -15,7 +16,12 @@ import { FolderService } from './library/folder-service.js';
 import { LibraryService } from './library/library-service.js';
 import { Quota } from './library/quota.js';
 import type { PubSub } from './pubsub.js';
+import { ShareArchives } from './sharing/share-archive.js';
+import { remindShareExpiry, sendShareMail } from './sharing/share-mail.js';
+import { ShareService } from './sharing/share-service.js';
+import { ShareUrls } from './sharing/share-urls.js';
 import type { BlobStore } from './storage/blob-store.js';
+import { sweepExpired } from './sweep-expired.js';
 import { UploadService } from './uploads/upload-service.js';
 
 /** The domain, as the transports (GraphQL, HTTP routes, WebSocket) see it. */
@@ -31,7 +37,15 @@ export interface Services {
   quota: Quota;
   friends: FriendService;
   contactGroups: ContactGroupService;
+  shares: ShareService;
+  shareUrls: ShareUrls;
+  shareArchives: ShareArchives;
+  /** The expiry sweep as of `now` (a scheduled job; tests call it with their own clock). */
+  sweepExpired(now?: Date): ReturnType<typeof sweepExpired>;
 }
+
+/** How often the expiry sweep runs (cron): every ten minutes, on one instance. */
+const SWEEP_SCHEDULE = '*/10 * * * *';
 
 /** Builds every service over one database, storage and event bus; each takes what it needs, nothing more. */
 export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSub; jobs: JobQueue; mailer: Mailer; config: Config; log: Logger }): Services {
@@ -39,14 +53,24 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const events = new Events(deps.pubsub);
   const access = new Access({ db });
   const quota = new Quota(config);
+  const limiter = new AttemptLimiter({ db });
   const devices = new DeviceService({ db, events, config });
-  const accounts = new AccountService({ db, config, devices });
+  const accounts = new AccountService({ db, config, devices, limiter });
   const blobs = new BlobService({ db, storage, config, log });
-  const library = new LibraryService({ db, access, blobs, events, quota });
-  const folders = new FolderService({ db, access, events });
+  const library = new LibraryService({ db, access, blobs, events, quota, config });
+  const folders = new FolderService({ db, access, events, config });
   const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, config });
   const friends = new FriendService({ db, jobs });
   jobs.handle('send-friend-request-mail', ({ requestId }) => sendFriendRequestMail({ db, mailer, config }, requestId));
   const contactGroups = new ContactGroupService({ db, access });
-  return { access, accounts, devices, blobs, library, folders, uploads, events, quota, friends, contactGroups };
+  const shares = new ShareService({ db, access, library, friends, contactGroups, jobs, limiter, config });
+  const shareUrls = new ShareUrls(config);
+  const shareArchives = new ShareArchives({ shares, blobs, storage, log });
+  const mailDeps = { db, shares, storage, mailer, log };
+  jobs.handle('send-share-mail', (payload, run) => sendShareMail(mailDeps, payload, run));
+  jobs.handle('remind-share-expiry', (payload) => remindShareExpiry(mailDeps, payload));
+  const sweep = (now?: Date) => sweepExpired({ library, shares, log }, now);
+  jobs.handle('sweep-expired', async () => void (await sweep()));
+  jobs.every(SWEEP_SCHEDULE, 'sweep-expired');
+  return { access, accounts, devices, blobs, library, folders, uploads, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };
 }

@@ -25,6 +25,11 @@ export const assets = pgTable(
     origin: text('origin', { enum: ['upload', 'instant'] }).notNull(),
     // Millisecond precision, so a JavaScript Date in a page cursor points at exactly one row.
     uploadedAt: timestamp('uploaded_at', { withTimezone: true }).notNull().default(sql`date_trunc('milliseconds', now())`),
+    /**
+     * S2: when the photo goes if it is in no folder that is still live (from the owner's level when
+     * added; null: kept until deleted). In a folder it goes with the folder unless another live folder holds it.
+     */
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
   },
   (t) => [
     uniqueIndex('assets_user_sha256_key').on(t.userId, t.sha256),
@@ -33,6 +38,7 @@ export const assets = pgTable(
     index('assets_user_uploaded_idx').on(t.userId, t.uploadedAt, t.id),
     index('assets_sha256_idx').on(t.sha256),
     index('assets_user_phash_idx').on(t.userId).where(sql`${t.phash} is not null`),
+    index('assets_expires_idx').on(t.expiresAt).where(sql`${t.expiresAt} is not null`),
   ],
 );
 
@@ -46,8 +52,10 @@ export const folders = pgTable(
       .references(() => users.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    /** S2: when the folder goes, taking its photos that no other live folder holds (null: kept). */
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
   },
-  (t) => [uniqueIndex('folders_user_name_key').on(t.userId, t.name)],
+  (t) => [uniqueIndex('folders_user_name_key').on(t.userId, t.name), index('folders_expires_idx').on(t.expiresAt).where(sql`${t.expiresAt} is not null`)],
 );
 
 export const folderAssets = pgTable(

@@ -5,3 +5,4 @@ export * from './blobs.js';
 export * from './assets.js';
 export * from './uploads.js';
 export * from './friends.js';
+export * from './shares.js';

@@ -52,6 +52,27 @@ export class FriendService {
     return row !== undefined;
   }
 
+  /**
+   * The viewer's friends among these user ids and email addresses (for a share being sent): each
+   * once; anyone who is not a friend is left out, and an address is matched only to a friend, so
+   * nothing tells whether a stranger's address has an account.
+   */
+  async friendsAmong(viewer: Viewer, match: { ids?: readonly string[]; emails?: readonly string[] }, tx?: Tx): Promise<Person[]> {
+    const ids = (match.ids ?? []).filter(isUuid);
+    const emails = match.emails ?? [];
+    if (ids.length === 0 && emails.length === 0) return [];
+    return (tx ?? this.deps.db)
+      .select(person)
+      .from(friendships)
+      .innerJoin(users, eq(users.id, friendships.friendId))
+      .where(
+        and(
+          eq(friendships.userId, viewer.user.id),
+          or(sql`${friendships.friendId} = any(${sql.param(ids)}::uuid[])`, sql`${users.email} = any(${sql.param(emails)}::text[])`),
+        ),
+      );
+  }
+
   /** The viewer's friends, by nickname. */
   async listFriends(viewer: Viewer): Promise<Person[]> {
     return this.deps.db.select(person).from(friendships).innerJoin(users, eq(users.id, friendships.friendId)).where(eq(friendships.userId, viewer.user.id)).orderBy(asc(users.nickname), asc(users.id));

@@ -6,6 +6,22 @@ import type { Logger } from '../../logger.js';
 /** Every background job, with its payload (small: ids; the handler reads the rest when it runs). */
 export interface Jobs {
   'send-friend-request-mail': { requestId: string };
+  /** `link`: the recipient's link, sealed (see ShareService): the database keeps only its hash. */
+  'send-share-mail': { recipientId: string; link: string };
+  /**
+   * `expiresAt`: the expiry the reminder is for (a share whose expiry changed since is not reminded);
+   * `links`: each recipient's link, sealed like the first mail's.
+   */
+  'remind-share-expiry': { shareId: string; expiresAt: string; links: { recipientId: string; link: string }[] };
+  'sweep-expired': Record<string, never>;
+}
+
+/** What a handler learns about the run it is in. */
+export interface JobRun {
+  /** 1 on the first try. */
+  attempt: number;
+  /** The last try: a handler may record the failure for people to see before it throws. */
+  lastAttempt: boolean;
 }
 export type JobName = keyof Jobs;
 
@@ -20,13 +36,23 @@ const MAX_ATTEMPTS = 12;
  */
 export class JobQueue {
   private readonly tasks: Record<string, Task> = {};
+  private readonly schedules: string[] = [];
   private runner?: Runner;
 
   constructor(private readonly deps: { databaseUrl: string; config: Pick<Config, 'jobs'>; log: Logger }) {}
 
   /** Registers the handler of a job; before start(). */
-  handle<N extends JobName>(name: N, handler: (payload: Jobs[N]) => Promise<void>): void {
-    this.tasks[name] = async (payload) => handler(payload as Jobs[N]);
+  handle<N extends JobName>(name: N, handler: (payload: Jobs[N], run: JobRun) => Promise<void>): void {
+    this.tasks[name] = async (payload, helpers) =>
+      handler(payload as Jobs[N], { attempt: helpers.job.attempts, lastAttempt: helpers.job.attempts >= helpers.job.max_attempts });
+  }
+
+  /**
+   * Runs a job on a schedule (cron syntax, e.g. every ten minutes: `*\/10 * * * *`). However many
+   * instances run jobs, each tick makes one job (graphile-worker's cron keeps track in the database).
+   */
+  every<N extends JobName>(cron: string, name: N): void {
+    this.schedules.push(`${cron} ${name} ?max=3`);
   }
 
   /** Brings the queue's tables up to date and, on an instance that runs jobs, starts working. */
@@ -44,6 +70,7 @@ export class JobQueue {
       noHandleSignals: true,
       pollInterval: 2000,
       taskList: this.tasks,
+      crontab: this.schedules.join('\n'),
       logger,
     });
   }
@@ -52,8 +79,19 @@ export class JobQueue {
    * Adds a job inside the caller's transaction (sent with its other statements): it runs only if
    * the transaction commits, and is never lost after it did.
    */
-  async addIn<N extends JobName>(tx: { execute(query: SQL): PromiseLike<unknown> }, name: N, payload: Jobs[N]): Promise<void> {
-    await tx.execute(sql`select graphile_worker.add_job(${name}, ${JSON.stringify(payload)}::json, max_attempts => ${MAX_ATTEMPTS})`);
+  async addIn<N extends JobName>(tx: { execute(query: SQL): PromiseLike<unknown> }, name: N, payload: Jobs[N], options: { runAt?: Date } = {}): Promise<void> {
+    const runAt = options.runAt ? sql`${options.runAt.toISOString()}::timestamptz` : sql`now()`;
+    await tx.execute(sql`select graphile_worker.add_job(${name}, ${JSON.stringify(payload)}::json, run_at => ${runAt}, max_attempts => ${MAX_ATTEMPTS})`);
+  }
+
+  /**
+   * Adds many jobs of one kind in one statement (a share to hundreds of recipients), inside the
+   * caller's transaction like addIn.
+   */
+  async addManyIn<N extends JobName>(tx: { execute(query: SQL): PromiseLike<unknown> }, name: N, payloads: readonly Jobs[N][]): Promise<void> {
+    if (payloads.length === 0) return;
+    const specs = payloads.map((payload) => ({ identifier: name, payload, max_attempts: MAX_ATTEMPTS }));
+    await tx.execute(sql`select graphile_worker.add_jobs(array(select json_populate_recordset(null::graphile_worker.job_spec, ${JSON.stringify(specs)}::json)))`);
   }
 
   /** Lets running jobs finish, then stops taking new ones. */

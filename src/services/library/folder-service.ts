@@ -1,10 +1,12 @@
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import type { Config } from '../../config.js';
 import type { Db } from '../../db/client.js';
 import { assets, folderAssets, folders, uploads, type AssetRow, type FolderRow } from '../../db/schema/index.js';
 import type { Access, Principal } from '../access.js';
 import { AppError } from '../app-error.js';
 import type { Viewer } from '../devices.js';
 import { topics, type Events } from '../events.js';
+import { checkRequestedExpiry, defaultExpiry } from './expiry-rules.js';
 
 export interface FolderStatus {
   /** Files planned for the folder: in it already, or on their way. */
@@ -25,13 +27,14 @@ export class FolderService {
       db: Db;
       access: Access;
       events: Events;
+      config: Pick<Config, 'levels'>;
     },
   ) {}
 
   /** S1: the viewer's folder of this name, created on first use. */
   async ensureFolder(viewer: Viewer, name: string): Promise<FolderRow> {
     const clean = parseFolderName(name);
-    await this.deps.db.insert(folders).values({ userId: viewer.user.id, name: clean }).onConflictDoNothing();
+    await this.deps.db.insert(folders).values({ userId: viewer.user.id, name: clean, expiresAt: this.defaultExpiry(viewer) }).onConflictDoNothing();
     const [folder] = await this.deps.db.select().from(folders).where(and(eq(folders.userId, viewer.user.id), eq(folders.name, clean)));
     return folder!;
   }
@@ -41,9 +44,22 @@ export class FolderService {
     if (name !== undefined && name !== null) return this.ensureFolder(viewer, name);
     for (let n = 1; ; n++) {
       const candidate = n === 1 ? viewer.user.nickname : `${viewer.user.nickname} (${n})`;
-      const [folder] = await this.deps.db.insert(folders).values({ userId: viewer.user.id, name: candidate }).onConflictDoNothing().returning();
+      const [folder] = await this.deps.db.insert(folders).values({ userId: viewer.user.id, name: candidate, expiresAt: this.defaultExpiry(viewer) }).onConflictDoNothing().returning();
       if (folder) return folder;
     }
+  }
+
+  /** S2: the owner moves a folder's expiry within what their level allows (null: kept until deleted, where allowed). */
+  async setFolderExpiry(viewer: Viewer, folderId: string, expiresAt: Date | null): Promise<FolderRow> {
+    const folder = await this.deps.access.folder(viewer, 'change', folderId);
+    const at = checkRequestedExpiry(this.deps.config.levels[viewer.user.level], expiresAt);
+    const [updated] = await this.deps.db.update(folders).set({ expiresAt: at }).where(eq(folders.id, folder.id)).returning();
+    if (!updated) throw new AppError('NOT_FOUND', 'No such folder');
+    return updated;
+  }
+
+  private defaultExpiry(viewer: Viewer): Date {
+    return defaultExpiry(this.deps.config.levels[viewer.user.level]);
   }
 
   async addToFolder(principal: Principal, folderId: string, assetId: string): Promise<void> {

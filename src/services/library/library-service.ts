@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, isNotNull, lt, or, sql } from 'drizzle-orm';
+import type { Config } from '../../config.js';
 import type { Db } from '../../db/client.js';
 import { assets, folderAssets, folders, users, type AssetRow, type BlobRow, type UserRow } from '../../db/schema/index.js';
 import type { Tx } from '../../db/transaction.js';
@@ -8,6 +9,7 @@ import { AppError } from '../app-error.js';
 import type { BlobService } from '../blobs.js';
 import type { Viewer } from '../devices.js';
 import { topics, type Events } from '../events.js';
+import { checkRequestedExpiry, defaultExpiry } from './expiry-rules.js';
 import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { quotaExceeded, type Quota } from './quota.js';
 
@@ -54,6 +56,7 @@ export class LibraryService {
       blobs: BlobService;
       events: Events;
       quota: Quota;
+      config: Pick<Config, 'levels'>;
     },
   ) {}
 
@@ -109,6 +112,8 @@ export class LibraryService {
           thumbnailStatus: input.blob.thumbnailStatus,
           deviceId: input.deviceId,
           origin: input.origin,
+          // S2: a loose upload's lifetime; in a folder it lives as long as a live folder holds it.
+          expiresAt: defaultExpiry(this.deps.config.levels[user.level]),
         })
         .returning()
         .prepare('add_asset_insert')
@@ -179,6 +184,57 @@ export class LibraryService {
     return asset;
   }
 
+  /** S2: the owner moves an asset's expiry within what their level allows (null: kept until deleted, where allowed). */
+  async setAssetExpiry(viewer: Viewer, assetId: string, expiresAt: Date | null): Promise<AssetRow> {
+    const asset = await this.deps.access.asset(viewer, 'change', assetId);
+    const at = checkRequestedExpiry(this.deps.config.levels[viewer.user.level], expiresAt);
+    const [updated] = await this.deps.db.update(assets).set({ expiresAt: at }).where(eq(assets.id, asset.id)).returning();
+    if (!updated) throw new AppError('NOT_FOUND', 'No such asset');
+    return updated;
+  }
+
+  /**
+   * The expiry sweep (S2), as of `now`: folders whose time has come go, taking their photos that
+   * no live folder also holds; loose photos past their own expiry go; a photo whose expiry the
+   * owner cleared stays. Usage and blob references follow (blobs someone else still uses stay).
+   * Shares left without items end. Safe with several instances (folders are taken with SKIP
+   * LOCKED, owners locked in id order as addAsset and deleteAsset lock them). Returns what went.
+   */
+  async removeExpired(now = new Date(), batch = 50): Promise<{ folders: number; assets: number }> {
+    const removed = { folders: 0, assets: 0 };
+    for (;;) {
+      const round = await this.deps.db.transaction(async (tx) => {
+        const due = await tx
+          .select({ id: folders.id, userId: folders.userId })
+          .from(folders)
+          .where(sql`${folders.expiresAt} <= ${now}`)
+          .orderBy(folders.expiresAt)
+          .limit(batch)
+          .for('update', { skipLocked: true });
+        const dueIds = due.map((f) => f.id);
+        const candidates = await tx
+          .select()
+          .from(assets)
+          .where(
+            sql`${assets.expiresAt} is not null
+              and (${assets.expiresAt} <= ${now} or exists (select 1 from ${folderAssets} fa where fa.asset_id = ${assets.id} and fa.folder_id = any(${sql.param(dueIds)}::uuid[])))
+              and not exists (select 1 from ${folderAssets} fa join ${folders} f on f.id = fa.folder_id
+                where fa.asset_id = ${assets.id} and f.id <> all(${sql.param(dueIds)}::uuid[]) and (f.expires_at is null or f.expires_at > ${now}))`,
+          )
+          .limit(batch * 100);
+        const owners = [...new Set([...due.map((f) => f.userId), ...candidates.map((a) => a.userId)])].sort();
+        for (const id of owners) await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for('update');
+        await this.removeAssets(tx, candidates);
+        if (dueIds.length > 0) await tx.delete(folders).where(sql`${folders.id} = any(${sql.param(dueIds)}::uuid[])`);
+        for (const userId of owners) await this.deps.events.publishIn(tx, topics.sync(userId), { userId });
+        return { folders: dueIds.length, assets: candidates.length };
+      });
+      removed.folders += round.folders;
+      removed.assets += round.assets;
+      if (round.folders === 0 && round.assets === 0) return removed;
+    }
+  }
+
   async getAsset(principal: Principal, assetId: string): Promise<AssetRow> {
     return this.deps.access.asset(principal, 'view', assetId);
   }
@@ -206,8 +262,10 @@ export class LibraryService {
     const first = Math.min(Math.max(options.first ?? 50, 1), MAX_PAGE);
     const cursor = options.after ? decodeCursor(options.after) : null;
     const inFolder = options.folderId ? await this.deps.access.folder(principal, 'view', options.folderId) : null;
+    const visible = this.deps.access.assetScope(principal, 'view');
+    if (!visible) return { assets: [], hasNextPage: false, endCursor: null, totalCount: 0 };
     const scope = and(
-      eq(assets.userId, principal.user.id),
+      visible,
       inFolder ? sql`${assets.id} in (select ${folderAssets.assetId} from ${folderAssets} where ${folderAssets.folderId} = ${inFolder.id})` : undefined,
     );
     const rows = await this.deps.db
@@ -235,7 +293,7 @@ export class LibraryService {
     return this.deps.db
       .select({ asset: assets, distance })
       .from(assets)
-      .where(and(eq(assets.userId, target.userId), isNotNull(assets.phash), sql`${assets.id} <> ${target.id}`, sql`${distance} <= ${maxDistance}`))
+      .where(and(this.deps.access.assetScope(principal, 'view') ?? sql`false`, isNotNull(assets.phash), sql`${assets.id} <> ${target.id}`, sql`${distance} <= ${maxDistance}`))
       .orderBy(distance, desc(assets.uploadedAt))
       .limit(first);
   }

@@ -4,7 +4,12 @@ import { isUuid } from '../ids.js';
 
 /** A page cursor: the last asset's upload time and id (newest first, ties broken by id). */
 export function encodeCursor(asset: Pick<AssetRow, 'uploadedAt' | 'id'>): string {
-  return Buffer.from(`${asset.uploadedAt.toISOString()}|${asset.id}`).toString('base64url');
+  return encodeTimeCursor(asset.uploadedAt, asset.id);
+}
+
+/** A page cursor of any list ordered by a millisecond time and an id (shares, received shares). */
+export function encodeTimeCursor(at: Date, id: string): string {
+  return Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
 }
 
 export function decodeCursor(cursor: string): { at: Date; id: string } {

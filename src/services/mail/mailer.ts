@@ -10,6 +10,8 @@ export interface MailMessage {
   subject: string;
   html: string;
   text: string;
+  /** Images shown in the HTML part (`<img src="cid:…">`): inside the mail, so they need no link that could expire. */
+  inlineImages?: { cid: string; filename: string; content: Buffer; contentType: string }[];
 }
 
 /**
@@ -32,7 +34,8 @@ export class Mailer {
   }
 
   async send(message: MailMessage): Promise<void> {
-    const info = await this.transport.sendMail({ from: this.deps.config.mail.from, ...message });
+    const { inlineImages, ...rest } = message;
+    const info = await this.transport.sendMail({ from: this.deps.config.mail.from, ...rest, attachments: inlineImages?.map((image) => ({ ...image, contentDisposition: 'inline' as const })) });
     if (this.deps.config.mail.smtpUrl) return;
     // The outbox: written whole, then renamed, so a reader never sees half a message.
     const { outboxDir } = this.deps.config.mail;

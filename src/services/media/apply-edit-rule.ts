@@ -49,6 +49,8 @@ export function editRuleKey(rule: EditRule): string {
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 22);
 }
 
+export const EDIT_RULE_EXTENSIONS: Record<EditRule['format'], string> = { jpeg: 'jpg', webp: 'webp', avif: 'avif', png: 'png' };
+
 export const EDIT_RULE_MEDIA_TYPES: Record<EditRule['format'], string> = { jpeg: 'image/jpeg', webp: 'image/webp', avif: 'image/avif', png: 'image/png' };
 
 export interface EditedImage {

@@ -59,9 +59,7 @@ export function verifySignedBlobUrl(url: URL, secret: string, nowMs = Date.now()
   if (downloadName !== null) claims.downloadName = downloadName;
   if (contentType !== null) claims.contentType = contentType;
 
-  const expected = Buffer.from(signature(secret, claims), 'base64url');
-  const given = Buffer.from(sig, 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid();
+  if (!sameSignature(sig, signature(secret, claims))) throw invalid();
 
   if (nowMs / 1000 > claims.expiresAt) {
     throw new AppError('URL_EXPIRED', 'The download link has expired', { expiredAt: new Date(claims.expiresAt * 1000).toISOString() });
@@ -72,13 +70,20 @@ export function verifySignedBlobUrl(url: URL, secret: string, nowMs = Date.now()
 }
 
 function signature(secret: string, claims: BlobUrlClaims): string {
-  // A JSON array keeps the fields unambiguous: no separator can be smuggled inside one.
-  const payload = JSON.stringify([
-    SIGNATURE_VERSION,
-    claims.key,
-    claims.expiresAt,
-    claims.downloadName ?? null,
-    claims.contentType ?? null,
-  ]);
-  return createHmac('sha256', secret).update(payload).digest('base64url');
+  return signFields(secret, [SIGNATURE_VERSION, claims.key, claims.expiresAt, claims.downloadName ?? null, claims.contentType ?? null]);
+}
+
+/**
+ * HMAC-SHA-256 of a list of fields (base64url). A JSON array keeps the fields unambiguous: no
+ * separator can be smuggled inside one. The first field should name what is signed and its version.
+ */
+export function signFields(secret: string, fields: readonly (string | number | null)[]): string {
+  return createHmac('sha256', secret).update(JSON.stringify(fields)).digest('base64url');
+}
+
+/** Compares a given signature with the expected one in constant time. */
+export function sameSignature(given: string, expected: string): boolean {
+  const a = Buffer.from(given, 'base64url');
+  const b = Buffer.from(expected, 'base64url');
+  return a.length === b.length && timingSafeEqual(a, b);
 }

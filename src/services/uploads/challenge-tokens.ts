@@ -1,5 +1,5 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import type { ByteRange } from '../../protocol/byte-ranges.js';
+import { SealedBox } from '../sealed-box.js';
 
 /**
  * A proof-of-possession challenge (U4) travels as a sealed token instead of a database row: the
@@ -29,8 +29,6 @@ export interface Challenge {
 const PREFIX = 'pxc1_';
 /** Far above any real token (a 255-character name is the largest part); longer input is not even decoded. */
 export const MAX_CHALLENGE_TOKEN_LENGTH = 4096;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 
 /** What is sealed: short keys, the token is sent twice per instant upload. */
 interface Sealed {
@@ -49,10 +47,10 @@ interface Sealed {
 }
 
 export class ChallengeTokens {
-  private readonly key: Buffer;
+  private readonly box: SealedBox;
 
   constructor(secret: string) {
-    this.key = Buffer.from(hkdfSync('sha256', secret, 'pixshare', 'upload challenge token', 32));
+    this.box = new SealedBox(secret, 'upload challenge token');
   }
 
   seal(challenge: Challenge): string {
@@ -70,25 +68,14 @@ export class ChallengeTokens {
       x: challenge.expiresAt.getTime(),
       e: challenge.expected,
     };
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
-    const body = Buffer.concat([cipher.update(JSON.stringify(sealed), 'utf8'), cipher.final()]);
-    return PREFIX + Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
+    return PREFIX + this.box.seal(sealed);
   }
 
   /** The challenge inside a token this deployment made; null for anything else (malformed, altered, another secret's). */
   open(token: string): Challenge | null {
     if (!token.startsWith(PREFIX) || token.length > MAX_CHALLENGE_TOKEN_LENGTH) return null;
-    const raw = Buffer.from(token.slice(PREFIX.length), 'base64url');
-    if (raw.length <= IV_BYTES + TAG_BYTES) return null;
-    let sealed: Sealed;
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, IV_BYTES));
-      decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-      sealed = JSON.parse(Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString('utf8')) as Sealed;
-    } catch {
-      return null;
-    }
+    const sealed = this.box.open<Sealed>(token.slice(PREFIX.length));
+    if (!sealed) return null;
     return {
       id: sealed.i,
       userId: sealed.u,
