@@ -203,11 +203,12 @@ export class LibraryService {
   async removeExpired(now = new Date(), batch = 50): Promise<{ folders: number; assets: number }> {
     const removed = { folders: 0, assets: 0 };
     for (;;) {
+      const at = sql`${now.toISOString()}::timestamptz`;
       const round = await this.deps.db.transaction(async (tx) => {
         const due = await tx
           .select({ id: folders.id, userId: folders.userId })
           .from(folders)
-          .where(sql`${folders.expiresAt} <= ${now}`)
+          .where(sql`${folders.expiresAt} <= ${at}`)
           .orderBy(folders.expiresAt)
           .limit(batch)
           .for('update', { skipLocked: true });
@@ -217,9 +218,9 @@ export class LibraryService {
           .from(assets)
           .where(
             sql`${assets.expiresAt} is not null
-              and (${assets.expiresAt} <= ${now} or exists (select 1 from ${folderAssets} fa where fa.asset_id = ${assets.id} and fa.folder_id = any(${sql.param(dueIds)}::uuid[])))
+              and (${assets.expiresAt} <= ${at} or exists (select 1 from ${folderAssets} fa where fa.asset_id = ${assets.id} and fa.folder_id = any(${sql.param(dueIds)}::uuid[])))
               and not exists (select 1 from ${folderAssets} fa join ${folders} f on f.id = fa.folder_id
-                where fa.asset_id = ${assets.id} and f.id <> all(${sql.param(dueIds)}::uuid[]) and (f.expires_at is null or f.expires_at > ${now}))`,
+                where fa.asset_id = ${assets.id} and f.id <> all(${sql.param(dueIds)}::uuid[]) and (f.expires_at is null or f.expires_at > ${at}))`,
           )
           .limit(batch * 100);
         const owners = [...new Set([...due.map((f) => f.userId), ...candidates.map((a) => a.userId)])].sort();

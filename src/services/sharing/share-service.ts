@@ -316,10 +316,12 @@ export class ShareService {
    * SHARE_EXPIRED), and shares ended more than 90 days ago are deleted with their recipients.
    */
   async endEmptyShares(now = new Date()): Promise<{ ended: number; deleted: number }> {
+    // Ended at once, even when the sweep judges by a clock ahead of the database's (tests).
+    const endAt = sql`least(now(), ${now.toISOString()}::timestamptz)`;
     const ended = await this.deps.db
       .update(shares)
-      .set({ expiresAt: now })
-      .where(and(gt(shares.expiresAt, now), sql`not exists (select 1 from ${shareItems} where ${shareItems.shareId} = ${shares.id})`))
+      .set({ expiresAt: endAt })
+      .where(and(gt(shares.expiresAt, endAt), sql`not exists (select 1 from ${shareItems} where ${shareItems.shareId} = ${shares.id})`))
       .returning({ id: shares.id });
     const longAgo = new Date(now.getTime() - SHARE_RETENTION_DAYS * 86_400_000);
     const deleted = await this.deps.db
