@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import exifReader from 'exif-reader';
 import sharp from 'sharp';
 import yauzl from 'yauzl';
@@ -259,5 +260,41 @@ describe('download all with originals', () => {
     // Originals are offered one by one too.
     const original = await fetchBytes(view.photos.nodes[0]!.originalUrl!);
     expect(byDigest.has(sha(original.bytes))).toBe(true);
+  });
+});
+
+describe('bad input to sharing: a stable code, nothing changed', () => {
+  it('refuses each with its code and shares nothing', async () => {
+    const owner = await newClient(app);
+    const other = await newClient(app);
+    const [mine] = await uploadPhotos(owner, files, 1, { seed: 501 });
+    const [theirs] = await uploadPhotos(other, files, 1, { seed: 502 });
+    const count = async () => ((await app.database.db.execute(sql`select (select count(*) from shares)::int as shares, (select count(*) from share_recipients)::int as recipients`)) as unknown as { shares: number; recipients: number }[])[0];
+    const before = await count();
+    const share = (input: Record<string, unknown>) => createShare(owner, { assetIds: [mine!.id], ...input });
+    const cases: [string, () => Promise<unknown>, string][] = [
+      ['an invalid address', () => share({ emails: ['not an address'] }), 'BAD_USER_INPUT'],
+      ['a 10,000-character address', () => share({ emails: [`${'a'.repeat(9990)}@example.org`] }), 'BAD_USER_INPUT'],
+      ['10,000 recipients', () => share({ emails: Array.from({ length: 10_000 }, (_, i) => `r${i}@example.org`) }), 'BATCH_TOO_LARGE'],
+      ["someone else's photo", () => share({ assetIds: [theirs!.id], emails: ['a@example.org'] }), 'NOT_FOUND'],
+      ['a stranger as a friend', () => share({ friendIds: [other.userId] }), 'NOT_A_FRIEND'],
+      ['no recipient', () => share({}), 'BAD_USER_INPUT'],
+      ['nothing to share', () => createShare(owner, { emails: ['a@example.org'] }), 'BAD_USER_INPUT'],
+      ['an expiry in the past', () => share({ emails: ['a@example.org'], expiresAt: new Date(Date.now() - 1000).toISOString() }), 'BAD_USER_INPUT'],
+      ['an impossible edit rule', () => share({ emails: ['a@example.org'], editRule: { maxDimension: 2 } }), 'BAD_USER_INPUT'],
+      ['a 3,000-character message', () => share({ emails: ['a@example.org'], message: 'x'.repeat(3000) }), 'BAD_USER_INPUT'],
+      ['a malformed id', () => share({ assetIds: ['not-a-uuid'], emails: ['a@example.org'] }), 'BAD_USER_INPUT'],
+      ['befriending yourself', () => owner.graphql('mutation($e: String!) { requestFriend(email: $e) { id } }', { e: owner.email }), 'CANNOT_BEFRIEND_SELF'],
+    ];
+    for (const [what, attempt, code] of cases) {
+      const error = await attempt().then(() => undefined, (e: unknown) => e);
+      expect(error, what).toBeInstanceOf(ApiError);
+      expect((error as ApiError).code, `${what}: ${(error as ApiError).message}`).toBe(code);
+    }
+    for (const token of ['', 'pxl_', `pxl_${'a'.repeat(42)}`, `pxl_${'a'.repeat(44)}`, `pxd_${'a'.repeat(43)}`, 'x'.repeat(10_000)]) {
+      const opened = await app.gql('query($t: String!) { share(token: $t) { id } }', { t: token });
+      expect(opened.errors?.[0]?.extensions?.code, token.slice(0, 20)).toBe('BAD_USER_INPUT');
+    }
+    expect(await count()).toEqual(before);
   });
 });
