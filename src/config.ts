@@ -244,6 +244,15 @@ function loadUploads(env: Env): Config['uploads'] {
   };
 }
 
+function loadLevel(env: Env, prefix: 'MEMBER' | 'STANDARD', defaults: { quota: number; expiryDays: number; maxExpiryDays: number }): LevelSettings {
+  const expiryDays = read(env, `PIXSHARE_${prefix}_EXPIRY_DAYS`, integer(1, 36500).default(defaults.expiryDays));
+  const maxExpiryDays = read(env, `PIXSHARE_${prefix}_MAX_EXPIRY_DAYS`, integer(0, 36500).default(defaults.maxExpiryDays));
+  if (maxExpiryDays !== 0 && maxExpiryDays < expiryDays) {
+    throw new ConfigError(`PIXSHARE_${prefix}_MAX_EXPIRY_DAYS`, `must be 0 (no limit) or at least PIXSHARE_${prefix}_EXPIRY_DAYS (${expiryDays})`);
+  }
+  return { quotaBytes: read(env, `PIXSHARE_${prefix}_QUOTA`, byteSize.default(defaults.quota)), expiryDays, maxExpiryDays };
+}
+
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
   const nodeEnv = read(env, 'NODE_ENV', z.enum(['development', 'production', 'test']).default('production'));
   const dataDir = path.resolve(cwd, read(env, 'PIXSHARE_DATA_DIR', z.string().default('data')));
@@ -279,16 +288,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     // On by default: the page only shows the schema (which is public); every operation still needs credentials.
     graphiql: read(env, 'PIXSHARE_GRAPHIQL', boolean.optional()) ?? true,
     levels: {
-      member: {
-        quotaBytes: read(env, 'PIXSHARE_MEMBER_QUOTA', byteSize.default(50 * 2 ** 30)),
-        expiryDays: read(env, 'PIXSHARE_MEMBER_EXPIRY_DAYS', integer(1, 36500).default(30)),
-        maxExpiryDays: read(env, 'PIXSHARE_MEMBER_MAX_EXPIRY_DAYS', integer(0, 36500).default(0)),
-      },
-      standard: {
-        quotaBytes: read(env, 'PIXSHARE_STANDARD_QUOTA', byteSize.default(10 * 2 ** 30)),
-        expiryDays: read(env, 'PIXSHARE_STANDARD_EXPIRY_DAYS', integer(1, 36500).default(15)),
-        maxExpiryDays: read(env, 'PIXSHARE_STANDARD_MAX_EXPIRY_DAYS', integer(0, 36500).default(365)),
-      },
+      member: loadLevel(env, 'MEMBER', { quota: 50 * 2 ** 30, expiryDays: 30, maxExpiryDays: 0 }),
+      standard: loadLevel(env, 'STANDARD', { quota: 10 * 2 ** 30, expiryDays: 15, maxExpiryDays: 365 }),
     },
     auth: {
       sessionDays: read(env, 'PIXSHARE_SESSION_DAYS', integer(1, 3650).default(30)),

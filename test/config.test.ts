@@ -38,3 +38,19 @@ describe('mail and job settings', () => {
     }
   });
 });
+
+describe('level and sharing settings', () => {
+  const load = (env: Record<string, string>) => loadConfig({ PIXSHARE_DATA_DIR: dataDir, PIXSHARE_SECRET: 'x'.repeat(40), ...env });
+
+  it('default to 30 and 15 days, members without a limit, standard users a year ahead at most', () => {
+    const { levels, sharing } = load({});
+    expect(levels.member).toMatchObject({ expiryDays: 30, maxExpiryDays: 0 });
+    expect(levels.standard).toMatchObject({ expiryDays: 15, maxExpiryDays: 365 });
+    expect(sharing).toEqual({ reminderDays: 3, maxTokenFailures: 30, tokenWindowSeconds: 900, urlSeconds: 3600 });
+  });
+
+  it('refuse a limit below the default expiry, naming the variable', () => {
+    expect(() => load({ PIXSHARE_STANDARD_EXPIRY_DAYS: '30', PIXSHARE_STANDARD_MAX_EXPIRY_DAYS: '10' })).toThrow(/PIXSHARE_STANDARD_MAX_EXPIRY_DAYS/);
+    expect(() => load({ PIXSHARE_SHARE_URL_SECONDS: '1' })).toThrow(/PIXSHARE_SHARE_URL_SECONDS/);
+  });
+});
