@@ -298,3 +298,19 @@ describe('bad input to sharing: a stable code, nothing changed', () => {
     expect(await count()).toEqual(before);
   });
 });
+
+describe('the reminder before a share ends', () => {
+  it('mails each recipient (with their link) and the owner the set number of days before, once', async () => {
+    const owner = await newClient(app);
+    const [photo] = await uploadPhotos(owner, files, 1, { seed: 601 });
+    const address = `reminded-${Date.now()}@example.org`;
+    // Reminders go 3 days before the end (the default): a share ending in 3 days and 2 seconds is reminded in 2 seconds.
+    const expiresAt = new Date(Date.now() + 3 * 86_400_000 + 2000).toISOString();
+    const created = await createShare(owner, { assetIds: [photo!.id], emails: [address], expiresAt });
+    const link = created.links[0]!.url;
+    await vi.waitFor(() => expect(smtp.received.filter((m) => m.subject?.includes(' goes ') && JSON.stringify(m.to).includes(address))).toHaveLength(1), { timeout: 20_000, interval: 250 });
+    const reminder = smtp.received.find((m) => m.subject?.includes(' goes ') && JSON.stringify(m.to).includes(address))!;
+    expect(reminder.text).toContain(link);
+    await vi.waitFor(() => expect(smtp.received.filter((m) => JSON.stringify(m.to).includes(owner.email) && m.subject?.startsWith('Your share'))).toHaveLength(1), { timeout: 10_000, interval: 250 });
+  });
+});
