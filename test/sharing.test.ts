@@ -314,3 +314,21 @@ describe('the reminder before a share ends', () => {
     await vi.waitFor(() => expect(smtp.received.filter((m) => JSON.stringify(m.to).includes(owner.email) && m.subject?.startsWith('Your share'))).toHaveLength(1), { timeout: 10_000, interval: 250 });
   });
 });
+
+describe('friendship and sharing', () => {
+  it('ends what either shared with the other as a friend when the friendship ends; plain-address shares stay', async () => {
+    const owner = await newClient(app);
+    const friend = await newClient(app);
+    await befriend(owner, friend);
+    const [photo] = await uploadPhotos(owner, files, 1, { seed: 701 });
+    const created = await createShare(owner, { assetIds: [photo!.id], friendIds: [friend.userId], emails: [`kept-${Date.now()}@example.org`] });
+    const { sentShare } = await owner.graphql<{ sentShare: { photoCount: number } }>('query($id: ID!) { sentShare(id: $id) { photoCount } }', { id: created.share.id });
+    expect(sentShare.photoCount).toBe(1);
+    await owner.graphql('mutation($id: ID!) { removeFriend(userId: $id) { id } }', { id: friend.userId });
+    const friendsLink = created.links.find((l) => l.recipient.email === friend.email)!;
+    expect((await openLink(tokenOf(friendsLink.url))).errors?.[0]?.extensions?.code).toBe('SHARE_REVOKED');
+    expect((await friend.graphql<{ sharedWithMe: { nodes: unknown[] } }>('{ sharedWithMe { nodes { id } } }')).sharedWithMe.nodes).toEqual([]);
+    const other = created.links.find((l) => l !== friendsLink)!;
+    expect((await openLink(tokenOf(other.url))).errors).toBeUndefined();
+  });
+});

@@ -90,6 +90,7 @@ const ShareRef = builder.objectRef<ShareRow>('Share').implement({
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     revokedAt: t.expose('revokedAt', { type: 'DateTime', nullable: true }),
     state: t.field({ type: ShareState, resolve: stateOf }),
+    photoCount: t.int({ description: 'Photos it shows now (a shared folder as it is now)', resolve: (s, _args, context) => context.services.shares.photoCount(context.viewer!, s) }),
     recipients: t.field({ type: [ShareRecipientRef], resolve: (s, _args, context) => context.services.shares.recipientsOf(context.viewer!, s) }),
   }),
 });

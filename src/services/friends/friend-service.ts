@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, inArray, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { blocks, contactGroupMembers, contactGroups, friendRequests, friendships, users, type FriendRequestRow } from '../../db/schema/index.js';
+import { blocks, contactGroupMembers, contactGroups, friendRequests, friendships, shareRecipients, shares, users, type FriendRequestRow } from '../../db/schema/index.js';
 import type { Tx } from '../../db/transaction.js';
 import { emailSchema } from '../accounts.js';
 import { AppError } from '../app-error.js';
@@ -271,6 +271,19 @@ export class FriendService {
         and(eq(contactGroupMembers.memberId, a), sql`${contactGroupMembers.groupId} in (select ${contactGroups.id} from ${contactGroups} where ${contactGroups.userId} = ${b})`),
       ),
     );
+    // What each shared with the other as a friend ends: their links stop working (SHARE_REVOKED).
+    await tx
+      .update(shareRecipients)
+      .set({ revokedAt: sql`now()` })
+      .where(
+        and(
+          isNull(shareRecipients.revokedAt),
+          or(
+            and(eq(shareRecipients.userId, b), sql`${shareRecipients.shareId} in (select ${shares.id} from ${shares} where ${shares.ownerId} = ${a})`),
+            and(eq(shareRecipients.userId, a), sql`${shareRecipients.shareId} in (select ${shares.id} from ${shares} where ${shares.ownerId} = ${b})`),
+          ),
+        ),
+      );
   }
 
   /** A friend of the viewer's, someone they blocked, or someone who asked them or whom they asked (any answer). */

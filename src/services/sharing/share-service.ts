@@ -5,7 +5,7 @@ import type { Db } from '../../db/client.js';
 import { assets, folders, shareItems, shareRecipients, shares, users, type ShareRecipientRow, type ShareRow } from '../../db/schema/index.js';
 import type { Tx } from '../../db/transaction.js';
 import { emailSchema } from '../accounts.js';
-import { grantEnded, type Access, type ShareGrant } from '../access.js';
+import { grantEnded, inShare, type Access, type ShareGrant } from '../access.js';
 import { AppError } from '../app-error.js';
 import type { AttemptLimiter } from '../attempt-limiter.js';
 import type { Viewer } from '../devices.js';
@@ -182,6 +182,16 @@ export class ShareService {
   async recipientsOf(viewer: Viewer, share: ShareRow): Promise<ShareRecipientRow[]> {
     if (share.ownerId !== viewer.user.id) throw notFound();
     return this.deps.db.select().from(shareRecipients).where(eq(shareRecipients.shareId, share.id)).orderBy(shareRecipients.email);
+  }
+
+  /** How many photos a share of the viewer's shows now (a shared folder as it is now). */
+  async photoCount(viewer: Viewer, share: ShareRow): Promise<number> {
+    if (share.ownerId !== viewer.user.id) throw notFound();
+    const [row] = await this.deps.db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(assets)
+      .where(and(eq(assets.userId, share.ownerId), inShare(share.id)));
+    return row?.n ?? 0;
   }
 
   /** Ends a share for every recipient at once; their links answer SHARE_REVOKED. */
