@@ -25,13 +25,6 @@ afterAll(async () => {
   await files.remove();
 });
 
-async function expectCode(promise: Promise<unknown>, code: string): Promise<ApiError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  expect(error, `expected ${code}`).toBeInstanceOf(ApiError);
-  expect((error as ApiError).code, (error as ApiError).message).toBe(code);
-  return error as ApiError;
-}
-
 /** share(token) as anyone holding the link (no account). */
 async function openLink(token: string, headers: Record<string, string> = {}) {
   return app.gql<{ share: SharedView }>(`query($t: String!) { share(token: $t) { ${SHARED_VIEW} } }`, { t: token }, { headers });

@@ -2,7 +2,7 @@ import { and, desc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/client.js';
-import { assets, folders, shareItems, shareRecipients, shares, users, type ShareRecipientRow, type ShareRow } from '../../db/schema/index.js';
+import { assets, shareItems, shareRecipients, shares, users, type ShareRecipientRow, type ShareRow } from '../../db/schema/index.js';
 import type { Tx } from '../../db/transaction.js';
 import { emailSchema } from '../accounts.js';
 import { grantEnded, inShare, type Access, type ShareGrant } from '../access.js';
