@@ -70,7 +70,7 @@ describe('the authorization matrix of sharing', () => {
     await befriend(owner, friendRecipient);
     await befriend(owner, friendNot);
     photos = await uploadPhotos(owner, files, 3, { folder: 'Shared folder', seed: 11 });
-    [unshared] = await uploadPhotos(owner, files, 1, { seed: 12 });
+    unshared = (await uploadPhotos(owner, files, 1, { seed: 12 }))[0]!;
     const { folders } = await owner.graphql<{ folders: { id: string; name: string }[] }>('{ folders { id name } }');
     const folderId = folders.find((f) => f.name === 'Shared folder')!.id;
     const address = (name: string) => `${name}-${Date.now()}@example.org`;

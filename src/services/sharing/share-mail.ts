@@ -110,18 +110,24 @@ async function composeShareMail(deps: Deps, facts: ShareFacts, to: string, link:
   const until = formatDay(share.expiresAt);
   const subject = kind === 'new' ? `${senderName} shared "${share.title}" with you` : `"${share.title}" from ${senderName} goes ${until}`;
   const lead = kind === 'new' ? `${senderName} shared ${photos} with you` : `${senderName}'s photos go ${until}`;
-  const inlineImages = (await Promise.all(facts.photos.map((photo, i) => mailThumbnail(deps, photo, i)))).filter((image) => image !== null);
-  const cells: Markup[] = inlineImages.map((image) => mjml`<mj-column width="33%" padding="4px"><mj-image src="cid:${image.cid}" alt="${image.alt}" width="180px" height="180px" padding="0" border-radius="6px" href="${link}" /></mj-column>`);
+  const inlineImages = await mailThumbnails(deps, share.id, facts.photos);
+  // Rows of three that stay rows on a phone (mj-group keeps its columns side by side); square
+  // thumbnails, so only the width is given.
+  const cells: Markup[] = inlineImages.map((image) => mjml`<mj-column width="33.33%" padding="4px"><mj-image src="cid:${image.cid}" alt="${image.alt}" width="180px" padding="0" border-radius="6px" href="${link}" /></mj-column>`);
   const rows: Markup[] = [];
-  for (let i = 0; i < cells.length; i += 3) rows.push(mjml`<mj-section background-color="#ffffff" padding="0 20px">${cells.slice(i, i + 3)}</mj-section>`);
+  for (let i = 0; i < cells.length; i += 3) rows.push(mjml`<mj-section background-color="#ffffff" padding="0 20px"><mj-group>${cells.slice(i, i + 3)}</mj-group></mj-section>`);
   const html = await renderMjml(mjml`
     <mjml>
       <mj-head>
         <mj-title>${subject}</mj-title>
         <mj-preview>${share.title} — ${photos}, until ${until}</mj-preview>
-        <mj-attributes><mj-all font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" /></mj-attributes>
+        <mj-attributes>
+          <mj-all font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" />
+          <mj-text padding="6px 0" line-height="1.45" />
+        </mj-attributes>
       </mj-head>
       <mj-body background-color="#f4f4f5">
+       <mj-wrapper padding="16px 0">
         <mj-section background-color="#ffffff" padding="24px 24px 8px">
           <mj-column>
             <mj-text font-size="20px" font-weight="bold" color="#18181b">${lead}</mj-text>
@@ -137,6 +143,7 @@ async function composeShareMail(deps: Deps, facts: ShareFacts, to: string, link:
             <mj-text font-size="12px" color="#71717a">This link is yours alone: anyone who has it sees these photos until ${until}. From ${senderName} (${facts.senderEmail}) via pixshare.</mj-text>
           </mj-column>
         </mj-section>
+       </mj-wrapper>
       </mj-body>
     </mjml>`);
   const text = [
@@ -150,6 +157,24 @@ async function composeShareMail(deps: Deps, facts: ShareFacts, to: string, link:
     `This link is yours alone: anyone who has it sees these photos until ${until}. From ${senderName} (${facts.senderEmail}) via pixshare.`,
   ].join('\n');
   return { to, subject, html, text, inlineImages: inlineImages.map(({ alt: _alt, ...image }) => image) };
+}
+
+type MailThumbnail = NonNullable<Awaited<ReturnType<typeof mailThumbnail>>>;
+/** A share's mail thumbnails, made once for all its recipients' mails (briefly kept, per instance). */
+const madeThumbnails = new Map<string, { until: number; images: Promise<MailThumbnail[]> }>();
+const THUMBNAILS_KEPT_MS = 10 * 60_000;
+
+function mailThumbnails(deps: Deps, shareId: string, photos: AssetRow[]): Promise<MailThumbnail[]> {
+  const now = Date.now();
+  for (const [id, entry] of madeThumbnails) if (entry.until < now) madeThumbnails.delete(id);
+  const key = `${shareId}:${photos.map((p) => p.id).join(',')}`;
+  let entry = madeThumbnails.get(key);
+  if (!entry) {
+    entry = { until: now + THUMBNAILS_KEPT_MS, images: Promise.all(photos.map((photo, i) => mailThumbnail(deps, photo, i))).then((all) => all.filter((image) => image !== null)) };
+    madeThumbnails.set(key, entry);
+    if (madeThumbnails.size > 100) madeThumbnails.delete(madeThumbnails.keys().next().value!);
+  }
+  return entry.images;
 }
 
 async function mailThumbnail(deps: Deps, photo: AssetRow, index: number) {

@@ -137,7 +137,9 @@ export class ShareService {
         const last = new Date(Math.max(...itemExpiries.map((d) => d!.getTime())));
         if (last < expiresAt) expiresAt = last;
       }
-      const names = [...sharedFolders.map((f) => f.name), ...sharedAssets.map((a) => a.name)];
+      // Named after what was picked first: folders, then photos, in the order given.
+      const nameOf = new Map([...sharedFolders, ...sharedAssets].map((item) => [item.id, item.name]));
+      const names = [...folderIds, ...assetIds].map((id) => nameOf.get(id)!);
       const title = names.length === 1 ? names[0]! : `${names[0]} and ${names.length - 1} more`;
       const [share] = await tx.insert(shares).values({ ownerId: viewer.user.id, title, message, allowOriginals, editRule, expiresAt }).returning();
       await tx.insert(shareItems).values([...assetIds.map((assetId) => ({ shareId: share!.id, assetId })), ...folderIds.map((folderId) => ({ shareId: share!.id, folderId }))]);
