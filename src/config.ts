@@ -68,6 +68,12 @@ export interface Config {
     /** Lifetime of the signed URLs a recipient's page gets for thumbnails, images and originals. */
     urlSeconds: number;
   };
+  live: {
+    /** Messages a live sync subscription gets per second at most: bursts fold into one (the last state always goes). */
+    messagesPerSecond: number;
+    /** A folder sync stays on the library dashboard this long after its last change (in flight: always). */
+    activityHours: number;
+  };
   graphiql: boolean;
   levels: Record<UserLevel, LevelSettings>;
   auth: {
@@ -284,6 +290,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxTokenFailures: read(env, 'PIXSHARE_SHARE_TOKEN_MAX_FAILURES', integer(1, 100_000).default(30)),
       tokenWindowSeconds: read(env, 'PIXSHARE_SHARE_TOKEN_WINDOW_SECONDS', integer(1, 86400).default(900)),
       urlSeconds: read(env, 'PIXSHARE_SHARE_URL_SECONDS', integer(10, 7 * 86400).default(3600)),
+    },
+    live: {
+      messagesPerSecond: read(env, 'PIXSHARE_LIVE_MESSAGES_PER_SECOND', z.coerce.number().min(0.1).max(1000).default(10)),
+      activityHours: read(env, 'PIXSHARE_LIVE_ACTIVITY_HOURS', integer(1, 24 * 365).default(24)),
     },
     // On by default: the page only shows the schema (which is public); every operation still needs credentials.
     graphiql: read(env, 'PIXSHARE_GRAPHIQL', boolean.optional()) ?? true,

@@ -156,7 +156,7 @@ describe('live views', () => {
     expect(app.pubsub.listenerCount(topic.name)).toBe(1);
     // The expectation is attached before the event can make next() reject.
     const second = expect(view.next()).rejects.toThrow('gone');
-    await app.services.events.publish(topic, { userId: 'x' });
+    await app.services.events.publish(topic, { kind: 'library', userId: 'x' });
     await second;
     expect(app.pubsub.listenerCount(topic.name)).toBe(0);
   });

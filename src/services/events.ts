@@ -1,4 +1,5 @@
 import type { SQL } from 'drizzle-orm';
+import type { SyncFileState } from '../db/schema/index.js';
 import type { PubSub } from './pubsub.js';
 
 /**
@@ -16,9 +17,38 @@ export interface Topic<T> {
 
 const topic = <T>(name: string): Topic<T> => ({ name });
 
-export interface SyncEvent {
-  userId: string;
+/** A planned file an event changed: which row, in which folder's plan, at which version. */
+export interface SyncFileRef {
+  id: number;
+  folderId: string;
+  v: number;
 }
+
+/**
+ * What changed in a user's sync, as a delta a watcher folds into the state it holds:
+ * - planned: a check (re)planned files of a folder; the rows changed have versions ≥ `since`
+ *   (a watcher reads them once, whatever its number of subscribers); another `run` replaced the plan;
+ * - progress: an upload (or an instant claim, `uploadId` null) reached a state; `files` are the
+ *   planned files it moved, each with its new version;
+ * - library: assets were added or removed otherwise (deleted, evicted, expired).
+ */
+export type SyncEvent =
+  | { kind: 'planned'; userId: string; folderId: string; run: number; since: number }
+  | {
+      kind: 'progress';
+      userId: string;
+      uploadId: string | null;
+      /** The upload's own version (0 for a claim). */
+      v: number;
+      state: SyncFileState;
+      bytes: number;
+      assetId: string | null;
+      error: { code: string; message: string } | null;
+      /** When it happened (ms since the epoch, the publishing server's clock). */
+      at: number;
+      files: SyncFileRef[];
+    }
+  | { kind: 'library'; userId: string };
 
 export interface DevicesEvent {
   userId: string;
@@ -30,8 +60,8 @@ export interface DeviceRevokedEvent {
 
 export const topics = {
   /**
-   * Anything a sync view of the user shows changed: an upload opened, moved, completed or failed;
-   * an asset added, deleted or evicted. Upload and folder-status subscriptions listen here.
+   * Anything a sync view of the user shows changed: files planned, an upload or a claim moved on,
+   * an asset added, deleted or evicted. Live sync status, upload and folder subscriptions listen here.
    */
   sync: (userId: string) => topic<SyncEvent>(`user:${userId}:sync`),
   /** The user's control list changed: a device signed in, out or was revoked. */
@@ -70,8 +100,8 @@ export class Events {
    * A live view for subscriptions: the state now, then the state again after each event of the
    * topic. The listener is attached before the first load, so no change made in between is missed.
    */
-  watch<S>(from: Topic<unknown>, load: () => Promise<S>): AsyncIterableIterator<S> {
-    return liveState(this.pubsub.subscribe(from.name), load);
+  watch<S, T>(from: Topic<T>, load: () => Promise<S>, relevant: (event: T) => boolean = () => true): AsyncIterableIterator<S> {
+    return liveState(this.pubsub.subscribe<T>(from.name), load, relevant);
   }
 }
 
@@ -80,13 +110,16 @@ export class Events {
  * source at once, so a client that unsubscribes while nothing happens frees its listener
  * immediately (an async generator would stay suspended in its await until the next event).
  */
-function liveState<S>(events: AsyncIterableIterator<unknown>, load: () => Promise<S>): AsyncIterableIterator<S> {
+function liveState<S, T>(events: AsyncIterableIterator<T>, load: () => Promise<S>, relevant: (event: T) => boolean): AsyncIterableIterator<S> {
   let first = true;
   const iterator: AsyncIterableIterator<S> = {
     async next() {
       if (!first) {
-        const event = await events.next();
-        if (event.done) return { value: undefined, done: true };
+        for (;;) {
+          const event = await events.next();
+          if (event.done) return { value: undefined, done: true };
+          if (relevant(event.value)) break;
+        }
       }
       first = false;
       try {

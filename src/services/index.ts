@@ -22,6 +22,9 @@ import { ShareService } from './sharing/share-service.js';
 import { ShareUrls } from './sharing/share-urls.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { sweepExpired } from './sweep-expired.js';
+import { LiveSync } from './sync/live-sync.js';
+import { SyncPlan } from './sync/sync-plan.js';
+import { SyncStatusService } from './sync/sync-status-service.js';
 import { UploadService } from './uploads/upload-service.js';
 
 /** The domain, as the transports (GraphQL, HTTP routes, WebSocket) see it. */
@@ -33,6 +36,8 @@ export interface Services {
   library: LibraryService;
   folders: FolderService;
   uploads: UploadService;
+  /** Live sync status (S3): folder plans, upload progress, the library dashboard. */
+  sync: SyncStatusService;
   events: Events;
   quota: Quota;
   friends: FriendService;
@@ -59,7 +64,9 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const blobs = new BlobService({ db, storage, config, log });
   const library = new LibraryService({ db, access, blobs, events, quota, config });
   const folders = new FolderService({ db, access, events, config });
-  const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, config });
+  const syncPlan = new SyncPlan({ db, events });
+  const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, syncPlan, config });
+  const sync = new SyncStatusService({ db, access, events, live: new LiveSync(db, events, log), config });
   const friends = new FriendService({ db, jobs });
   jobs.handle('send-friend-request-mail', ({ requestId }) => sendFriendRequestMail({ db, mailer, config }, requestId));
   const contactGroups = new ContactGroupService({ db, access });
@@ -72,5 +79,5 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const sweep = (now?: Date) => sweepExpired({ library, shares, log }, now);
   jobs.handle('sweep-expired', async () => void (await sweep()));
   jobs.every(SWEEP_SCHEDULE, 'sweep-expired');
-  return { access, accounts, devices, blobs, library, folders, uploads, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };
+  return { access, accounts, devices, blobs, library, folders, uploads, sync, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };
 }

@@ -6,3 +6,4 @@ export * from './assets.js';
 export * from './uploads.js';
 export * from './friends.js';
 export * from './shares.js';
+export * from './sync.js';

@@ -31,8 +31,12 @@ export const uploads = pgTable(
     receivedBytes: bigint('received_bytes', { mode: 'number' }).notNull().default(0),
     assetId: uuid('asset_id').references(() => assets.id, { onDelete: 'set null' }),
     failure: text('failure'),
+    /** The stable code of the failure (UPLOAD_DIGEST_MISMATCH, QUOTA_EXCEEDED, …). */
+    failureCode: text('failure_code'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     lastActivityAt: timestamp('last_activity_at', { withTimezone: true }).notNull().defaultNow(),
+    /** Live progress: the sync_versions value of the last change published (see db/schema/sync.ts). */
+    version: bigint('version', { mode: 'number' }).notNull().default(0),
   },
   (t) => [
     // One unfinished session per user and file: a second check resumes it.

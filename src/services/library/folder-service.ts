@@ -113,7 +113,11 @@ export class FolderService {
   /** S3, live: the folder's status now, then after every change of the owner's library or uploads. */
   async watchFolderStatus(principal: Principal, folderId: string): Promise<AsyncIterableIterator<FolderStatus>> {
     const folder = await this.deps.access.folder(principal, 'view', folderId);
-    return this.deps.events.watch(topics.sync(folder.userId), () => this.statusOf(folder));
+    return this.deps.events.watch(
+      topics.sync(folder.userId),
+      () => this.statusOf(folder),
+      (event) => event.kind === 'library' || (event.kind === 'planned' ? event.folderId === folder.id : event.files.some((f) => f.folderId === folder.id) || event.uploadId !== null),
+    );
   }
 
   private async statusOf(folder: FolderRow): Promise<FolderStatus> {

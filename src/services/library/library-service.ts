@@ -178,7 +178,7 @@ export class LibraryService {
       const [asset] = await tx.select().from(assets).where(eq(assets.id, found.id)).for('update');
       if (!asset) throw new AppError('NOT_FOUND', 'No such asset');
       await this.removeAssets(tx, [asset]);
-      await this.deps.events.publishIn(tx, topics.sync(asset.userId), { userId: asset.userId });
+      await this.deps.events.publishIn(tx, topics.sync(asset.userId), { kind: 'library', userId: asset.userId });
       return asset;
     });
     return asset;
@@ -227,7 +227,7 @@ export class LibraryService {
         for (const id of owners) await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for('update');
         await this.removeAssets(tx, candidates);
         if (dueIds.length > 0) await tx.delete(folders).where(sql`${folders.id} = any(${sql.param(dueIds)}::uuid[])`);
-        for (const userId of owners) await this.deps.events.publishIn(tx, topics.sync(userId), { userId });
+        for (const userId of owners) await this.deps.events.publishIn(tx, topics.sync(userId), { kind: 'library', userId });
         return { folders: dueIds.length, assets: candidates.length };
       });
       removed.folders += round.folders;

@@ -1,6 +1,6 @@
 import { AppError, isAppError } from '../app-error.js';
 import type { Viewer } from '../devices.js';
-import { topics } from '../events.js';
+import type { PlannedFile } from '../sync/sync-plan.js';
 import { answeredMaterial, sealChallenges, unansweredMaterial, type ChallengeMaterial, type ChallengeView } from './proof-challenges.js';
 import type { UploadContext } from './upload-context.js';
 import { openSessions, validateCheckFile, type CheckFile, type UploadView } from './upload-sessions.js';
@@ -107,8 +107,30 @@ export async function checkUploads(ctx: UploadContext, viewer: Viewer, files: Ch
     const session = sessions[i]!;
     answers.set(entry.index, session instanceof AppError ? { sha256: entry.file.sha256, status: 'REFUSED', error: session } : { sha256: entry.file.sha256, status: 'UPLOAD', upload: session });
   });
-  if (remaining.length > 0) await ctx.events.publish(topics.sync(viewer.user.id), { userId: viewer.user.id });
+  await planFolders(ctx, viewer, valid, answers, folderOf);
   return files.map((_, index) => answers.get(index)!);
+}
+
+/** S3: the files declared in folders join those folders' sync plans, as the check answered them. */
+async function planFolders(
+  ctx: UploadContext,
+  viewer: Viewer,
+  valid: { index: number; file: CheckFile }[],
+  answers: Map<number, CheckAnswer>,
+  folderOf: (name: string) => Promise<string | null>,
+): Promise<void> {
+  const plans = new Map<string, PlannedFile[]>();
+  for (const { index, file } of valid) {
+    if (!file.folder) continue;
+    const answer = answers.get(index)!;
+    const planned: PlannedFile = { sha256: file.sha256, name: file.name, size: file.size, state: 'pending' };
+    if (answer.status === 'EXISTS') planned.state = 'done';
+    else if (answer.status === 'REFUSED') Object.assign(planned, { state: 'failed', error: { code: answer.error.code, message: answer.error.message } });
+    else if (answer.status === 'UPLOAD') Object.assign(planned, { uploadId: answer.upload.id, state: answer.upload.receivedBytes > 0 ? 'uploading' : 'pending', bytesDone: answer.upload.receivedBytes });
+    const folderId = (await folderOf(file.folder))!;
+    plans.set(folderId, [...(plans.get(folderId) ?? []), planned]);
+  }
+  for (const [folderId, planned] of plans) await ctx.syncPlan.plan(viewer.user.id, folderId, planned);
 }
 
 function sizeOf(files: { file: CheckFile }[], sha256: string): number {

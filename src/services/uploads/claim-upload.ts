@@ -62,15 +62,14 @@ export async function claimUpload(ctx: UploadContext, viewer: Viewer, token: str
       if (recorded.length === 0) return claimRefused('CHALLENGE_USED');
       // Thrown: the transaction and with it the answer are undone (as with a refusal for want of room, thrown by addAsset).
       if (!blob) throw claimRefused('NOT_STORED');
-      const [{ asset }] = await Promise.all([
-        ctx.library.addAsset(
-          tx,
-          { userId: viewer.user.id, deviceId: viewer.device.id, blob, name: challenge.name, takenAt: challenge.takenAt, folderId: challenge.folderId, origin: 'instant' },
-          Promise.resolve(locked),
-        ),
-        // Delivered only if this transaction commits, i.e. with the asset.
-        ctx.events.publishIn(tx, topics.sync(viewer.user.id), { userId: viewer.user.id }),
-      ]);
+      const { asset } = await ctx.library.addAsset(
+        tx,
+        { userId: viewer.user.id, deviceId: viewer.device.id, blob, name: challenge.name, takenAt: challenge.takenAt, folderId: challenge.folderId, origin: 'instant' },
+        Promise.resolve(locked),
+      );
+      // Delivered only if this transaction commits, i.e. with the asset.
+      if (challenge.folderId) await ctx.syncPlan.claimed(tx, viewer.user.id, challenge.folderId, challenge.sha256, asset.id);
+      else await ctx.events.publishIn(tx, topics.sync(viewer.user.id), { kind: 'library', userId: viewer.user.id });
       return asset;
     }),
   );

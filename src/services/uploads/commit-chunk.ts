@@ -7,7 +7,6 @@ import { missingRanges, overlaps } from '../../protocol/byte-ranges.js';
 import { normalizeSha256 } from '../../protocol/sha256.js';
 import { AppError } from '../app-error.js';
 import type { Viewer } from '../devices.js';
-import { topics } from '../events.js';
 import { finishUpload } from './complete-upload.js';
 import type { UploadContext } from './upload-context.js';
 import { getUpload, lockUpload, receivedChunks, viewWith, type UploadView } from './upload-sessions.js';
@@ -117,10 +116,10 @@ export async function commitChunk(ctx: UploadContext, viewer: Viewer, input: Chu
       .set({ receivedBytes, lastActivityAt: sql`now()`, ...(complete ? { state: 'completing' as const } : {}) })
       .where(eq(uploads.id, upload.id))
       .returning();
+    await ctx.syncPlan.uploadProgress(tx, updated!, complete ? { state: 'verifying', bytes: updated!.size } : { state: 'uploading', bytes: receivedBytes });
     return { upload: updated!, complete, received };
   });
   ctx.storage.noteReceived?.(upload.id, received);
-  await ctx.events.publish(topics.sync(viewer.user.id), { userId: viewer.user.id });
   if (!complete) return { upload: viewWith(ctx, upload, received), asset: null };
   const asset = await finishUpload(ctx, viewer, upload);
   return { upload: await getUpload(ctx, viewer, upload.id), asset };

@@ -5,7 +5,7 @@ import { missingRanges } from '../../protocol/byte-ranges.js';
 import { AppError, isAppError } from '../app-error.js';
 import { blobKey } from '../blobs.js';
 import type { Viewer } from '../devices.js';
-import { topics } from '../events.js';
+import type { ProgressChange } from '../sync/sync-plan.js';
 import type { UploadContext } from './upload-context.js';
 import { lockUpload, receivedChunks } from './upload-sessions.js';
 
@@ -26,6 +26,7 @@ export async function completeUpload(ctx: UploadContext, viewer: Viewer, uploadI
     const missing = missingRanges(upload.size, await receivedChunks(ctx, upload.id, tx));
     if (missing.length > 0) throw new AppError('UPLOAD_NOT_OPEN', 'Bytes are still missing', { missing });
     const [updated] = await tx.update(uploads).set({ state: 'completing', lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id)).returning();
+    await ctx.syncPlan.uploadProgress(tx, updated!, { state: 'verifying', bytes: updated!.size });
     return updated!;
   });
   if (upload.state === 'done') {
@@ -44,7 +45,12 @@ export async function completeUpload(ctx: UploadContext, viewer: Viewer, uploadI
 export async function finishUpload(ctx: UploadContext, viewer: Viewer, upload: UploadRow): Promise<AssetRow> {
   const { storage, blobs: blobService } = ctx;
   const key = blobKey(upload.sha256);
-  const changed = () => ctx.events.publish(topics.sync(upload.userId), { userId: upload.userId });
+  /** The upload's new state, with the progress event that tells its watchers (one transaction). */
+  const moveTo = (set: Partial<typeof uploads.$inferInsert>, progress: ProgressChange) =>
+    ctx.db.transaction(async (tx) => {
+      await tx.update(uploads).set({ ...set, lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id));
+      await ctx.syncPlan.uploadProgress(tx, upload, progress);
+    });
   await blobService.pin(upload.sha256, upload.size);
   // A long assembly keeps the upload looking alive, so a retry does not take it for a dead one.
   const heartbeat = setInterval(() => {
@@ -58,8 +64,7 @@ export async function finishUpload(ctx: UploadContext, viewer: Viewer, upload: U
       await storage.dropStaged(upload.id);
       const message = `The assembled file does not match the declared SHA-256 and size; it was discarded (${String(error.details.actual ?? 'different hash')})`;
       await ctx.db.delete(uploadChunks).where(eq(uploadChunks.uploadId, upload.id));
-      await ctx.db.update(uploads).set({ state: 'failed', failure: message, receivedBytes: 0, lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id));
-      await changed();
+      await moveTo({ state: 'failed', failure: message, failureCode: 'UPLOAD_DIGEST_MISMATCH', receivedBytes: 0 }, { state: 'failed', bytes: 0, error: { code: 'UPLOAD_DIGEST_MISMATCH', message } });
       throw new AppError('UPLOAD_DIGEST_MISMATCH', message, { expected: upload.sha256, actual: error.details.actual, expectedSize: upload.size, actualSize: error.details.actualSize });
     }
     // Staging gone while the content address holds the bytes: an earlier completion
@@ -71,8 +76,7 @@ export async function finishUpload(ctx: UploadContext, viewer: Viewer, upload: U
         // so the interrupt list asks for them again instead of leaving the upload stuck.
         await storage.dropStaged(upload.id);
         await ctx.db.delete(uploadChunks).where(eq(uploadChunks.uploadId, upload.id));
-        await ctx.db.update(uploads).set({ state: 'open', receivedBytes: 0, lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id));
-        await changed();
+        await moveTo({ state: 'open', receivedBytes: 0 }, { state: 'pending', bytes: 0 });
         throw new AppError('UPLOAD_NOT_OPEN', 'The staged bytes were lost; send the file again (check it to see what is missing)', { missing: [{ offset: 0, length: upload.size }] });
       }
       await ctx.db.update(uploads).set({ state: 'open' }).where(eq(uploads.id, upload.id));
@@ -88,34 +92,33 @@ export async function finishUpload(ctx: UploadContext, viewer: Viewer, upload: U
     return await runAgainOnConflict(() =>
       ctx.db.transaction(async (tx) => {
         const [blob] = await tx.select().from(blobs).where(eq(blobs.sha256, upload.sha256)).for('update');
-        const [{ asset }] = await Promise.all([
-          ctx.library.addAsset(tx, {
-            userId: upload.userId,
-            deviceId: upload.deviceId,
-            blob: blob!,
-            name: upload.name,
-            takenAt: upload.takenAt,
-            folderId: upload.folderId,
-            origin: 'upload',
-          }),
+        const { asset } = await ctx.library.addAsset(tx, {
+          userId: upload.userId,
+          deviceId: upload.deviceId,
+          blob: blob!,
+          name: upload.name,
+          takenAt: upload.takenAt,
+          folderId: upload.folderId,
+          origin: 'upload',
+        });
+        await Promise.all([
+          tx.update(uploads).set({ state: 'done', assetId: asset.id, receivedBytes: upload.size, lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id)),
+          tx.delete(uploadChunks).where(eq(uploadChunks.uploadId, upload.id)),
           // Delivered only if this transaction commits, i.e. with the asset.
-          ctx.events.publishIn(tx, topics.sync(upload.userId), { userId: upload.userId }),
+          ctx.syncPlan.uploadProgress(tx, upload, { state: 'done', bytes: upload.size, assetId: asset.id }),
         ]);
-        await tx.update(uploads).set({ state: 'done', assetId: asset.id, receivedBytes: upload.size, lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id));
-        await tx.delete(uploadChunks).where(eq(uploadChunks.uploadId, upload.id));
         return asset;
       }),
     );
   } catch (error) {
     if (isAppError(error) && error.code === 'QUOTA_EXCEEDED') {
-      await ctx.db.update(uploads).set({ state: 'failed', failure: error.message }).where(eq(uploads.id, upload.id));
+      await moveTo({ state: 'failed', failure: error.message, failureCode: error.code }, { state: 'failed', bytes: 0, error: { code: error.code, message: error.message } });
     } else {
       // Anything else (a deadlock, a lost connection): the bytes are stored and pinned, the
       // chunks still counted; back to open, so that completeUpload finishes at once instead of
       // waiting out a stale completion.
-      await ctx.db.update(uploads).set({ state: 'open', lastActivityAt: sql`now()` }).where(eq(uploads.id, upload.id)).catch(() => {});
+      await moveTo({ state: 'open' }, { state: 'uploading', bytes: upload.size }).catch(() => {});
     }
-    await changed();
     throw error;
   }
 }

@@ -1,6 +1,5 @@
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import { answeredChallenges, uploads } from '../../db/schema/index.js';
-import { topics } from '../events.js';
 import { STALE_COMPLETION_SECONDS } from './complete-upload.js';
 import type { UploadContext } from './upload-context.js';
 
@@ -13,7 +12,7 @@ export async function expireIdleSessions(ctx: UploadContext, limit = 100): Promi
   const idle = ctx.config.uploads.sessionIdleSeconds;
   const doomed = await ctx.db.transaction(async (tx) => {
     const rows = await tx
-      .select({ id: uploads.id, userId: uploads.userId })
+      .select({ id: uploads.id, userId: uploads.userId, state: uploads.state })
       .from(uploads)
       // A completing session is someone assembling it: it is left alone until it is also stale
       // as a completion (its heartbeat stopped), whatever the idle limit.
@@ -25,6 +24,10 @@ export async function expireIdleSessions(ctx: UploadContext, limit = 100): Promi
       )
       .limit(limit)
       .for('update', { skipLocked: true });
+    // Planned files still waiting for these sessions fail, retried by the next check of the file.
+    for (const row of rows.filter((r) => r.state !== 'failed')) {
+      await ctx.syncPlan.uploadProgress(tx, row, { state: 'failed', bytes: 0, error: { code: 'UPLOAD_EXPIRED', message: 'The upload was idle too long; check the file again to send it' } }, { inFlightOnly: true });
+    }
     if (rows.length > 0) await tx.delete(uploads).where(inArray(uploads.id, rows.map((r) => r.id)));
     // Answers are kept while their challenges could still be answered again.
     await tx.delete(answeredChallenges).where(sql`${answeredChallenges.expiresAt} < now() - interval '1 hour'`);
@@ -34,7 +37,6 @@ export async function expireIdleSessions(ctx: UploadContext, limit = 100): Promi
   // cannot be removed does not keep the others: each is tried, and the failures reported together.
   const failed: { id: string; error: unknown }[] = [];
   for (const { id } of doomed) await ctx.storage.dropStaged(id).catch((error: unknown) => failed.push({ id, error }));
-  for (const userId of new Set(doomed.map((d) => d.userId))) await ctx.events.publish(topics.sync(userId), { userId });
   if (failed.length > 0) {
     throw new AggregateError(
       failed.map((f) => f.error),

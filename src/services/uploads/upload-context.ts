@@ -9,6 +9,7 @@ import type { FolderService } from '../library/folder-service.js';
 import type { LibraryService } from '../library/library-service.js';
 import type { Quota } from '../library/quota.js';
 import type { BlobStore } from '../storage/blob-store.js';
+import type { SyncPlan } from '../sync/sync-plan.js';
 import { ChallengeTokens } from './challenge-tokens.js';
 
 /** What the steps of the check-and-upload protocol work with. */
@@ -21,6 +22,8 @@ export interface UploadDeps {
   folders: FolderService;
   events: Events;
   quota: Quota;
+  /** The folder syncs' plans (S3): what each step changes of them. */
+  syncPlan: SyncPlan;
   config: Pick<Config, 'uploads' | 'secret'>;
 }
 

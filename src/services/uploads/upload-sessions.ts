@@ -54,7 +54,10 @@ export async function startUpload(ctx: UploadContext, viewer: Viewer, raw: Check
   if (!verdict.fits && 'error' in verdict) throw verdict.error;
   const folderId = file.folder ? (await ctx.folders.ensureFolder(viewer, file.folder)).id : null;
   const upload = await openSession(ctx, viewer, file, folderId);
-  await ctx.events.publish(topics.sync(viewer.user.id), { userId: viewer.user.id });
+  if (folderId) {
+    const state = upload.receivedBytes > 0 ? 'uploading' : 'pending';
+    await ctx.syncPlan.plan(viewer.user.id, folderId, [{ sha256: file.sha256, name: file.name, size: file.size, state, uploadId: upload.id, bytesDone: upload.receivedBytes }]);
+  }
   return upload;
 }
 
@@ -65,7 +68,7 @@ export async function getUpload(ctx: UploadContext, principal: Principal, upload
 /** The upload session now, then after every change of the owner's uploads (from any device). */
 export async function watchUpload(ctx: UploadContext, principal: Principal, uploadId: string): Promise<AsyncIterableIterator<UploadView>> {
   const upload = await ctx.access.upload(principal, 'view', uploadId);
-  return ctx.events.watch(topics.sync(upload.userId), () => getUpload(ctx, principal, uploadId));
+  return ctx.events.watch(topics.sync(upload.userId), () => getUpload(ctx, principal, uploadId), (event) => event.kind === 'progress' && event.uploadId === upload.id);
 }
 
 /**
