@@ -73,6 +73,8 @@ export interface Config {
     messagesPerSecond: number;
     /** A folder sync stays on the library dashboard this long after its last change (in flight: always). */
     activityHours: number;
+    /** A check for a folder whose sync has been idle (nothing in flight, no change) this long starts a new run ("0 of n" again). */
+    runGapMinutes: number;
   };
   graphiql: boolean;
   levels: Record<UserLevel, LevelSettings>;
@@ -294,6 +296,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     live: {
       messagesPerSecond: read(env, 'PIXSHARE_LIVE_MESSAGES_PER_SECOND', z.coerce.number().min(0.1).max(1000).default(10)),
       activityHours: read(env, 'PIXSHARE_LIVE_ACTIVITY_HOURS', integer(1, 24 * 365).default(24)),
+      runGapMinutes: read(env, 'PIXSHARE_SYNC_RUN_GAP_MINUTES', integer(0, 7 * 24 * 60).default(30)),
     },
     // On by default: the page only shows the schema (which is public); every operation still needs credentials.
     graphiql: read(env, 'PIXSHARE_GRAPHIQL', boolean.optional()) ?? true,

@@ -3,8 +3,8 @@ import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
-import { GraphQLError, Kind, type ValidationContext } from 'graphql';
-import { createYoga, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { GraphQLError, Kind, type ExecutionResult, type ValidationContext } from 'graphql';
+import { createYoga, isAsyncIterable, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import DataLoader from 'dataloader';
@@ -92,6 +92,67 @@ function createLoaders(services: Services, viewer: Viewer | null): Loaders {
   };
 }
 
+/**
+ * A subscription lives as long as the session that opened it: when the device is revoked or signed
+ * out (on any instance), its open streams end, over graphql-ws and SSE alike, with a last
+ * UNAUTHENTICATED error.
+ */
+function endWithTheSession(services: Services): Plugin<GraphQLContext> {
+  return {
+    onSubscribe({ args }) {
+      const viewer = args.contextValue.viewer;
+      if (!viewer) return;
+      return {
+        onSubscribeResult({ result, setResult }) {
+          if (!isAsyncIterable(result)) return;
+          setResult(untilRevoked(result as AsyncIterable<ExecutionResult>, (ended) => services.devices.whenRevoked(viewer.device.id, ended)));
+        },
+      };
+    },
+  };
+}
+
+function untilRevoked(source: AsyncIterable<ExecutionResult>, whenRevoked: (ended: () => void) => () => void): AsyncIterableIterator<ExecutionResult> {
+  const inner = source[Symbol.asyncIterator]();
+  let revoked = false;
+  let finished = false;
+  let wake: (() => void) | undefined;
+  const stop = whenRevoked(() => {
+    revoked = true;
+    wake?.();
+  });
+  const end = async () => {
+    finished = true;
+    stop();
+    await inner.return?.();
+  };
+  const iterator: AsyncIterableIterator<ExecutionResult> = {
+    async next() {
+      if (finished) return { value: undefined, done: true };
+      if (!revoked) {
+        const nextResult = inner.next();
+        const signedOut = new Promise<'revoked'>((resolve) => (wake = () => resolve('revoked')));
+        const first = await Promise.race([nextResult, signedOut]);
+        wake = undefined;
+        if (first !== 'revoked') {
+          if (first.done) await end();
+          return first;
+        }
+        nextResult.catch(() => {});
+      }
+      await end();
+      const error = new GraphQLError('The session ended: this device was signed out or revoked', { extensions: { code: 'UNAUTHENTICATED' } });
+      return { value: { errors: [error] }, done: false };
+    },
+    async return() {
+      await end();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}
+
 let graphiqlPage: Promise<string> | undefined;
 /**
  * GraphiQL's page with its scripts inlined (a self-hosted server may have no route to a CDN).
@@ -143,6 +204,7 @@ export function createGraphQLServer(deps: {
       costLimitPlugin({ maxCost: limits.maxQueryCost, propagateOnRejection: false, onReject: [reject('QUERY_TOO_COMPLEX')] }),
       maxAliasesPlugin({ n: limits.maxAliases, propagateOnRejection: false, onReject: [reject('TOO_MANY_ALIASES')] }),
       maxTokensPlugin({ n: limits.maxTokens, propagateOnRejection: false, onReject: [reject('QUERY_TOO_LARGE')] }),
+      endWithTheSession(deps.services),
       ...(deps.plugins ?? []),
     ],
   });

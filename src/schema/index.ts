@@ -9,5 +9,6 @@ import './upload.js';
 import './friend.js';
 import './contact-group.js';
 import './share.js';
+import './sync.js';
 
 export const schema = builder.toSchema();

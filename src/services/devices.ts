@@ -54,6 +54,7 @@ export class DeviceService {
   private readonly trusted = new Map<string, Trusted>();
   /** Devices revoked in the last TRUST_MS, with when: a check that was already under way must not trust them again. */
   private readonly revoked = new Map<string, number>();
+  private readonly revokedWaiters = new Map<string, Set<() => void>>();
   private readonly stopListening: () => void;
 
   constructor(
@@ -139,7 +140,24 @@ export class DeviceService {
   }
 
   /** Forgets a device's trusted token (it was revoked here or on another instance). */
+  /**
+   * Calls `ended` once when the device is revoked or signed out (here or on another instance):
+   * a transport ends the device's open subscriptions with it. Returns the function that stops waiting.
+   */
+  whenRevoked(deviceId: string, ended: () => void): () => void {
+    let waiting = this.revokedWaiters.get(deviceId);
+    if (!waiting) this.revokedWaiters.set(deviceId, (waiting = new Set()));
+    waiting.add(ended);
+    return () => {
+      waiting.delete(ended);
+      if (waiting.size === 0 && this.revokedWaiters.get(deviceId) === waiting) this.revokedWaiters.delete(deviceId);
+    };
+  }
+
   private distrust(deviceId: string): void {
+    const waiting = this.revokedWaiters.get(deviceId);
+    this.revokedWaiters.delete(deviceId);
+    for (const ended of waiting ?? []) ended();
     const now = performance.now();
     this.revoked.set(deviceId, now);
     for (const [id, at] of this.revoked) if (at < now - TRUST_MS) this.revoked.delete(id);

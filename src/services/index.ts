@@ -64,7 +64,7 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const blobs = new BlobService({ db, storage, config, log });
   const library = new LibraryService({ db, access, blobs, events, quota, config });
   const folders = new FolderService({ db, access, events, config });
-  const syncPlan = new SyncPlan({ db, events });
+  const syncPlan = new SyncPlan({ db, events, config });
   const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, syncPlan, config });
   const sync = new SyncStatusService({ db, access, events, live: new LiveSync(db, events, log), config });
   const friends = new FriendService({ db, jobs });

@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import type { Config } from '../../config.js';
 import type { Db } from '../../db/client.js';
 import { folderSyncs, syncFiles, uploads, type SyncFileState } from '../../db/schema/index.js';
 import type { Tx } from '../../db/transaction.js';
@@ -11,8 +12,8 @@ import { topics, type Events, type SyncFileRef } from '../events.js';
  *
  * A check for a folder plans its files; later checks extend the plan. A file leaves the plan
  * (reaches a final state) when it is stored (done), claimed (instant) or refused (failed, with
- * why); a failed file planned again is retried. A check that finds nothing of the previous run
- * still in flight, and brings files that run did not have, starts a new run.
+ * why); a failed file planned again is retried. A check that brings files the plan does not have,
+ * to a sync with nothing in flight and no change for `live.runGapMinutes`, starts a new run.
  */
 
 /** A file as a check plans it. `done`: found in the library already (only a planned file of the folder moves to done; none is added). */
@@ -39,7 +40,7 @@ const IN_FLIGHT = sql.raw(`('pending', 'uploading', 'verifying')`);
 const FINAL_OK = sql.raw(`('done', 'instant')`);
 
 export class SyncPlan {
-  constructor(private readonly deps: { db: Db; events: Events }) {}
+  constructor(private readonly deps: { db: Db; events: Events; config: Pick<Config, 'live'> }) {}
 
   /** Records what a check answered for files declared in one folder. */
   async plan(userId: string, folderId: string, files: PlannedFile[]): Promise<void> {
@@ -48,17 +49,19 @@ export class SyncPlan {
     const found = [...new Set(files.filter((f) => f.state === 'done').map((f) => f.sha256))];
     await this.deps.db.transaction(async (tx) => {
       await tx.insert(folderSyncs).values({ folderId, userId }).onConflictDoNothing();
-      const [current] = await rows<{ run: string; active: boolean; known: number }>(
+      const [current] = await rows<{ run: string; ongoing: boolean; known: number }>(
         tx,
         sql`select fs.run,
-            exists (select 1 from ${syncFiles} f where f.folder_id = fs.folder_id and f.state in ${IN_FLIGHT}) as active,
+            exists (select 1 from ${syncFiles} f where f.folder_id = fs.folder_id and f.state in ${IN_FLIGHT})
+              or greatest(fs.updated_at, (select f.updated_at from ${syncFiles} f where f.folder_id = fs.folder_id order by f.version desc limit 1))
+                > now() - make_interval(mins => ${this.deps.config.live.runGapMinutes}) as ongoing,
             (select count(*)::int from ${syncFiles} f where f.folder_id = fs.folder_id and f.sha256 = any(${sql.param(added.map((f) => f.sha256))}::text[])) as known
           from ${folderSyncs} fs where fs.folder_id = ${folderId} for update`,
       );
       let run = Number(current!.run);
       const versions: number[] = [];
-      if (added.length > 0 && !current!.active && current!.known < added.length) {
-        // Nothing in flight and new files: a new run replaces the plan.
+      if (added.length > 0 && !current!.ongoing && current!.known < added.length) {
+        // New files after a pause: a new run replaces the plan.
         await tx.execute(sql`delete from ${syncFiles} where folder_id = ${folderId}`);
         const [started] = await rows<{ run: string }>(
           tx,
