@@ -88,6 +88,9 @@ export class SyncPlan {
               error_code = case when ${syncFiles.state} in ${FINAL_OK} then null else excluded.error_code end,
               error_message = case when ${syncFiles.state} in ${FINAL_OK} then null else excluded.error_message end,
               version = nextval('sync_versions'), updated_at = date_trunc('milliseconds', now())
+            -- A file checked again as it is (a client checking each file before sending it) changes nothing: no event.
+            where ${syncFiles.name} <> excluded.name or ${syncFiles.uploadId} is distinct from coalesce(excluded.upload_id, ${syncFiles.uploadId})
+              or (${syncFiles.state} not in ${FINAL_OK} and (${syncFiles.state} <> excluded.state or ${syncFiles.bytesDone} <> excluded.bytes_done or ${syncFiles.errorCode} is distinct from excluded.error_code))
             returning version`,
         );
         versions.push(...written.map((r) => Number(r.version)));
