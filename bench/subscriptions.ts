@@ -35,7 +35,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import postgres from 'postgres';
 import type { SubscribeJob, SubscribeResult, UploadJob } from './support/live-clients.js';
-import { Cleanup, percentile, r1, r2, r3, readCpuMs, readStatus, ROOT, signUp, sleep, startServerProcess, median, type Client } from './support/kit.js';
+import { Cleanup, r1, r2, r3, readCpuMs, readStatus, ROOT, signUp, sleep, startServerProcess, median, type Client } from './support/kit.js';
 
 interface Settings {
   subscribers: number;
@@ -174,7 +174,7 @@ async function runPhase(cleanup: Cleanup, s: Settings, server: { url: string; pi
   await sleep(STATS_FLUSH_MS);
   const after = await tableStats(db);
 
-  const latencies = results.flatMap((r) => r.latencies);
+  const latencies = mergeHistograms(results.map((r) => r.latencies));
   const finished = results.reduce((n, r) => n + r.finished, 0);
   const events = after.syncChanges - before.syncChanges;
   const scans = after.scans - before.scans;
@@ -182,10 +182,10 @@ async function runPhase(cleanup: Cleanup, s: Settings, server: { url: string; pi
     subscribers,
     deliveredAll: finished === subscribers,
     finished,
-    samples: latencies.length,
-    p50: latencies.length ? percentile(latencies, 50) : NaN,
-    p99: latencies.length ? percentile(latencies, 99) : NaN,
-    max: latencies.length ? Math.max(...latencies) : NaN,
+    samples: latencies.count,
+    p50: latencies.percentile(50),
+    p99: latencies.percentile(99),
+    max: latencies.percentile(100),
     messagesPerSubscriber: results.reduce((n, r) => n + r.messages, 0) / subscribers,
     uploadMs: uploaded.ms,
     events,
@@ -196,6 +196,24 @@ async function runPhase(cleanup: Cleanup, s: Settings, server: { url: string; pi
     serverCpuMs: cpuAfter - cpuBefore,
     clientMaxRssMib: Math.max(...results.map((r) => r.maxRssMib)),
     errors: results.flatMap((r) => r.errors),
+  };
+}
+
+/** Latency histograms (ms → count) of all client processes, with nearest-rank percentiles. */
+function mergeHistograms(histograms: Record<number, number>[]): { count: number; percentile(p: number): number } {
+  const counts = new Map<number, number>();
+  for (const histogram of histograms) for (const [ms, n] of Object.entries(histogram)) counts.set(Number(ms), (counts.get(Number(ms)) ?? 0) + n);
+  const sorted = [...counts].sort((a, b) => a[0] - b[0]);
+  const count = sorted.reduce((n, [, c]) => n + c, 0);
+  return {
+    count,
+    percentile(p: number) {
+      if (count === 0) return NaN;
+      const rank = Math.max(1, Math.ceil((p / 100) * count));
+      let seen = 0;
+      for (const [ms, n] of sorted) if ((seen += n) >= rank) return ms;
+      return sorted[sorted.length - 1]![0];
+    },
   };
 }
 

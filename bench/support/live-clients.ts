@@ -38,8 +38,8 @@ export interface SubscribeResult {
   subscribers: number;
   finished: number;
   messages: number;
-  /** Delivery latencies in ms, every change seen by every subscriber. */
-  latencies: number[];
+  /** Delivery latencies of every change seen by every subscriber: how many took each whole number of ms. */
+  latencies: Record<number, number>;
   errors: string[];
   maxRssMib: number;
 }
@@ -59,7 +59,7 @@ interface Message {
 }
 
 async function subscribe(job: SubscribeJob): Promise<SubscribeResult> {
-  const latencies: number[] = [];
+  const latencies: Record<number, number> = {};
   const errors: string[] = [];
   let messages = 0;
   let finished = 0;
@@ -82,7 +82,10 @@ async function subscribe(job: SubscribeJob): Promise<SubscribeResult> {
         for (const change of status.changes) {
           if (seen.get(change.id) === change.updatedAt) continue;
           seen.set(change.id, change.updatedAt);
-          if (!first) latencies.push(arrived - Date.parse(change.updatedAt));
+          if (!first) {
+            const ms = Math.max(0, Math.round(arrived - Date.parse(change.updatedAt)));
+            latencies[ms] = (latencies[ms] ?? 0) + 1;
+          }
         }
         if (first) {
           first = false;
@@ -131,5 +134,5 @@ async function upload(job: UploadJob): Promise<{ ms: number; uploaded: number }>
 
 const job = JSON.parse(process.argv[2] ?? '{}') as SubscribeJob | UploadJob;
 const result = job.mode === 'subscribe' ? await subscribe(job) : await upload(job);
-console.log(JSON.stringify(result));
-process.exit(0);
+// Exits once the line is out (a pipe is written asynchronously).
+process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
