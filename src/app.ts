@@ -15,7 +15,7 @@ import { Housekeeping } from './services/housekeeping.js';
 import { createServices, type Services } from './services/index.js';
 import { JobQueue } from './services/jobs/job-queue.js';
 import { Mailer } from './services/mail/mailer.js';
-import { PubSub } from './services/pubsub.js';
+import { createPubSub, type PubSub } from './services/pubsub.js';
 import type { BlobStore, BlobStoreSettings } from './services/storage/blob-store.js';
 import { createBlobStore } from './services/storage/create-blob-store.js';
 
@@ -59,7 +59,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     const storage = createBlobStore(blobStoreSettings(config));
     cleanups.push(() => storage.close());
     await storage.checkReady();
-    const pubsub = new PubSub(database.sql);
+    const pubsub = createPubSub({ redisUrl: config.redisUrl, sql: database.sql, log });
     await pubsub.start();
     cleanups.push(() => pubsub.close());
 

@@ -45,6 +45,8 @@ export interface Config {
   /** Secret for signing download URLs; shared by every instance of a deployment. */
   secret: string;
   database: { url: string } | { embedded: { dir: string } };
+  /** Redis for live events between instances (large deployments); unset: PostgreSQL LISTEN/NOTIFY. */
+  redisUrl?: string;
   storage: StorageConfig;
   mail: {
     /** SMTP server (smtp:// or smtps://, with credentials in the URL); unset: mails are written to `outbox` as .eml files. */
@@ -277,6 +279,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     publicUrl: publicUrl.replace(/\/+$/, ''),
     secret: loadSecret(env, dataDir),
     database: databaseUrl ? { url: databaseUrl } : { embedded: { dir: path.join(dataDir, 'pg') } },
+    redisUrl: read(env, 'REDIS_URL', url(['redis:', 'rediss:']).optional()),
     storage: loadStorage(env, dataDir),
     mail: {
       smtpUrl: read(env, 'SMTP_URL', url(['smtp:', 'smtps:']).optional()),

@@ -32,6 +32,7 @@ const database = 'embedded' in config.database ? `embedded PostgreSQL under ${co
 log.info(`data directory: ${config.dataDir}`);
 log.info(`database: ${database}`);
 log.info(`storage: ${storage}`);
+log.info(`live events: ${config.redisUrl ? 'Redis at REDIS_URL' : 'PostgreSQL LISTEN/NOTIFY'}`);
 log.info(`mail: ${app.mailer.describe()}`);
 log.info(`listening on ${config.host}:${app.http.port}`);
 log.info(`web:      ${config.publicUrl}/`);

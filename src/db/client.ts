@@ -5,6 +5,7 @@ import postgres from 'postgres';
 import type { Config } from '../config.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import * as schema from './schema/index.js';
+import { trackCommits } from './transaction.js';
 
 /** drizzle over postgres.js; `$client` is the postgres.js client underneath, for the rare statement drizzle cannot send as we need. */
 export type Db = PostgresJsDatabase<typeof schema> & { $client: postgres.Sql };
@@ -27,7 +28,7 @@ export async function openDatabase(config: Pick<Config, 'database'>, log: (line:
   const url = embedded?.url ?? (config.database as { url: string }).url;
   const sql = postgres(url, { max: 20, onnotice: () => {}, connection: { application_name: 'pixshare' } });
   try {
-    const db = drizzle(sql, { schema });
+    const db = trackCommits(drizzle(sql, { schema }));
     await migrateDatabase(db, sql);
     return {
       db,

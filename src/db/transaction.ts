@@ -45,3 +45,31 @@ export async function runAgainOnConflict<T>(work: () => Promise<T>): Promise<T> 
     }
   }
 }
+
+const committed = new WeakMap<object, (() => void)[]>();
+
+/**
+ * Runs `callback` once the transaction `tx` has committed (never if it rolls back). Outside a
+ * transaction of `trackCommits`' database (the database itself, say), at once. For effects that
+ * must not be seen before the change is, beside PostgreSQL: e.g. an event sent through Redis.
+ */
+export function afterCommit(tx: object, callback: () => void): void {
+  const callbacks = committed.get(tx);
+  if (callbacks) callbacks.push(callback);
+  else callback();
+}
+
+/** Makes `db.transaction` run the `afterCommit` callbacks of its transactions when they commit. */
+export function trackCommits(db: Db): Db {
+  const transaction = db.transaction.bind(db);
+  db.transaction = (async (work: (tx: Tx) => Promise<unknown>, config?: Parameters<Db['transaction']>[1]) => {
+    const callbacks: (() => void)[] = [];
+    const result = await transaction(async (tx) => {
+      committed.set(tx, callbacks);
+      return work(tx);
+    }, config);
+    for (const callback of callbacks) callback();
+    return result;
+  }) as Db['transaction'];
+  return db;
+}
