@@ -209,6 +209,56 @@ describe('a folder sync, live', () => {
   });
 });
 
+describe('cancelling', () => {
+  it('takes a file out of the plan (CANCELLED, not counted) with its session; checking it again plans it anew', async () => {
+    const owner = await newClient(app);
+    const stranger = await newClient(app);
+    const folderId = await folderNamed(owner, 'Cancel');
+    const made = await Promise.all([files.random('keep.bin', 40_000), files.random('drop.bin', 40_001)]);
+    const check = (bytes: Buffer, name: string) =>
+      owner.graphql<{ checkUploads: { status: string; upload: { id: string } | null }[] }>('mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { status upload { id } } }', {
+        files: [{ sha256: sha256(bytes), size: bytes.length, name, folder: 'Cancel' }],
+      });
+    await check(made[0]!.bytes, 'keep.bin');
+    const dropId = (await check(made[1]!.bytes, 'drop.bin')).checkUploads[0]!.upload!.id;
+    const live = new Collected<{ folderSyncStatus: Status }>(ws(app.url, owner.token).iterate({ query: FOLDER_SUB, variables: { id: folderId } }));
+    expect((await live.until(() => true)).data?.folderSyncStatus.counts.filesPlanned).toBe(2);
+
+    const CANCEL = 'mutation($id: ID!) { cancelUpload(uploadId: $id) }';
+    await expect(stranger.graphql(CANCEL, { id: dropId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await owner.graphql(CANCEL, { id: dropId })).toEqual({ cancelUpload: true });
+    const cancelled = await live.until((m) => m.data?.folderSyncStatus.counts.filesPlanned === 1);
+    expect(cancelled.data?.folderSyncStatus.changes).toMatchObject([{ name: 'drop.bin', state: 'CANCELLED' }]);
+    await expect(owner.graphql('query($id: ID!) { upload(id: $id) { id } }', { id: dropId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(owner.graphql(CANCEL, { id: dropId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+
+    // A finished upload cannot be cancelled.
+    const kept = await uploadFile(owner, made[0]!.file, { name: 'keep.bin', folder: 'Cancel' });
+    const keptUpload = await owner.graphql<{ checkUploads: { status: string }[] }>('mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { status } }', {
+      files: [{ sha256: sha256(made[0]!.bytes), size: made[0]!.bytes.length, name: 'keep.bin' }],
+    });
+    expect(keptUpload.checkUploads[0]!.status).toBe('EXISTS');
+    expect(kept.outcome).toBe('uploaded');
+
+    // Checking the cancelled file again plans it anew.
+    await check(made[1]!.bytes, 'drop.bin');
+    const again = await live.until((m) => m.data?.folderSyncStatus.counts.filesPlanned === 2 && m.data.folderSyncStatus.counts.filesDone === 1);
+    expect(again.data?.folderSyncStatus.counts).toMatchObject({ filesPending: 1, active: true });
+  });
+
+  it('refuses to cancel a finished upload (UPLOAD_NOT_OPEN)', async () => {
+    const owner = await newClient(app);
+    const { bytes, file } = await files.random('finished.bin', 30_000);
+    const [answer] = (
+      await owner.graphql<{ checkUploads: { upload: { id: string } }[] }>('mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { upload { id } } }', {
+        files: [{ sha256: sha256(bytes), size: bytes.length, name: 'finished.bin' }],
+      })
+    ).checkUploads;
+    await uploadFile(owner, file);
+    await expect(owner.graphql('mutation($id: ID!) { cancelUpload(uploadId: $id) }', { id: answer!.upload.id })).rejects.toMatchObject({ code: 'UPLOAD_NOT_OPEN' });
+  });
+});
+
 describe('who may watch a sync', () => {
   it("refuses another user's folder and upload (NOT_FOUND), and anyone without a token (UNAUTHENTICATED)", async () => {
     const owner = await newClient(app);
@@ -329,5 +379,22 @@ describe('message rate', () => {
     expect(messages.at(-1)).toBe(1000);
     // 10 a second at most (plus the first, sent at once).
     expect(messages.length).toBeLessThanOrEqual(2 + Math.ceil(seconds * 10));
+  });
+});
+
+describe('a folder that goes', () => {
+  it('ends its subscriptions with NOT_FOUND and leaves the library dashboard when the expiry sweep removes it', async () => {
+    const owner = await newClient(app);
+    const folderId = await folderNamed(owner, 'Short-lived');
+    const { file } = await files.random('short.bin', 10_000);
+    await uploadFile(owner, file, { folder: 'Short-lived' });
+    const folder = new Collected<{ folderSyncStatus: Status }>(ws(app.url, owner.token).iterate({ query: FOLDER_SUB, variables: { id: folderId } }));
+    const library = new Collected<{ librarySyncStatus: { folderCount: number } }>(ws(app.url, owner.token).iterate({ query: 'subscription { librarySyncStatus { folderCount } }' }));
+    expect((await folder.until(() => true)).data?.folderSyncStatus.counts.filesDone).toBe(1);
+    expect((await library.until(() => true)).data?.librarySyncStatus.folderCount).toBe(1);
+    // Past every default expiry (this is the last test of the file: it sweeps every user's folders).
+    await app.services.sweepExpired(new Date(Date.now() + 400 * 86_400_000));
+    expect((await folder.until((m) => (m.errors?.length ?? 0) > 0)).errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    expect((await library.until((m) => m.data?.librarySyncStatus.folderCount === 0)).data?.librarySyncStatus.folderCount).toBe(0);
   });
 });

@@ -93,26 +93,27 @@ function createLoaders(services: Services, viewer: Viewer | null): Loaders {
 }
 
 /**
- * A subscription lives as long as the session that opened it: when the device is revoked or signed
- * out (on any instance), its open streams end, over graphql-ws and SSE alike, with a last
- * UNAUTHENTICATED error.
+ * How an open subscription ends, the same over graphql-ws and SSE: with the session that opened it
+ * (the device revoked or signed out, on any instance: a last UNAUTHENTICATED error), and, when the
+ * state it follows can no longer be read (the folder went, say), with a last message carrying that
+ * error's code — not a broken stream.
  */
-function endWithTheSession(services: Services): Plugin<GraphQLContext> {
+function endWithTheSession(services: Services, mask: (error: unknown) => Error): Plugin<GraphQLContext> {
   return {
     onSubscribe({ args }) {
       const viewer = args.contextValue.viewer;
-      if (!viewer) return;
       return {
         onSubscribeResult({ result, setResult }) {
           if (!isAsyncIterable(result)) return;
-          setResult(untilRevoked(result as AsyncIterable<ExecutionResult>, (ended) => services.devices.whenRevoked(viewer.device.id, ended)));
+          const whenRevoked = viewer ? (ended: () => void) => services.devices.whenRevoked(viewer.device.id, ended) : () => () => {};
+          setResult(untilEnded(result as AsyncIterable<ExecutionResult>, whenRevoked, mask));
         },
       };
     },
   };
 }
 
-function untilRevoked(source: AsyncIterable<ExecutionResult>, whenRevoked: (ended: () => void) => () => void): AsyncIterableIterator<ExecutionResult> {
+function untilEnded(source: AsyncIterable<ExecutionResult>, whenRevoked: (ended: () => void) => () => void, mask: (error: unknown) => Error): AsyncIterableIterator<ExecutionResult> {
   const inner = source[Symbol.asyncIterator]();
   let revoked = false;
   let finished = false;
@@ -132,8 +133,15 @@ function untilRevoked(source: AsyncIterable<ExecutionResult>, whenRevoked: (ende
       if (!revoked) {
         const nextResult = inner.next();
         const signedOut = new Promise<'revoked'>((resolve) => (wake = () => resolve('revoked')));
-        const first = await Promise.race([nextResult, signedOut]);
-        wake = undefined;
+        let first: IteratorResult<ExecutionResult> | 'revoked';
+        try {
+          first = await Promise.race([nextResult, signedOut]);
+        } catch (error) {
+          await end();
+          return { value: { errors: [mask(error) as GraphQLError] }, done: false };
+        } finally {
+          wake = undefined;
+        }
         if (first !== 'revoked') {
           if (first.done) await end();
           return first;
@@ -204,7 +212,7 @@ export function createGraphQLServer(deps: {
       costLimitPlugin({ maxCost: limits.maxQueryCost, propagateOnRejection: false, onReject: [reject('QUERY_TOO_COMPLEX')] }),
       maxAliasesPlugin({ n: limits.maxAliases, propagateOnRejection: false, onReject: [reject('TOO_MANY_ALIASES')] }),
       maxTokensPlugin({ n: limits.maxTokens, propagateOnRejection: false, onReject: [reject('QUERY_TOO_LARGE')] }),
-      endWithTheSession(deps.services),
+      endWithTheSession(deps.services, masked),
       ...(deps.plugins ?? []),
     ],
   });

@@ -16,6 +16,7 @@ const SyncFileState = builder.enumType('SyncFileState', {
     DONE: { description: 'Uploaded and stored (or found already in the library)' },
     INSTANT: { description: 'Stored without sending a byte: the server had it (instant upload, U4)' },
     FAILED: { description: 'Refused or failed: see error; checking the file again retries it' },
+    CANCELLED: { description: 'The client cancelled its upload: the file left the plan (not counted); checking it again plans it anew' },
   } as const,
 });
 const toEnum = (state: SyncFileStateValue) => state.toUpperCase() as 'PENDING';

@@ -174,6 +174,15 @@ builder.mutationFields((t) => ({
     args: { uploadId: t.arg.id({ validate: uuidArg('upload') }) },
     resolve: (_root, { uploadId }, context) => context.services.uploads.completeUpload(context.viewer!, String(uploadId)),
   }),
+  cancelUpload: t.boolean({
+    authScopes: { signedIn: true },
+    description: 'Gives up on a file: the upload session goes with the bytes sent so far, and the file leaves its folders\' sync plans (CANCELLED). A finished or completing upload: UPLOAD_NOT_OPEN.',
+    args: { uploadId: t.arg.id({ validate: uuidArg('upload') }) },
+    resolve: async (_root, { uploadId }, context) => {
+      await context.services.uploads.cancelUpload(context.viewer!, String(uploadId));
+      return true;
+    },
+  }),
 }));
 
 builder.subscriptionField('upload', (t) =>

@@ -30,10 +30,10 @@ export const folderSyncs = pgTable('folder_syncs', {
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().default(sql`date_trunc('milliseconds', now())`),
 }, (t) => [index('folder_syncs_user_idx').on(t.userId, t.updatedAt)]);
 
-export const SYNC_FILE_STATES = ['pending', 'uploading', 'verifying', 'done', 'instant', 'failed'] as const;
+export const SYNC_FILE_STATES = ['pending', 'uploading', 'verifying', 'done', 'instant', 'failed', 'cancelled'] as const;
 export type SyncFileState = (typeof SYNC_FILE_STATES)[number];
 
-/** One file of a folder's sync plan and where it is: pending, uploading (bytes), verifying, done, instant, failed (why). */
+/** One file of a folder's sync plan and where it is: pending, uploading (bytes), verifying, done, instant, failed (why), cancelled (left the plan). */
 export const syncFiles = pgTable(
   'sync_files',
   {

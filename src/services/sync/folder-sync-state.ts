@@ -41,6 +41,7 @@ export function emptyCounts(): SyncCounts {
 
 /** Adds (sign 1) or takes away (sign -1) one file's share of the counters. */
 function count(counts: SyncCounts, file: SyncFile, sign: 1 | -1): void {
+  if (file.state === 'cancelled') return; // left the plan
   counts.filesPlanned += sign;
   counts.bytesPlanned += sign * file.size;
   switch (file.state) {

@@ -1,9 +1,12 @@
+import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
+import { folders } from '../../db/schema/index.js';
 import type { Logger } from '../../logger.js';
 import { topics, type Events, type SyncEvent } from '../events.js';
 import { FolderSyncState, loadFolderSyncs, type SyncFile } from './folder-sync-state.js';
 
-type ChangeListener = (changed: SyncFile[] | 'reset') => void;
+/** Files changed; or the plan started over ('reset'); or the folder was removed ('gone'). */
+type ChangeListener = (changed: SyncFile[] | 'reset' | 'gone') => void;
 
 /**
  * One folder's sync as this process holds it for all its watchers: read once, then kept by
@@ -56,6 +59,8 @@ export class LiveFolder {
       if (event.folderId !== this.folderId) return;
       return event.run === this.state.run ? this.fetch(event.since) : this.reload();
     }
+    // Assets or folders were removed (deleted, evicted, expired): the folder may be gone.
+    if (event.kind === 'library') return this.checkExists();
     if (event.kind !== 'progress') return;
     const changed: SyncFile[] = [];
     for (const ref of event.files) {
@@ -77,6 +82,11 @@ export class LiveFolder {
     if (changed.length > 0) this.emit(changed);
   }
 
+  private async checkExists(): Promise<void> {
+    const [row] = await this.hub.db.select({ id: folders.id }).from(folders).where(eq(folders.id, this.folderId));
+    if (!row) this.emit('gone');
+  }
+
   private async reload(): Promise<void> {
     const loaded = (await loadFolderSyncs(this.hub.db, [this.folderId])).get(this.folderId)!;
     this.stale = false;
@@ -96,7 +106,7 @@ export class LiveFolder {
     if (changed.length > 0) this.emit(changed);
   }
 
-  private emit(changed: SyncFile[] | 'reset'): void {
+  private emit(changed: SyncFile[] | 'reset' | 'gone'): void {
     for (const listener of this.listeners) listener(changed);
   }
 }

@@ -13,7 +13,8 @@ import { topics, type Events, type SyncFileRef } from '../events.js';
  * A check for a folder plans its files; later checks extend the plan. A file leaves the plan
  * (reaches a final state) when it is stored (done), claimed (instant) or refused (failed, with
  * why); a failed file planned again is retried. A check that brings files the plan does not have,
- * to a sync with nothing in flight and no change for `live.runGapMinutes`, starts a new run.
+ * to a sync with nothing in flight and no change for `live.runGapMinutes` (or that started more than
+ * MAX_RUN_HOURS ago: a folder synced all day long gets a run a day, not one plan that grows for ever), starts a new run.
  */
 
 /** A file as a check plans it. `done`: found in the library already (only a planned file of the folder moves to done; none is added). */
@@ -36,6 +37,8 @@ export interface ProgressChange {
 
 type Executor = Pick<Tx, 'execute'>;
 
+export const MAX_RUN_HOURS = 24;
+
 const IN_FLIGHT = sql.raw(`('pending', 'uploading', 'verifying')`);
 const FINAL_OK = sql.raw(`('done', 'instant')`);
 
@@ -53,8 +56,8 @@ export class SyncPlan {
         tx,
         sql`select fs.run,
             exists (select 1 from ${syncFiles} f where f.folder_id = fs.folder_id and f.state in ${IN_FLIGHT})
-              or greatest(fs.updated_at, (select f.updated_at from ${syncFiles} f where f.folder_id = fs.folder_id order by f.version desc limit 1))
-                > now() - make_interval(mins => ${this.deps.config.live.runGapMinutes}) as ongoing,
+              or (greatest(fs.updated_at, (select f.updated_at from ${syncFiles} f where f.folder_id = fs.folder_id order by f.version desc limit 1))
+                > now() - make_interval(mins => ${this.deps.config.live.runGapMinutes}) and fs.started_at > now() - make_interval(hours => ${MAX_RUN_HOURS})) as ongoing,
             (select count(*)::int from ${syncFiles} f where f.folder_id = fs.folder_id and f.sha256 = any(${sql.param(added.map((f) => f.sha256))}::text[])) as known
           from ${folderSyncs} fs where fs.folder_id = ${folderId} for update`,
       );

@@ -3,6 +3,7 @@ import type { Config } from '../../config.js';
 import type { Db } from '../../db/client.js';
 import { folderSyncs, syncFiles, type SyncFileState, type UploadRow } from '../../db/schema/index.js';
 import type { Access, Principal } from '../access.js';
+import { AppError } from '../app-error.js';
 import type { Viewer } from '../devices.js';
 import type { Events, SyncEvent } from '../events.js';
 import { decodeCursor, encodeTimeCursor } from '../library/page-cursor.js';
@@ -101,7 +102,7 @@ export class SyncStatusService {
       watch.close();
       this.deps.live.release(live);
     });
-    watch.onChange = () => stream.changed();
+    watch.onChange = () => (watch.gone ? stream.fail(new AppError('NOT_FOUND', 'No such folder')) : stream.changed());
     return stream;
   }
 
@@ -155,7 +156,12 @@ export class SyncStatusService {
       const watch = new FolderWatch(live);
       watches.set(folderId, { live, watch });
       watch.onChange = () => {
-        changed.add(folderId);
+        if (watch.gone) {
+          // The folder went (expired): it leaves the dashboard.
+          watch.close();
+          watches.delete(folderId);
+          this.deps.live.release(live);
+        } else changed.add(folderId);
         stream.changed();
       };
       await live.ready;
@@ -228,13 +234,15 @@ export class SyncStatusService {
  */
 class FolderWatch {
   onChange: () => void = () => {};
+  gone = false;
   private readonly changed = new Map<number, SyncFile>();
   private reset = true;
   private readonly stop: () => void;
 
   constructor(private readonly live: LiveFolder) {
     this.stop = live.listen((files) => {
-      if (files === 'reset') {
+      if (files === 'gone') this.gone = true;
+      else if (files === 'reset') {
         this.reset = true;
         this.changed.clear();
       } else if (!this.reset) for (const file of files) this.changed.set(file.id, file);

@@ -4,6 +4,7 @@ import type { Viewer } from '../devices.js';
 import { checkUploads, type CheckAnswer } from './check-uploads.js';
 import { claimUpload } from './claim-upload.js';
 import { commitChunk, type ChunkInput, type ChunkResult } from './commit-chunk.js';
+import { cancelUpload } from './cancel-upload.js';
 import { completeUpload } from './complete-upload.js';
 import { expireIdleSessions } from './expire-idle-sessions.js';
 import { createUploadContext, type UploadContext, type UploadDeps } from './upload-context.js';
@@ -53,6 +54,11 @@ export class UploadService {
   /** U7: finishes an upload whose bytes are all there (complete-upload.ts). */
   completeUpload(viewer: Viewer, uploadId: string): Promise<AssetRow> {
     return completeUpload(this.ctx, viewer, uploadId);
+  }
+
+  /** The client gives up on a file: the session and its staged bytes go, the file leaves its sync plans (cancel-upload.ts). */
+  cancelUpload(viewer: Viewer, uploadId: string): Promise<void> {
+    return cancelUpload(this.ctx, viewer, uploadId);
   }
 
   /** Housekeeping: sessions idle past the limit, with their staged bytes (expire-idle-sessions.ts). */
