@@ -209,6 +209,39 @@ describe('a folder sync, live', () => {
   });
 });
 
+describe('many subscribers of one folder', () => {
+  it('share one GraphQL execution per message where they are at the same place, and all get every change', async () => {
+    const owner = await newClient(app);
+    const folderId = await folderNamed(owner, 'Crowd');
+    const query = `subscription($id: ID!) { folderSyncStatus(folderId: $id) { folder { name } counts { filesDone filesPlanned } changes { id state } } }`;
+    type Crowd = { folderSyncStatus: { folder: { name: string }; counts: { filesDone: number; filesPlanned: number }; changes: { id: string; state: string }[] } };
+    const streams = Array.from({ length: 20 }, () => new Collected<Crowd>(ws(app.url, owner.token).iterate({ query, variables: { id: folderId } })));
+    await Promise.all(streams.map((stream) => stream.until(() => true)));
+    // The `folder` field resolves through FolderService.getFolder: counting its calls counts executions.
+    const getFolder = app.services.folders.getFolder.bind(app.services.folders);
+    let executions = 0;
+    app.services.folders.getFolder = (principal, id) => {
+      executions++;
+      return getFolder(principal, id);
+    };
+    try {
+      for (let i = 0; i < 3; i++) await uploadFile(owner, (await files.random(`crowd-${i}.bin`, 30_000 + i)).file, { folder: 'Crowd' });
+      await Promise.all(streams.map((stream) => stream.until((m) => m.data?.folderSyncStatus.counts.filesDone === 3)));
+    } finally {
+      app.services.folders.getFolder = getFolder;
+    }
+    const messages = streams.reduce((n, stream) => n + stream.messages.length - 1, 0);
+    expect(messages).toBeGreaterThanOrEqual(20);
+    expect(executions).toBeLessThan(messages / 4);
+    for (const stream of streams) {
+      const states = new Map<string, string>();
+      for (const m of stream.messages) for (const change of m.data!.folderSyncStatus.changes) states.set(change.id, change.state);
+      expect([...states.values()]).toEqual(['DONE', 'DONE', 'DONE']);
+      expect(stream.messages.at(-1)!.data!.folderSyncStatus.folder.name).toBe('Crowd');
+    }
+  });
+});
+
 describe('cancelling', () => {
   it('takes a file out of the plan (CANCELLED, not counted) with its session; checking it again plans it anew', async () => {
     const owner = await newClient(app);

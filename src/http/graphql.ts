@@ -3,7 +3,7 @@ import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
-import { GraphQLError, Kind, type ExecutionResult, type ValidationContext } from 'graphql';
+import { createSourceEventStream, execute, GraphQLError, Kind, print, type DocumentNode, type ExecutionArgs, type ExecutionResult, type ValidationContext } from 'graphql';
 import { createYoga, isAsyncIterable, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -113,6 +113,66 @@ function endWithTheSession(services: Services, mask: (error: unknown) => Error):
   };
 }
 
+/**
+ * One execution of a subscription event for every subscriber that asked the same thing: when a
+ * service hands the same event object to many subscriptions (the subscribers of one folder that
+ * are at the same place, see LiveFolder.messageSince), each document, variables and user is
+ * executed once for it and the result shared; each transport still sends it to each subscriber.
+ * The user is part of the key, so nothing resolved for one account reaches another. Events that
+ * are not shared cost one lookup in a WeakMap.
+ */
+function shareEventExecutions(): Plugin<GraphQLContext> {
+  const results = new WeakMap<object, Map<string, PromiseLike<ExecutionResult> | ExecutionResult>>();
+  const documents = new WeakMap<DocumentNode, string>();
+  const keyOf = (args: ExecutionArgs) => {
+    let document = documents.get(args.document);
+    if (document === undefined) documents.set(args.document, (document = print(args.document)));
+    const viewer = (args.contextValue as GraphQLContext).viewer;
+    return `${viewer?.user.id ?? '-'}\n${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}\n${document}`;
+  };
+  return {
+    onSubscribe({ setSubscribeFn }) {
+      setSubscribeFn(async (args) => {
+        const stream = await createSourceEventStream(args);
+        if (!isAsyncIterable(stream)) return stream as ExecutionResult;
+        const key = keyOf(args);
+        return mapAsyncIterable(stream as AsyncIterable<unknown>, (payload) => {
+          if (payload === null || typeof payload !== 'object') return execute({ ...args, rootValue: payload });
+          let byKey = results.get(payload);
+          if (!byKey) results.set(payload, (byKey = new Map()));
+          let result = byKey.get(key);
+          if (!result) byKey.set(key, (result = execute({ ...args, rootValue: payload })));
+          return result;
+        });
+      });
+    },
+  };
+}
+
+/** `source` with each value mapped; return() reaches the source. */
+function mapAsyncIterable<T, R>(source: AsyncIterable<T>, map: (value: T) => PromiseLike<R> | R): AsyncIterableIterator<R> {
+  const inner = source[Symbol.asyncIterator]();
+  const iterator: AsyncIterableIterator<R> = {
+    async next() {
+      const next = await inner.next();
+      return next.done ? { value: undefined, done: true } : { value: await map(next.value), done: false };
+    },
+    async return() {
+      await inner.return?.();
+      return { value: undefined, done: true };
+    },
+    async throw(error: unknown) {
+      if (inner.throw) {
+        const next = await inner.throw(error);
+        return next.done ? { value: undefined, done: true } : { value: await map(next.value), done: false };
+      }
+      throw error;
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}
+
 function untilEnded(source: AsyncIterable<ExecutionResult>, whenRevoked: (ended: () => void) => () => void, mask: (error: unknown) => Error): AsyncIterableIterator<ExecutionResult> {
   const inner = source[Symbol.asyncIterator]();
   let revoked = false;
@@ -212,6 +272,7 @@ export function createGraphQLServer(deps: {
       costLimitPlugin({ maxCost: limits.maxQueryCost, propagateOnRejection: false, onReject: [reject('QUERY_TOO_COMPLEX')] }),
       maxAliasesPlugin({ n: limits.maxAliases, propagateOnRejection: false, onReject: [reject('TOO_MANY_ALIASES')] }),
       maxTokensPlugin({ n: limits.maxTokens, propagateOnRejection: false, onReject: [reject('QUERY_TOO_LARGE')] }),
+      shareEventExecutions(),
       endWithTheSession(deps.services, masked),
       ...(deps.plugins ?? []),
     ],

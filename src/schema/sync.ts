@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { SyncFileState as SyncFileStateValue } from '../db/schema/index.js';
 import { SYNC_PAGE_MAX, type SyncCounts, type SyncFile, type SyncFilePage } from '../services/sync/folder-sync-state.js';
-import type { FolderSyncStatus, LibrarySyncStatus, UploadProgress } from '../services/sync/sync-status-service.js';
+import type { FolderSyncStatus } from '../services/sync/folder-sync-state.js';
+import type { LibrarySyncStatus, UploadProgress } from '../services/sync/sync-status-service.js';
 import { PageInfo } from './asset.js';
 import { builder } from './builder.js';
 import { FolderRef } from './folder.js';

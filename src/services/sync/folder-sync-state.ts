@@ -155,6 +155,37 @@ function decodeSyncCursor(cursor: string): number {
   return id;
 }
 
+/** A folder's sync status (S3) as a query answers it and as each live message carries it. */
+export interface FolderSyncStatus {
+  folderId: string;
+  /** The current run (null: the folder never synced). */
+  run: number | null;
+  startedAt: Date | null;
+  counts: SyncCounts;
+  /**
+   * Files changed since the previous message of this subscription. A query, a first message and
+   * the first message of a new run list every file of the run (up to SYNC_PAGE_MAX; see `changesComplete`).
+   */
+  changes: SyncFile[];
+  changesComplete: boolean;
+  /** The run's files, paged, as they are when the message is sent. */
+  files(args: { first?: number | null; after?: string | null; states?: readonly SyncFileState[] | null }): SyncFilePage;
+}
+
+/** The status to send: counters copied now; `changes` null: every file (a query, a first message). */
+export function statusOf(state: FolderSyncState, changes: SyncFile[] | null): FolderSyncStatus {
+  const all = changes === null ? state.page({ first: SYNC_PAGE_MAX }) : null;
+  return {
+    folderId: state.folderId,
+    run: state.run,
+    startedAt: state.startedAt,
+    counts: { ...state.counts },
+    changes: all ? all.nodes : changes!.map((file) => ({ ...file })),
+    changesComplete: all ? !all.hasNextPage : true,
+    files: (args) => state.page(args),
+  };
+}
+
 export interface LoadedSync {
   run: number | null;
   startedAt: Date | null;

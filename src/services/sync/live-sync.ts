@@ -3,20 +3,35 @@ import type { Db } from '../../db/client.js';
 import { folders } from '../../db/schema/index.js';
 import type { Logger } from '../../logger.js';
 import { topics, type Events, type SyncEvent } from '../events.js';
-import { FolderSyncState, loadFolderSyncs, type SyncFile } from './folder-sync-state.js';
+import { FolderSyncState, loadFolderSyncs, statusOf, type FolderSyncStatus, type SyncFile } from './folder-sync-state.js';
 
-/** Files changed; or the plan started over ('reset'); or the folder was removed ('gone'). */
-type ChangeListener = (changed: SyncFile[] | 'reset' | 'gone') => void;
+/** Something changed ('gone': the folder was removed). */
+type ChangeListener = (change: 'changed' | 'gone') => void;
+
+/** Changes kept for watchers that are behind, at least; a watcher further behind gets the whole state. */
+const MIN_LOG = 1000;
 
 /**
  * One folder's sync as this process holds it for all its watchers: read once, then kept by
  * folding the events of the owner's sync topic. A planned batch is read once (its rows changed
  * since a version); a progress event is applied as it comes. Work is done in event order.
+ *
+ * Every change gets a sequence number. A watcher asks for the status "since n": watchers at the
+ * same place get the same message object (one GraphQL execution can then serve them all, see
+ * `shareEventExecutions` in http/graphql.ts).
  */
 export class LiveFolder {
   readonly state: FolderSyncState;
   readonly ready: Promise<void>;
   refs = 0;
+  /** The number of the last change. */
+  seq = 0;
+  private log: { seq: number; file: SyncFile }[] = [];
+  /** Changes after this one are all in the log. */
+  private logStart = 0;
+  /** Messages made for the current `seq`, by the sequence number they start after (-1: the whole state). */
+  private readonly messages = new Map<number, FolderSyncStatus>();
+  private messagesAt = -1;
   private readonly listeners = new Set<ChangeListener>();
   private chain: Promise<void> = Promise.resolve();
   private stale = false;
@@ -106,8 +121,52 @@ export class LiveFolder {
     if (changed.length > 0) this.emit(changed);
   }
 
+  /**
+   * The status with the changes after `since` (a sequence number a message carried), or the
+   * whole state (`since` null, or older than the log keeps). The same object for the same question
+   * until the next change.
+   */
+  messageSince(since: number | null): FolderSyncStatus {
+    if (this.messagesAt !== this.seq) {
+      this.messages.clear();
+      this.messagesAt = this.seq;
+    }
+    const from = since === null || since < this.logStart ? -1 : since;
+    let message = this.messages.get(from);
+    if (!message) {
+      message = statusOf(this.state, from === -1 ? null : this.changesAfter(from));
+      this.messages.set(from, message);
+    }
+    return message;
+  }
+
+  /** Each file changed after `since`, once, as it is now. */
+  private changesAfter(since: number): SyncFile[] {
+    let low = 0;
+    let high = this.log.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.log[mid]!.seq <= since) low = mid + 1;
+      else high = mid;
+    }
+    const files = new Map<number, SyncFile>();
+    for (let i = low; i < this.log.length; i++) files.set(this.log[i]!.file.id, this.log[i]!.file);
+    return [...files.values()].map((file) => ({ ...file }));
+  }
+
   private emit(changed: SyncFile[] | 'reset' | 'gone'): void {
-    for (const listener of this.listeners) listener(changed);
+    if (changed === 'reset') {
+      // Nothing before this can be told as changes: whoever is behind gets the whole state.
+      this.log = [];
+      this.logStart = ++this.seq;
+    } else if (changed !== 'gone') {
+      for (const file of changed) this.log.push({ seq: ++this.seq, file });
+      if (this.log.length > Math.max(MIN_LOG, 2 * this.state.size)) {
+        this.log = this.log.slice(this.log.length >> 1);
+        this.logStart = this.log[0]!.seq - 1;
+      }
+    }
+    for (const listener of this.listeners) listener(changed === 'gone' ? 'gone' : 'changed');
   }
 }
 

@@ -7,26 +7,9 @@ import { AppError } from '../app-error.js';
 import type { Viewer } from '../devices.js';
 import type { Events, SyncEvent } from '../events.js';
 import { decodeCursor, encodeTimeCursor } from '../library/page-cursor.js';
-import { emptyCounts, FolderSyncState, loadFolderSyncs, SYNC_PAGE_MAX, type SyncCounts, type SyncFile, type SyncFilePage } from './folder-sync-state.js';
+import { emptyCounts, FolderSyncState, loadFolderSyncs, statusOf, type FolderSyncStatus, type SyncCounts, type SyncFile } from './folder-sync-state.js';
 import { LiveStream } from './live-stream.js';
 import type { LiveFolder, LiveSync } from './live-sync.js';
-
-/** A folder's sync status (S3) as a query answers it and as each live message carries it. */
-export interface FolderSyncStatus {
-  folderId: string;
-  /** The current run (null: the folder never synced). */
-  run: number | null;
-  startedAt: Date | null;
-  counts: SyncCounts;
-  /**
-   * Files changed since the previous message of this subscription. A query, a first message and
-   * the first message of a new run list every file of the run (up to SYNC_PAGE_MAX; see `changesComplete`).
-   */
-  changes: SyncFile[];
-  changesComplete: boolean;
-  /** The run's files, paged, as they are when the message is sent. */
-  files(args: { first?: number | null; after?: string | null; states?: readonly SyncFileState[] | null }): SyncFilePage;
-}
 
 /** Every folder of the user with sync activity, for a dashboard. */
 export interface LibrarySyncStatus {
@@ -235,45 +218,26 @@ export class SyncStatusService {
 class FolderWatch {
   onChange: () => void = () => {};
   gone = false;
-  private readonly changed = new Map<number, SyncFile>();
-  private reset = true;
+  /** The last change its previous message carried (null: none sent yet). */
+  private sent: number | null = null;
   private readonly stop: () => void;
 
   constructor(private readonly live: LiveFolder) {
-    this.stop = live.listen((files) => {
-      if (files === 'gone') this.gone = true;
-      else if (files === 'reset') {
-        this.reset = true;
-        this.changed.clear();
-      } else if (!this.reset) for (const file of files) this.changed.set(file.id, file);
+    this.stop = live.listen((change) => {
+      if (change === 'gone') this.gone = true;
       this.onChange();
     });
   }
 
   message(): FolderSyncStatus {
-    const message = statusOf(this.live.state, this.reset ? null : [...this.changed.values()]);
-    this.reset = false;
-    this.changed.clear();
+    const message = this.live.messageSince(this.sent);
+    this.sent = this.live.seq;
     return message;
   }
 
   close(): void {
     this.stop();
   }
-}
-
-/** The status to send: counters copied now; `changes` null: every file (a query, a first message). */
-function statusOf(state: FolderSyncState, changes: SyncFile[] | null): FolderSyncStatus {
-  const all = changes === null ? state.page({ first: SYNC_PAGE_MAX }) : null;
-  return {
-    folderId: state.folderId,
-    run: state.run,
-    startedAt: state.startedAt,
-    counts: { ...state.counts },
-    changes: all ? all.nodes : changes!.map((file) => ({ ...file })),
-    changesComplete: all ? !all.hasNextPage : true,
-    files: (args) => state.page(args),
-  };
 }
 
 function stateOf(folderId: string, sync: { run: number | null; startedAt: Date | null; files: SyncFile[] }): FolderSyncState {
