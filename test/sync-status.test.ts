@@ -206,6 +206,15 @@ describe('a folder sync, live', () => {
       ['Alps', 1],
     ]);
     expect(query.librarySyncStatus.counts).toEqual(joined.data?.librarySyncStatus.counts);
+    // Paged: one folder at a time.
+    const PAGE = 'query($after: String) { librarySyncStatus(first: 1, after: $after) { folderCount folders { folder { name } } pageInfo { hasNextPage endCursor } } }';
+    type Page = { librarySyncStatus: { folderCount: number; folders: { folder: { name: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } } };
+    const one = await owner.graphql<Page>(PAGE);
+    const two = await owner.graphql<Page>(PAGE, { after: one.librarySyncStatus.pageInfo.endCursor });
+    expect([one, two].map((p) => [p.librarySyncStatus.folders.map((f) => f.folder.name), p.librarySyncStatus.pageInfo.hasNextPage])).toEqual([
+      [['Beach'], true],
+      [['Alps'], false],
+    ]);
   });
 });
 

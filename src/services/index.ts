@@ -66,7 +66,7 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const folders = new FolderService({ db, access, events, config });
   const syncPlan = new SyncPlan({ db, events, config });
   const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, syncPlan, config });
-  const sync = new SyncStatusService({ db, access, events, live: new LiveSync(db, events, log), config });
+  const sync = new SyncStatusService({ db, access, live: new LiveSync(db, events, log), config });
   const friends = new FriendService({ db, jobs });
   jobs.handle('send-friend-request-mail', ({ requestId }) => sendFriendRequestMail({ db, mailer, config }, requestId));
   const contactGroups = new ContactGroupService({ db, access });

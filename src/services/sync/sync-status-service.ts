@@ -5,7 +5,7 @@ import { folderSyncs, syncFiles, type SyncFileState, type UploadRow } from '../.
 import type { Access, Principal } from '../access.js';
 import { AppError } from '../app-error.js';
 import type { Viewer } from '../devices.js';
-import type { Events, SyncEvent } from '../events.js';
+import type { SyncEvent } from '../events.js';
 import { decodeCursor, encodeTimeCursor } from '../library/page-cursor.js';
 import { emptyCounts, FolderSyncState, loadFolderSyncs, statusOf, type FolderSyncStatus, type SyncCounts, type SyncFile } from './folder-sync-state.js';
 import { LiveStream } from './live-stream.js';
@@ -52,7 +52,6 @@ export class SyncStatusService {
     private readonly deps: {
       db: Db;
       access: Access;
-      events: Events;
       live: LiveSync;
       config: Pick<Config, 'live'>;
     },
@@ -93,7 +92,8 @@ export class SyncStatusService {
     const active = await this.activeFolders(viewer.user.id);
     const first = Math.min(args.first ?? 50, 200);
     const after = args.after ? decodeCursor(args.after) : null;
-    const start = after ? active.findIndex((f) => f.folderId === after.id) + 1 : 0;
+    // Newest first, ties by id: the page starts after the cursor's place, even if its folder left the list.
+    const start = after ? indexOrEnd(active.findIndex((f) => f.updatedAt < after.at || (f.updatedAt.getTime() === after.at.getTime() && f.folderId > after.id)), active.length) : 0;
     const page = active.slice(start, start + first);
     const loaded = await loadFolderSyncs(this.deps.db, active.map((f) => f.folderId));
     const states = new Map([...loaded].map(([id, sync]) => [id, stateOf(id, sync)]));
@@ -245,6 +245,10 @@ function stateOf(folderId: string, sync: { run: number | null; startedAt: Date |
   state.reset(sync.run, sync.startedAt);
   for (const file of sync.files) state.put(file);
   return state;
+}
+
+function indexOrEnd(index: number, length: number): number {
+  return index < 0 ? length : index;
 }
 
 function sumCounts(states: FolderSyncState[]): SyncCounts {
