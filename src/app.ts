@@ -81,7 +81,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       createUploadChunkRoute({ services, authenticate }),
       createAssetFilesRoute({ services, storage, authenticate }),
       createSharedFilesRoute({ services, storage }),
-      createWebRoute(),
+      createWebRoute({ config, services }),
     ];
     if (config.storage.driver === 'fs') routes.unshift(createBlobDownloadHandler({ store: storage, signingSecret: config.secret }));
     const http = await startHttpServer({ config, services, graphql, routes, authenticate, log });

@@ -5,6 +5,7 @@ import type { Logger } from './logger.js';
 // skips its development-only checks (a third of the time of a large check request).
 process.env.NODE_ENV ??= 'production';
 const { startApp } = await import('./app.js');
+const { ensureWebBuild } = await import('./http/web-build.js');
 
 const log: Logger = {
   info: (message) => console.log(`[pixshare] ${message}`),
@@ -21,6 +22,9 @@ try {
   }
   throw error;
 }
+
+// The web app is built before the server starts when its build is missing or stale.
+await ensureWebBuild(log);
 
 const app = await startApp(config, log).catch((error: unknown) => {
   console.error(`[pixshare] could not start: ${error instanceof Error ? error.message : String(error)}`);

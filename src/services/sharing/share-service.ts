@@ -252,9 +252,10 @@ export class ShareService {
    * A link's token → the grant it carries (S10), counted as an open. Unknown tokens answer
    * NOT_FOUND, ended ones SHARE_REVOKED or SHARE_EXPIRED (nothing else of the share), and each
    * failure counts against the client address: too many and it is refused for a while, whatever
-   * the transport (GraphQL on any of its transports, the HTTP routes).
+   * the transport (GraphQL on any of its transports, the HTTP routes). `countOpen: false` for a
+   * look that is not the recipient opening it (a chat app fetching the link's preview).
    */
-  async openLink(token: string, origin: RequestOrigin): Promise<ReceivedShare> {
+  async openLink(token: string, origin: RequestOrigin, options: { countOpen?: boolean } = {}): Promise<ReceivedShare> {
     const { maxTokenFailures, tokenWindowSeconds } = this.deps.config.sharing;
     const keys = origin.address ? [`share-ip:${origin.address}`] : [];
     await this.deps.limiter.refuseIfThrottled(keys, tokenWindowSeconds, () => maxTokenFailures, 'wrong share links');
@@ -273,6 +274,7 @@ export class ShareService {
       .where(eq(shareRecipients.tokenHash, hashToken(token)));
     if (!row) throw await fail(new AppError('NOT_FOUND', 'No such share link'));
     endedError(row);
+    if (options.countOpen === false) return { kind: 'share-recipient', share: row.share, recipient: row.recipient, sender: row.sender };
     const [opened] = await this.deps.db
       .update(shareRecipients)
       .set({ opens: sql`${shareRecipients.opens} + 1`, lastOpenedAt: sql`now()`, firstOpenedAt: sql`coalesce(${shareRecipients.firstOpenedAt}, now())` })
