@@ -127,7 +127,9 @@ describe('a share to groups and an address, with an edit rule (S7, S9, S10, G1â€
     expect(opened.errors).toBeUndefined();
     expect(opened.data!.share).toMatchObject({ title: 'Holidays', message: 'From our trip <3 & more', photoCount: 7, allowOriginals: false });
     expect(opened.data!.share.photos.nodes.map((p) => p.id).sort()).toEqual(photos.map((p) => p.id).sort());
-    // The owner sees per recipient that the mail went out and the link was opened.
+    // Asked again at once (the page loading more photos, a reload): the same visit.
+    expect((await openLink(token)).errors).toBeUndefined();
+    // The owner sees per recipient that the mail went out and the link was opened (once).
     await vi.waitFor(async () => {
       const { sentShare } = await owner.graphql<{ sentShare: { recipients: { email: string; mailStatus: string; opens: number; firstOpenedAt: string | null }[] } }>(
         'query($id: ID!) { sentShare(id: $id) { recipients { email mailStatus opens firstOpenedAt } } }',

@@ -67,7 +67,7 @@ const ShareRecipientRef = builder.objectRef<ShareRecipientRow>('ShareRecipient')
     mailError: t.exposeString('mailError', { nullable: true }),
     firstOpenedAt: t.expose('firstOpenedAt', { type: 'DateTime', nullable: true }),
     lastOpenedAt: t.expose('lastOpenedAt', { type: 'DateTime', nullable: true }),
-    opens: t.exposeInt('opens'),
+    opens: t.exposeInt('opens', { description: 'Visits of the link: its requests within 30 minutes of each other count once (a page loading more photos, a reload)' }),
     downloads: t.exposeInt('downloads', { description: 'Photos fetched in full (originals or edited images; a ZIP counts each photo in it)' }),
     revokedAt: t.expose('revokedAt', { type: 'DateTime', nullable: true }),
   }),

@@ -70,6 +70,8 @@ export interface ReceivedShare extends ShareGrant {
 }
 
 const LINK_PREFIX = 'pxl';
+/** Requests of one link this close together are one visit (`opens`). */
+export const VISIT_MINUTES = 30;
 
 /**
  * Shares (S7, S8, S10, G1): one instruction sends any mix of assets and folders to any mix of
@@ -277,7 +279,12 @@ export class ShareService {
     if (options.countOpen === false) return { kind: 'share-recipient', share: row.share, recipient: row.recipient, sender: row.sender };
     const [opened] = await this.deps.db
       .update(shareRecipients)
-      .set({ opens: sql`${shareRecipients.opens} + 1`, lastOpenedAt: sql`now()`, firstOpenedAt: sql`coalesce(${shareRecipients.firstOpenedAt}, now())` })
+      // A visit counts once: the page asking for more photos, or a reload, within VISIT_MINUTES is the same visit.
+      .set({
+        opens: sql`${shareRecipients.opens} + case when ${shareRecipients.lastOpenedAt} is null or ${shareRecipients.lastOpenedAt} < now() - make_interval(mins => ${VISIT_MINUTES}) then 1 else 0 end`,
+        lastOpenedAt: sql`now()`,
+        firstOpenedAt: sql`coalesce(${shareRecipients.firstOpenedAt}, now())`,
+      })
       .where(eq(shareRecipients.id, row.recipient.id))
       .returning();
     return { kind: 'share-recipient', share: row.share, recipient: opened ?? row.recipient, sender: row.sender };
