@@ -7,6 +7,16 @@ import { encodeCursor } from '../services/library/page-cursor.js';
 
 export const assetUrl = (publicUrl: string, asset: Pick<AssetRow, 'id'>, kind: 'original' | 'thumbnail' | 'preview') => `${publicUrl}/assets/${asset.id}/${kind}`;
 
+const AssetSource = builder.objectRef<{ id: string; name: string; platform: string; revokedAt: Date | null }>('AssetSource').implement({
+  description: 'The device a photo came from',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    name: t.exposeString('name'),
+    platform: t.exposeString('platform'),
+    revoked: t.boolean({ resolve: (d) => d.revokedAt !== null }),
+  }),
+});
+
 export const AssetRef = builder.objectRef<AssetRow>('Asset').implement({
   description: 'A photo (or any file) in the library. Its bytes are stored once, however many users have it.',
   fields: (t) => ({
@@ -25,6 +35,12 @@ export const AssetRef = builder.objectRef<AssetRow>('Asset').implement({
       description: 'When the photo goes if no live folder holds it (S2); null: kept until deleted',
     }),
     origin: t.exposeString('origin', { description: 'upload (bytes were sent) or instant (claimed with a proof of possession)' }),
+    device: t.field({
+      type: AssetSource,
+      nullable: true,
+      description: 'The device it was uploaded from (null when unknown)',
+      resolve: (a, _args, context) => (context.viewer ? context.services.devices.describe(context.viewer, a.deviceId) : null),
+    }),
     perceptualHash: t.string({
       nullable: true,
       description: '64-bit dHash as 16 hex digits; close hashes mean visually similar photos',

@@ -198,6 +198,16 @@ export class DeviceService {
     return device;
   }
 
+  /** One of the viewer's devices by id, revoked or not (where a photo came from); null for any other. */
+  async describe(viewer: Viewer, deviceId: string | null): Promise<Pick<DeviceRow, 'id' | 'name' | 'platform' | 'revokedAt'> | null> {
+    if (!deviceId || !isUuid(deviceId)) return null;
+    const [row] = await this.deps.db
+      .select({ id: devices.id, name: devices.name, platform: devices.platform, revokedAt: devices.revokedAt })
+      .from(devices)
+      .where(and(eq(devices.id, deviceId), eq(devices.userId, viewer.user.id)));
+    return row ?? null;
+  }
+
   async logOut(viewer: Viewer): Promise<void> {
     await this.revoke(viewer, viewer.device.id);
   }
