@@ -1,0 +1,141 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uploadFile } from '../../src/client/upload-file.js';
+import { PASSWORD, startTestApp, type TestApp } from '../support/app.js';
+import { accessibilityViolations, collectErrors, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
+import { newClient, scratchDir } from '../support/files.js';
+import { cameraJpeg, createShare, tokenOf, type Client } from '../support/sharing.js';
+import { startSmtp, type RunningSmtp } from '../support/smtp.js';
+
+let app: TestApp;
+let smtp: RunningSmtp;
+let browser: Browser;
+let files: Awaited<ReturnType<typeof scratchDir>>;
+
+beforeAll(async () => {
+  smtp = await startSmtp();
+  app = await startTestApp({ SMTP_URL: smtp.url });
+  browser = await launchChromium();
+  files = await scratchDir();
+});
+afterAll(async () => {
+  await browser?.close();
+  await files?.remove();
+  expect(app.loggedErrors).toEqual([]);
+  await app.close();
+  await smtp?.close();
+});
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+async function signUpInBrowser(page: Page, email: string): Promise<void> {
+  await page.goto(`${app.url}/signup`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await page.getByRole('heading', { name: 'Library' }).waitFor();
+}
+
+/** The same account through the API (as a program), for what the browser does not do here. */
+async function asProgram(email: string): Promise<Client> {
+  const anonymous = await newClient(app);
+  const { logIn } = await anonymous.graphql<{ logIn: { token: string; user: { id: string } } }>(
+    'mutation($e: String!, $p: String!) { logIn(email: $e, password: $p, device: { name: "test", platform: "cli" }) { token user { id } } }',
+    { e: email, p: PASSWORD },
+  );
+  const { ApiClient } = await import('../../src/client/api-client.js');
+  return Object.assign(new ApiClient(app.url, logIn.token), { userId: logIn.user.id, email, token: logIn.token });
+}
+
+describe('uploading from the browser', () => {
+  it('uploads three photos (one instantly), a second tab sees "3 of 3" live, the folder shared by mail opens for a friend who downloads the exact bytes; revoked, the link says so', async () => {
+    const email = `uploader-${Date.now()}@example.com`;
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const page = await context.newPage();
+    const errors = collectErrors(page);
+    await signUpInBrowser(page, email);
+
+    // Three real photos; someone else already stored the third: it goes instantly, with a proof.
+    const photos = await Promise.all([0, 1, 2].map(async (i) => ({ name: `DSC_${i}.jpg`, bytes: await cameraJpeg(900 + i, { width: 1200, height: 800 }) })));
+    const paths = await Promise.all(photos.map((p) => files.write(p.name, p.bytes)));
+    const stranger = await newClient(app);
+    await uploadFile(stranger, paths[2]!);
+
+    // A second tab follows the sync live.
+    const dashboard = await context.newPage();
+    await dashboard.goto(`${app.url}/sync`);
+    await dashboard.getByRole('heading', { name: 'Sync' }).waitFor();
+
+    await page.getByRole('link', { name: 'Upload' }).click();
+    await page.getByRole('textbox', { name: 'Folder' }).fill('Beach day');
+    await page.locator('input[type=file]:not([webkitdirectory])').setInputFiles(paths);
+    await expect.poll(() => page.locator('.upload-summary .done-of').innerText(), { timeout: 30_000 }).toBe('3 of 3 uploaded');
+    expect(await page.locator('.upload-summary').innerText()).toContain('1 instantly');
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await screenshot(page, 'upload-desktop');
+    const beach = dashboard.locator('.sync-folder', { has: dashboard.getByRole('link', { name: 'Beach day' }) });
+    await expect.poll(() => beach.locator('.done-of').innerText().catch(() => ''), { timeout: 15_000 }).toBe('3 of 3 uploaded');
+    expect(await accessibilityViolations(dashboard)).toEqual([]);
+    await screenshot(dashboard, 'sync-after-upload-desktop');
+
+    // Shared to an address; the link comes by mail.
+    const owner = await asProgram(email);
+    const { folders } = await owner.graphql<{ folders: { id: string; name: string }[] }>('{ folders { id name } }');
+    const friend = `friend-${Date.now()}@example.com`;
+    const created = await createShare(owner, { folderIds: [folders.find((f) => f.name === 'Beach day')!.id], emails: [friend], allowOriginals: true });
+    const mail = await smtp.next(friend, 20_000);
+    const link = /https?:\/\/[^\s"<>]+\/s\/pxl_[A-Za-z0-9_-]{43}/.exec(mail.text!)![0];
+    expect(tokenOf(link)).toBe(tokenOf(created.links[0]!.url));
+
+    const friendContext = await browser.newContext({ viewport: PHONE, acceptDownloads: true });
+    const friendPage = await friendContext.newPage();
+    const friendErrors = collectErrors(friendPage);
+    await friendPage.goto(link);
+    await expect.poll(() => friendPage.locator('.grid img').evaluateAll((imgs) => imgs.filter((img) => (img as HTMLImageElement).naturalWidth > 0).length)).toBe(3);
+    await friendPage.locator('.tile').first().click();
+    const name = (await friendPage.locator('.lightbox .name').innerText()).trim();
+    const [download] = await Promise.all([friendPage.waitForEvent('download'), friendPage.getByRole('link', { name: 'Download original' }).click()]);
+    expect(sha256(await readFile((await download.path())!))).toBe(sha256(photos.find((p) => p.name === name)!.bytes));
+    expect(friendErrors).toEqual([]);
+
+    await owner.graphql('mutation($id: ID!) { revokeShare(id: $id) { id } }', { id: created.share.id });
+    await friendPage.goto(link);
+    await friendPage.getByRole('heading', { name: 'This link was withdrawn' }).waitFor();
+    expect(errors).toEqual([]);
+    await friendContext.close();
+    await context.close();
+  });
+
+  it('after a reload in the middle of a 100 MiB upload, picking the file again sends only the missing ranges', async () => {
+    const email = `big-${Date.now()}@example.com`;
+    const size = 100 * 2 ** 20;
+    const big = await files.random('holiday-video.mp4', size);
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const page = await context.newPage();
+    await signUpInBrowser(page, email);
+    await page.goto(`${app.url}/upload`);
+
+    // Bytes the server acknowledged, per page load.
+    let acknowledged = 0;
+    page.on('response', (response) => {
+      const request = response.request();
+      if (request.method() === 'PUT' && request.url().includes('/chunks/') && response.status() === 200) acknowledged += request.postDataBuffer()?.length ?? 0;
+    });
+    await page.locator('input[type=file]:not([webkitdirectory])').setInputFiles(big.file);
+    await expect.poll(() => acknowledged, { timeout: 60_000, interval: 50 }).toBeGreaterThanOrEqual(24 * 2 ** 20);
+    await page.reload();
+    const before = acknowledged;
+    acknowledged = 0;
+    await page.locator('input[type=file]:not([webkitdirectory])').setInputFiles(big.file);
+    await expect.poll(() => page.locator('.upload-summary .done-of').innerText(), { timeout: 60_000 }).toBe('1 of 1 uploaded');
+    // Only what was missing went again: chunks that were in flight at the reload, at most, are sent twice.
+    expect(before + acknowledged).toBeLessThan(size + 4 * 8 * 2 ** 20);
+    expect(acknowledged).toBeLessThanOrEqual(size - before);
+    const owner = await asProgram(email);
+    const { assets } = await owner.graphql<{ assets: { nodes: { sha256: string; size: number }[] } }>('{ assets(first: 5) { nodes { sha256 size } } }');
+    expect(assets.nodes).toEqual([{ sha256: sha256(big.bytes), size }]);
+    await screenshot(page, 'upload-resumed-desktop');
+    await context.close();
+  });
+});
