@@ -32,13 +32,12 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { ApiClient } from '../src/client/api-client.js';
 import { uploadFile } from '../src/client/upload-file.js';
-import { photoLikePixels } from '../test/media/photo-like.js';
 import { befriend, createShare, tokenOf, type Client } from '../test/support/sharing.js';
 import { startSmtp, type RunningSmtp } from '../test/support/smtp.js';
 
+import { folderId, makePhotos, uploadAll } from './support/photos.js';
 import { Cleanup, execFileAsync, fmtMs, inParallel, mbps, median, percentile, r1, r2, r3, readCpuMs, readStatus, ROOT, runScript, signUp, sleep, startServerProcess } from './support/kit.js';
 
 const MiB = 2 ** 20;
@@ -219,43 +218,6 @@ async function evictFromCache(files: string[]): Promise<void> {
 }
 
 // -- set-up --------------------------------------------------------------------------
-
-/** `count` distinct photo-like JPEGs of 320×240: ten scenes, each copy stamped with its number. */
-async function makePhotos(dir: string, count: number): Promise<{ file: string; name: string }[]> {
-  const scenes = await Promise.all(Array.from({ length: 10 }, (_, i) => photoLikePixels({ width: 320, height: 240, seed: 1000 + i })));
-  return inParallel(
-    Array.from({ length: count }, (_, i) => i),
-    4,
-    async (i) => {
-      const scene = scenes[i % scenes.length]!;
-      const pixels = Buffer.from(scene.data);
-      // The number in 8×8 black and white squares along the top edge: every file is different.
-      for (let bit = 0; bit < 16; bit++) {
-        const value = (i >> bit) & 1 ? 255 : 0;
-        for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) pixels.fill(value, (y * scene.width + bit * 8 + x) * 3, (y * scene.width + bit * 8 + x) * 3 + 3);
-      }
-      const name = `IMG_${String(i + 1).padStart(4, '0')}.jpg`;
-      const file = path.join(dir, name);
-      await writeFile(file, await sharp(pixels, { raw: scene }).jpeg({ quality: 85 }).toBuffer());
-      return { file, name };
-    },
-  );
-}
-
-async function uploadAll(owner: Client, files: { file: string; name: string }[], folder: string, parallel: number): Promise<{ id: string; sha256: string; size: number }[]> {
-  return inParallel(files, parallel, async ({ file, name }) => {
-    const result = await uploadFile(owner, file, { name, folder });
-    if (result.outcome !== 'uploaded') throw new Error(`${name}: expected an upload, got ${result.outcome}`);
-    return { id: result.asset.id, sha256: result.asset.sha256, size: result.asset.size };
-  });
-}
-
-async function folderId(owner: Client, name: string): Promise<string> {
-  const { folders } = await owner.graphql<{ folders: { id: string; name: string }[] }>('{ folders { id name } }');
-  const folder = folders.find((f) => f.name === name);
-  if (!folder) throw new Error(`folder "${name}" not found`);
-  return folder.id;
-}
 
 /** Resolves once no mail has arrived for `quietMs` (jobs of the set-up, e.g. friend requests, have run). */
 async function mailsSettled(smtp: RunningSmtp, quietMs: number, timeoutMs = 60_000): Promise<void> {
