@@ -5,7 +5,7 @@ import { uploadFile } from '../../src/client/upload-file.js';
 import { PASSWORD, startTestApp, type TestApp } from '../support/app.js';
 import { accessibilityViolations, collectErrors, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
 import { newClient, scratchDir } from '../support/files.js';
-import { cameraJpeg, createShare, tokenOf, type Client } from '../support/sharing.js';
+import { cameraJpeg, type Client } from '../support/sharing.js';
 import { startSmtp, type RunningSmtp } from '../support/smtp.js';
 
 let app: TestApp;
@@ -79,14 +79,22 @@ describe('uploading from the browser', () => {
     expect(await accessibilityViolations(dashboard)).toEqual([]);
     await screenshot(dashboard, 'sync-after-upload-desktop');
 
-    // Shared to an address; the link comes by mail.
-    const owner = await asProgram(email);
-    const { folders } = await owner.graphql<{ folders: { id: string; name: string }[] }>('{ folders { id name } }');
+    // Shared from the browser to an address; the link comes by mail.
     const friend = `friend-${Date.now()}@example.com`;
-    const created = await createShare(owner, { folderIds: [folders.find((f) => f.name === 'Beach day')!.id], emails: [friend], allowOriginals: true });
+    await page.getByRole('link', { name: 'Library' }).click();
+    await page.getByRole('link', { name: /Beach day/ }).click();
+    await page.getByRole('link', { name: 'Share this folder' }).click();
+    await page.getByRole('heading', { name: 'Share' }).waitFor();
+    await page.getByLabel('Email addresses').fill(friend);
+    await page.getByLabel('Message').fill('The beach, as promised');
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await screenshot(page, 'share-form-desktop');
+    await page.getByRole('button', { name: 'Share', exact: true }).click();
+    await page.getByRole('heading', { name: 'Shares' }).waitFor();
     const mail = await smtp.next(friend, 20_000);
     const link = /https?:\/\/[^\s"<>]+\/s\/pxl_[A-Za-z0-9_-]{43}/.exec(mail.text!)![0];
-    expect(tokenOf(link)).toBe(tokenOf(created.links[0]!.url));
+    await page.reload();
+    await expect.poll(() => page.locator('.recipients tbody tr').first().innerText()).toContain('mail sent');
 
     const friendContext = await browser.newContext({ viewport: PHONE, acceptDownloads: true });
     const friendPage = await friendContext.newPage();
@@ -99,7 +107,13 @@ describe('uploading from the browser', () => {
     expect(sha256(await readFile((await download.path())!))).toBe(sha256(photos.find((p) => p.name === name)!.bytes));
     expect(friendErrors).toEqual([]);
 
-    await owner.graphql('mutation($id: ID!) { revokeShare(id: $id) { id } }', { id: created.share.id });
+    // The owner sees the link opened, then withdraws it from the browser.
+    await page.reload();
+    await expect.poll(() => page.locator('.recipients tbody tr').first().innerText()).toMatch(/1× · last/);
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await screenshot(page, 'shares-desktop');
+    await page.getByRole('button', { name: 'Withdraw Beach day' }).click();
+    await expect.poll(() => page.locator('.share-card .facts').first().innerText()).toContain('withdrawn');
     await friendPage.goto(link);
     await friendPage.getByRole('heading', { name: 'This link was withdrawn' }).waitFor();
     expect(errors).toEqual([]);

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD, startTestApp, type TestApp } from '../support/app.js';
+import { accessibilityViolations, collectErrors, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
+
+let app: TestApp;
+let browser: Browser;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+  expect(app.loggedErrors).toEqual([]);
+  await app.close();
+});
+
+async function signedIn(email: string, nickname: string, viewport = DESKTOP): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${app.url}/signup`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Name others see').fill(nickname);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await page.getByRole('heading', { name: 'Library' }).waitFor();
+  return { page, errors };
+}
+
+describe('friends and groups in the browser', () => {
+  it('asks a friend by email, who accepts; makes a group with them, renames it, takes them out; removes the friend', async () => {
+    const stamp = Date.now();
+    const ana = await signedIn(`ana-${stamp}@example.com`, 'Ana');
+    const ben = await signedIn(`ben-${stamp}@example.com`, 'Ben', PHONE);
+
+    await ana.page.getByRole('link', { name: 'Friends' }).click();
+    await ana.page.getByLabel('Ask someone by email').fill(`ben-${stamp}@example.com`);
+    await ana.page.getByRole('button', { name: 'Send request' }).click();
+    await expect.poll(() => ana.page.getByRole('status').innerText()).toContain('Asked');
+    await ana.page.getByRole('button', { name: `Cancel the request to ben-${stamp}@example.com` }).waitFor();
+
+    await ben.page.goto(`${app.url}/friends`);
+    await ben.page.getByRole('button', { name: 'Accept Ana' }).click();
+    await ben.page.getByRole('button', { name: 'Remove Ana' }).waitFor();
+    expect(await accessibilityViolations(ben.page)).toEqual([]);
+    await screenshot(ben.page, 'friends-phone');
+
+    await ana.page.reload();
+    await ana.page.getByRole('button', { name: 'Remove Ben' }).waitFor();
+    await ana.page.getByLabel('New group').fill('Family');
+    await ana.page.getByRole('checkbox', { name: 'Ben' }).check();
+    await ana.page.getByRole('button', { name: 'Make the group' }).click();
+    const family = ana.page.getByRole('region', { name: 'Group Family' });
+    await family.getByRole('button', { name: 'Take out Ben (Family)' }).waitFor();
+    expect(await accessibilityViolations(ana.page)).toEqual([]);
+    await screenshot(ana.page, 'friends-desktop');
+
+    ana.page.once('dialog', (dialog) => void dialog.accept('Close family'));
+    await family.getByRole('button', { name: 'Rename Family' }).click();
+    const renamed = ana.page.getByRole('region', { name: 'Group Close family' });
+    await renamed.getByRole('button', { name: 'Take out Ben (Close family)' }).click();
+    await expect.poll(() => renamed.locator('h3').innerText()).toContain('0 people');
+    await ana.page.getByRole('button', { name: 'Remove Ben' }).click();
+    await expect.poll(() => ana.page.locator('.empty').first().innerText()).toBe('No friends yet.');
+    expect(ana.errors).toEqual([]);
+    expect(ben.errors).toEqual([]);
+  });
+});
