@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/client/api-client.js';
 import { uploadFile } from '../../src/client/upload-file.js';
 import { PASSWORD, startTestApp, type TestApp } from '../support/app.js';
-import { accessibilityViolations, collectErrors, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
+import { accessibilityViolations, collectErrors, horizontalOverflow, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
 import { scratchDir } from '../support/files.js';
 import { cameraJpeg } from '../support/sharing.js';
 
@@ -120,6 +120,9 @@ describe("the owner's pages", () => {
     await page.setViewportSize(PHONE);
     for (const [path, name] of [
       ['/library', 'library-phone'],
+      ['/upload', 'upload-phone'],
+      ['/shares', 'shares-empty-phone'],
+      ['/friends', 'friends-empty-phone'],
       [`/photos/${photos[0]!.id}`, 'photo-phone'],
       ['/sync', 'sync-phone'],
       ['/devices', 'devices-phone'],
@@ -128,6 +131,7 @@ describe("the owner's pages", () => {
       await page.locator('main h1').waitFor();
       await page.waitForLoadState('networkidle');
       await check(page, name, errors);
+      expect(await horizontalOverflow(page), `${name}: sideways scrolling`).toBe(0);
     }
 
     // Log out: back to the log-in page, and the pages ask again.

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.js';
-import { accessibilityViolations, collectErrors, DESKTOP, launchChromium, layoutShift, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
+import { accessibilityViolations, collectErrors, horizontalOverflow, DESKTOP, launchChromium, layoutShift, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
 import { newClient, scratchDir } from '../support/files.js';
 import { createShare, tokenOf, uploadPhotos, type Client } from '../support/sharing.js';
 
@@ -88,6 +88,7 @@ describe('the share page (/s/<token>)', () => {
     expect(new Set(boxes.map((b) => b.left)).size).toBe(3);
     expect(boxes.every((b) => b.width > PHONE.width / 4)).toBe(true);
     expect(await accessibilityViolations(page)).toEqual([]);
+    expect(await horizontalOverflow(page)).toBe(0);
     await screenshot(page, 'share-phone');
     await page.locator('.tile').first().click();
     const stage = page.locator('.lightbox .stage');

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadFile } from '../../src/client/upload-file.js';
 import { PASSWORD, startTestApp, type TestApp } from '../support/app.js';
-import { accessibilityViolations, collectErrors, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
+import { accessibilityViolations, collectErrors, horizontalOverflow, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
 import { newClient, scratchDir } from '../support/files.js';
 import { cameraJpeg, type Client } from '../support/sharing.js';
 import { startSmtp, type RunningSmtp } from '../support/smtp.js';
@@ -116,6 +116,30 @@ describe('uploading from the browser', () => {
     await expect.poll(() => page.locator('.share-card .facts').first().innerText()).toContain('withdrawn');
     await friendPage.goto(link);
     await friendPage.getByRole('heading', { name: 'This link was withdrawn' }).waitFor();
+    // The pages of this flow on a phone.
+    await page.setViewportSize(PHONE);
+    for (const [path, name] of [
+      ['/shares', 'shares-phone'],
+      ['/library', 'library-after-upload-phone'],
+    ] as const) {
+      await page.goto(`${app.url}${path}`);
+      await page.locator('main h1').waitFor();
+      await page.waitForLoadState('networkidle');
+      expect(await accessibilityViolations(page), name).toEqual([]);
+      await screenshot(page, name);
+      expect(await horizontalOverflow(page), `${name}: sideways scrolling`).toBe(0);
+    }
+    await page.getByRole('link', { name: /Beach day/ }).click();
+    await page.getByRole('heading', { name: 'Beach day' }).waitFor();
+    await page.waitForLoadState('networkidle');
+    expect(await accessibilityViolations(page)).toEqual([]);
+    expect(await horizontalOverflow(page)).toBe(0);
+    await screenshot(page, 'folder-phone');
+    await page.getByRole('link', { name: 'Share this folder' }).click();
+    await page.getByRole('heading', { name: 'Share' }).waitFor();
+    expect(await accessibilityViolations(page)).toEqual([]);
+    expect(await horizontalOverflow(page)).toBe(0);
+    await screenshot(page, 'share-form-phone');
     expect(errors).toEqual([]);
     await friendContext.close();
     await context.close();

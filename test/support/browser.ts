@@ -64,4 +64,9 @@ export async function layoutShift(page: Page): Promise<number> {
   );
 }
 
+/** How many pixels the page is wider than its window (0: nothing to scroll sideways). */
+export async function horizontalOverflow(page: Page): Promise<number> {
+  return page.evaluate(() => Math.max(0, document.documentElement.scrollWidth - window.innerWidth));
+}
+
 export type { Browser, BrowserContext, Page };
