@@ -1,16 +1,31 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/client/api-client.js';
 import { PASSWORD, startTestApp, type TestApp } from '../support/app.js';
-import { accessibilityViolations, collectErrors, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
+import { scratchDir } from '../support/files.js';
+import { createShare, uploadPhotos, type Client } from '../support/sharing.js';
+import { accessibilityViolations, collectErrors, horizontalOverflow, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
 
 let app: TestApp;
 let browser: Browser;
+let files: Awaited<ReturnType<typeof scratchDir>>;
+
+/** An account through the API, as a program (to upload, which the browser tests do elsewhere). */
+async function program(email: string): Promise<Client> {
+  const { logIn } = await new ApiClient(app.url).graphql<{ logIn: { token: string; user: { id: string } } }>(
+    'mutation($e: String!, $p: String!) { logIn(email: $e, password: $p, device: { name: "laptop", platform: "linux" }) { token user { id } } }',
+    { e: email, p: PASSWORD },
+  );
+  return Object.assign(new ApiClient(app.url, logIn.token), { userId: logIn.user.id, email, token: logIn.token });
+}
 
 beforeAll(async () => {
   app = await startTestApp();
   browser = await launchChromium();
+  files = await scratchDir();
 });
 afterAll(async () => {
   await browser?.close();
+  await files?.remove();
   expect(app.loggedErrors).toEqual([]);
   await app.close();
 });
@@ -48,6 +63,22 @@ describe('friends and groups in the browser', () => {
 
     await ana.page.reload();
     await ana.page.getByRole('button', { name: 'Remove Ben' }).waitFor();
+
+    // Ana shares two photos with her new friend; Ben finds them under "With me".
+    const anaApi = await program(`ana-${stamp}@example.com`);
+    const uploaded = await uploadPhotos(anaApi, files, 2, { folder: 'Picnic', width: 640, height: 480 });
+    const { friends } = await anaApi.graphql<{ friends: { id: string }[] }>('{ friends { id } }');
+    await createShare(anaApi, { assetIds: uploaded.map((u) => u.id), friendIds: [friends[0]!.id], message: 'From Sunday' });
+    await ben.page.getByRole('link', { name: 'With me' }).click();
+    await ben.page.getByRole('heading', { name: /IMG_/ }).waitFor();
+    expect(await ben.page.locator('.share-card').innerText()).toContain('From Sunday');
+    await expect.poll(() => ben.page.locator('.share-card img').evaluateAll((imgs) => imgs.filter((i) => (i as HTMLImageElement).naturalWidth > 0).length)).toBe(2);
+    await ben.page.locator('.share-card .tile').first().click();
+    await ben.page.getByRole('dialog').waitFor();
+    await ben.page.keyboard.press('Escape');
+    expect(await accessibilityViolations(ben.page)).toEqual([]);
+    expect(await horizontalOverflow(ben.page)).toBe(0);
+    await screenshot(ben.page, 'with-me-phone');
     await ana.page.getByLabel('New group').fill('Family');
     await ana.page.getByRole('checkbox', { name: 'Ben' }).check();
     await ana.page.getByRole('button', { name: 'Make the group' }).click();

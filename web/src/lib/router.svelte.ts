@@ -15,7 +15,7 @@ export function navigate(to: string, options: { replace?: boolean } = {}): void 
 window.addEventListener('popstate', () => (route.path = window.location.pathname));
 
 /** Paths the app shows itself (anything else — files, downloads, share links — the browser loads). */
-const APP_PATHS = /^\/(|login|signup|library(\/.*)?|photos\/.*|sync|upload|devices|share|shares|friends)$/;
+const APP_PATHS = /^\/(|login|signup|library(\/.*)?|photos\/.*|sync|upload|devices|share|shares|friends|with-me)$/;
 
 // Plain <a href> links inside the app move without a reload.
 document.addEventListener('click', (event) => {

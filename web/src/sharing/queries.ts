@@ -72,3 +72,24 @@ export const REVOKE_SHARE = graphql(`
 export const REVOKE_RECIPIENT = graphql(`
   mutation RevokeRecipient($id: ID!) { revokeShareRecipient(id: $id) { id } }
 `);
+
+export const SHARED_WITH_ME = graphql(`
+  query SharedWithMe($after: String) {
+    sharedWithMe(first: 6, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id
+        title
+        message
+        sender { nickname }
+        sharedAt
+        expiresAt
+        allowOriginals
+        photoCount
+        downloadAllUrl
+        photos(first: 8) { nodes { id name width height takenAt size thumbnailUrl previewUrl imageUrl originalUrl } }
+      }
+    }
+  }
+`);
+export type ReceivedShare = ResultOf<typeof SHARED_WITH_ME>['sharedWithMe']['nodes'][number];
