@@ -38,7 +38,12 @@ export function createWebRoute(deps: { config: Config; services: Services; dist?
   return async (req: IncomingMessage, res: ServerResponse) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const url = new URL(req.url ?? '/', 'http://x');
-    const pathname = decodeURIComponent(url.pathname);
+    let pathname: string;
+    try {
+      pathname = decodeURIComponent(url.pathname);
+    } catch {
+      return false; // a malformed %-escape: nothing here (404)
+    }
     if (pathname.startsWith('/app/')) return sendAppFile(req, res, dist, pathname);
     // API paths and anything that looks like a file are not pages.
     if (/\.[a-z0-9]+$/i.test(pathname) || pathname.startsWith('/assets/') || pathname.startsWith('/shared/') || pathname.startsWith('/uploads/') || pathname.startsWith('/blobs/')) return false;
