@@ -147,6 +147,8 @@ describe('the share page (/s/<token>)', () => {
     // An unknown link gets no preview at all.
     const unknown = await (await fetch(`${app.url}/s/pxl_${'B'.repeat(43)}`)).text();
     expect(unknown).not.toContain('og:title');
+    // A malformed address is simply not found.
+    expect((await fetch(`${app.url}/%E0%A4%A`)).status).toBe(404);
     // The app's files are cached for good (their names change with their content).
     const script = /src="(\/app\/[^"]+\.js)"/.exec(html)![1]!;
     expect((await fetch(`${app.url}${script}`)).headers.get('cache-control')).toBe('public, max-age=31536000, immutable');

@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { Logger as WorkerLogger, run, runMigrations, type Runner, type Task } from 'graphile-worker';
+import pg from 'pg';
 import type { Config } from '../../config.js';
 import type { Logger } from '../../logger.js';
 
@@ -38,6 +39,7 @@ export class JobQueue {
   private readonly tasks: Record<string, Task> = {};
   private readonly schedules: string[] = [];
   private runner?: Runner;
+  private pool?: pg.Pool;
 
   constructor(private readonly deps: { databaseUrl: string; config: Pick<Config, 'jobs'>; log: Logger }) {}
 
@@ -61,12 +63,27 @@ export class JobQueue {
       // Warnings too: a job that failed and will be retried, or a worker pool that stopped.
       if (level === 'error' || level === 'warning') this.deps.log.error(`jobs: ${message}`);
     });
-    await runMigrations({ connectionString: this.deps.databaseUrl, logger });
-    if (!this.deps.config.jobs.run) return;
+    // Our own pool, so that stop() can wait for its connections to close, and a connection the
+    // server ends (a restart, a dropped database) is logged instead of crashing the process.
+    const pool = new pg.Pool({ connectionString: this.deps.databaseUrl, max: this.deps.config.jobs.concurrency + 2 });
+    const closing = () => this.pool !== pool;
+    pool.on('error', (error) => {
+      if (!closing()) this.deps.log.error('jobs: a database connection failed', error);
+    });
+    pool.on('connect', (client) => client.on('error', (error) => {
+      if (!closing()) this.deps.log.error('jobs: a database connection failed', error);
+    }));
+    this.pool = pool;
+    await runMigrations({ pgPool: pool, logger });
+    if (!this.deps.config.jobs.run) {
+      // An API-only instance adds jobs inside its own transactions; it needs no connections here.
+      this.pool = undefined;
+      await pool.end();
+      return;
+    }
     this.runner = await run({
-      connectionString: this.deps.databaseUrl,
+      pgPool: pool,
       concurrency: this.deps.config.jobs.concurrency,
-      maxPoolSize: this.deps.config.jobs.concurrency + 2,
       noHandleSignals: true,
       pollInterval: 2000,
       taskList: this.tasks,
@@ -98,5 +115,8 @@ export class JobQueue {
   async stop(): Promise<void> {
     await this.runner?.stop();
     this.runner = undefined;
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end();
   }
 }
