@@ -88,9 +88,13 @@ for (const driver of ['fs', 's3'] as const) {
       const text = await uploadFile(api, await files.write('notes.txt', Buffer.from('not a photo at all\n')));
       const reasons = await app.database.sql<{ thumbnail_error: string }[]>`select thumbnail_error from blobs where sha256 in (${broken.asset.sha256}, ${text.asset.sha256}) order by thumbnail_error`;
       expect(reasons.map((r) => r.thumbnail_error.split(':')[0])).toEqual(['corrupt', 'not an image']);
-      for (const id of [broken.asset.id, text.asset.id]) {
+      // The cut JPEG's header still gave its width; the text file has none.
+      for (const [id, width] of [
+        [broken.asset.id, 800],
+        [text.asset.id, null],
+      ] as const) {
         const { asset } = await api.graphql<{ asset: { thumbnailStatus: string; thumbnailUrl: string | null; width: number | null } }>('query($id: ID!) { asset(id: $id) { thumbnailStatus thumbnailUrl width } }', { id });
-        expect(asset).toEqual({ thumbnailStatus: 'failed', thumbnailUrl: null, width: null });
+        expect(asset).toEqual({ thumbnailStatus: 'failed', thumbnailUrl: null, width });
         expect((await download(app, api.token, id, 'thumbnail')).status).toBe(404);
       }
       const original = await download(app, api.token, broken.asset.id);
@@ -108,5 +112,21 @@ for (const driver of ['fs', 's3'] as const) {
       const [blob] = await app.database.sql<{ thumbnail_error: string }[]>`select thumbnail_error from blobs where sha256 = ${result.asset.sha256}`;
       expect(blob?.thumbnail_error).toMatch(/^too_large:/);
     }, 60_000);
+
+    it('keeps the capture time and dimensions of a camera photo cut short (no thumbnail)', async () => {
+      const api = await newClient(app);
+      const camera = await photo(1200, 900)
+        .withExif({ IFD0: { Make: 'Acme Optical', Model: 'X-100' }, IFD2: { DateTimeOriginal: '2023:07:14 18:05:09', OffsetTimeOriginal: '+02:00' } })
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      const cut = camera.subarray(0, Math.floor(camera.length * 0.6));
+      const result = await uploadFile(api, await files.write('cut.jpg', cut));
+      const { asset } = await api.graphql<{ asset: { thumbnailStatus: string; takenAt: string; width: number; height: number } }>(
+        'query($id: ID!) { asset(id: $id) { thumbnailStatus takenAt width height } }',
+        { id: result.asset.id },
+      );
+      // The EXIF time (not the file time the client sent), though the image data ends early.
+      expect(asset).toEqual({ thumbnailStatus: 'failed', takenAt: '2023-07-14T16:05:09.000Z', width: 1200, height: 900 });
+    });
   });
 }

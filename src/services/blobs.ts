@@ -161,7 +161,9 @@ export class BlobService {
     if (!result.ok) {
       const mimeType = result.mediaType;
       const reason = result.reason === 'unsupported' ? (mimeType ? `no thumbnails for ${mimeType}` : 'not an image') : `${result.reason}: ${result.message}`;
-      update = { mimeType, thumbnailStatus: 'failed', thumbnailError: reason.slice(0, 500) };
+      // No images, but what the header told (a photo cut short still has its capture time).
+      const header = result.header ? { width: result.header.width, height: result.header.height, takenAt: takenAtInstant(result.header.takenAt) } : {};
+      update = { mimeType, ...header, thumbnailStatus: 'failed', thumbnailError: reason.slice(0, 500) };
     } else {
       await storage.put(derivedKey(sha256, 'thumbnail'), Readable.from([result.thumbnail.data]), { contentType: 'image/webp' });
       await storage.put(derivedKey(sha256, 'preview'), Readable.from([result.preview.data]), { contentType: 'image/webp' });

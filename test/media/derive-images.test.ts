@@ -221,6 +221,33 @@ describe('deriveImages: bad input fails cleanly', () => {
     expect(expectOk(await deriveImages(truncated, { failOn: 'none' })).preview.width).toBe(1600);
   });
 
+  it('still reads the capture time, camera and dimensions of a camera JPEG cut short after its header', async () => {
+    const camera = await sharp(photo)
+      .withMetadata({ orientation: 6 })
+      .withExif({
+        IFD0: { Make: 'Acme Optical', Model: 'X-100' },
+        IFD2: { DateTimeOriginal: '2023:07:14 18:05:09', OffsetTimeOriginal: '+02:00' },
+      })
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    for (const keep of [0.9, 0.5, 0.1]) {
+      const cut = camera.subarray(0, Math.floor(camera.length * keep));
+      const result = await deriveImages(cut);
+      expect(result).toMatchObject({ ok: false, reason: 'corrupt', mediaType: 'image/jpeg' });
+      // Dimensions after the EXIF orientation (6: stored sideways, shown portrait).
+      expect(result.ok === false && result.header).toEqual({
+        width: 3000,
+        height: 4000,
+        orientation: 6,
+        make: 'Acme Optical',
+        model: 'X-100',
+        takenAt: { local: '2023-07-14T18:05:09', offset: '+02:00', instant: new Date('2023-07-14T16:05:09Z'), source: 'DateTimeOriginal' },
+      });
+    }
+    // Nothing but a signature: no header to tell anything.
+    expect(await deriveImages(camera.subarray(0, 4))).not.toHaveProperty('header');
+  });
+
   it('reports a JPEG with garbage after its signature as corrupt', async () => {
     const garbage = Buffer.concat([photo.subarray(0, 4), randomBytes(4000)]);
     expect(await deriveImages(garbage)).toMatchObject({ ok: false, reason: 'corrupt', mediaType: 'image/jpeg' });

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { FailOnOptions, ResizeOptions } from 'sharp';
+import type { FailOnOptions, Metadata, ResizeOptions } from 'sharp';
 import { computeDHash, type PerceptualHash } from './perceptual-hash.js';
 import { readExifFacts, type TakenAt } from './read-exif-facts.js';
 import { classifySharpError, fromRawPixels, sharp, withImageSlot, type MediaFailure, type RawPixels } from './sharp-runtime.js';
@@ -109,7 +109,10 @@ export interface DerivedImages {
   perceptualHash: PerceptualHash;
 }
 
-export type DeriveImagesResult = DerivedImages | MediaFailure;
+/** What a file's header told even though its pixels did not decode (cut short, damaged). */
+export type HeaderFacts = Pick<ImageMetadata, 'width' | 'height' | 'orientation' | 'takenAt' | 'make' | 'model'>;
+
+export type DeriveImagesResult = DerivedImages | (MediaFailure & { header?: HeaderFacts });
 
 /**
  * Decodes the image once and derives preview, thumbnail, metadata and perceptual hash.
@@ -127,6 +130,7 @@ async function deriveImagesNow(input: MediaInput, settings: Required<DeriveImage
   const loaded = await loadInput(input, settings.maxInputBytes);
   if (!loaded.ok) return loaded;
   const { source, mediaType } = loaded;
+  let header: Metadata | undefined;
   try {
     const image = sharp(source, {
       limitInputPixels: settings.limitInputPixels,
@@ -135,9 +139,8 @@ async function deriveImagesNow(input: MediaInput, settings: Required<DeriveImage
     });
     // Header only (no pixels): dimensions for the decode target, EXIF, and the pixel-limit
     // check, which sharp applies here already.
-    const header = await image.metadata();
-    const width = header.autoOrient?.width ?? header.width;
-    const height = header.autoOrient?.height ?? header.height;
+    header = await image.metadata();
+    const { width, height } = headerFacts(header);
 
     const { data, info } = await image
       .autoOrient()
@@ -152,25 +155,28 @@ async function deriveImagesNow(input: MediaInput, settings: Required<DeriveImage
       encodePreview(pixels),
       shrinkForThumbnail(pixels).then((small) => Promise.all([encodeThumbnail(small), computeDHash(small)])),
     ]);
-    const facts = readExifFacts(header.exif);
     return {
       ok: true,
       preview,
       thumbnail,
       perceptualHash,
-      metadata: {
-        mediaType,
-        format: header.format,
-        width,
-        height,
-        orientation: header.orientation ?? null,
-        hasAlpha: header.hasAlpha,
-        ...facts,
-      },
+      metadata: { mediaType, format: header.format, hasAlpha: header.hasAlpha, ...headerFacts(header) },
     };
   } catch (error) {
-    return classifySharpError(error, mediaType);
+    // A file cut short or damaged after its header still has its capture time and dimensions.
+    const failure = classifySharpError(error, mediaType);
+    return header ? { ...failure, header: headerFacts(header) } : failure;
   }
+}
+
+/** The facts of a header: dimensions after EXIF orientation, the orientation, and the EXIF facts. */
+function headerFacts(header: Metadata): HeaderFacts {
+  return {
+    width: header.autoOrient?.width ?? header.width,
+    height: header.autoOrient?.height ?? header.height,
+    orientation: header.orientation ?? null,
+    ...readExifFacts(header.exif),
+  };
 }
 
 /**
