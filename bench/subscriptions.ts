@@ -97,8 +97,13 @@ function startClient<T>(cleanup: Cleanup, job: SubscribeJob | UploadJob): { read
   const result = new Promise<T>((resolve, reject) => {
     child.once('exit', (code, signal) => {
       cleanup.children.delete(child);
-      if (code === 0 && last) resolve(JSON.parse(last) as T);
-      else reject(new Error(`${job.mode} client exited with ${code ?? signal}: ${stderr.trim().slice(-1500)}`));
+      // (Parsed inside a try: an exception thrown in this callback would end the benchmark without its clean-up.)
+      try {
+        if (code === 0 && last) resolve(JSON.parse(last) as T);
+        else reject(new Error(`${job.mode} client exited with ${code ?? signal}: ${stderr.trim().slice(-1500)}`));
+      } catch (error) {
+        reject(new Error(`${job.mode} client's result is not JSON (${String(error)}): ${last.slice(0, 200)}`));
+      }
     });
   });
   result.catch(() => onReady());
