@@ -76,7 +76,7 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const mailDeps = { db, shares, storage, mailer, log };
   jobs.handle('send-share-mail', (payload, run) => sendShareMail(mailDeps, payload, run));
   jobs.handle('remind-share-expiry', (payload) => remindShareExpiry(mailDeps, payload));
-  const sweep = (now?: Date) => sweepExpired({ library, shares, log }, now);
+  const sweep = (now?: Date) => sweepExpired({ db, library, log }, now);
   jobs.handle('sweep-expired', async () => void (await sweep()));
   jobs.every(SWEEP_SCHEDULE, 'sweep-expired');
   return { access, accounts, devices, blobs, library, folders, uploads, sync, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };

@@ -20,16 +20,13 @@ import { SealedBox } from '../sealed-box.js';
 import { createToken, hashToken, looksLikeToken } from '../tokens.js';
 import { checkRequestedExpiry, defaultExpiry } from '../library/expiry-rules.js';
 import { decodeCursor, encodeTimeCursor } from '../library/page-cursor.js';
+import { refuseMailFlood, resolveRecipients } from './share-recipients.js';
 
 /** Items (assets and folders) one share may name. */
 export const MAX_SHARE_ITEMS = 5000;
 /** People and addresses one share may go to. */
 export const MAX_SHARE_RECIPIENTS = 1000;
-/** Plain email addresses (each gets a mail) a user may share with in a day: a cap against spam. */
-export const MAX_EMAIL_RECIPIENTS_PER_DAY = 500;
 export const MAX_MESSAGE_LENGTH = 2000;
-/** Ended shares are kept this long (their links answer SHARE_EXPIRED or SHARE_REVOKED), then deleted (NOT_FOUND). */
-export const SHARE_RETENTION_DAYS = 90;
 
 export interface CreateShareInput {
   assetIds?: readonly string[] | null;
@@ -129,9 +126,9 @@ export class ShareService {
       const sharedFolders = await this.deps.access.folders(viewer, 'view', folderIds, { tx });
       if (sharedFolders.length !== folderIds.length) throw new AppError('NOT_FOUND', 'No such folder', { folderIds: folderIds.filter((id) => !sharedFolders.some((f) => f.id === id)).slice(0, 20) });
 
-      const recipients = await this.resolveRecipients(tx, viewer, friendIds, groupIds, emails);
+      const recipients = await resolveRecipients(this.deps, tx, viewer, friendIds, groupIds, emails);
       if (recipients.length > MAX_SHARE_RECIPIENTS) throw new AppError('BATCH_TOO_LARGE', `A share goes to at most ${MAX_SHARE_RECIPIENTS} people`, { limit: MAX_SHARE_RECIPIENTS });
-      await this.refuseMailFlood(tx, viewer, recipients.filter((r) => r.via === 'email').length);
+      await refuseMailFlood(tx, viewer, recipients.filter((r) => r.via === 'email').length);
 
       // Never later than the items: the share ends when the last of them goes (null: kept until deleted).
       const itemExpiries = [...sharedAssets, ...sharedFolders].map((item) => item.expiresAt);
@@ -332,26 +329,6 @@ export class ShareService {
     return `${this.deps.config.publicUrl}/s/${token}`;
   }
 
-  /**
-   * For the expiry sweep: shares whose items are all gone end now (their links answer
-   * SHARE_EXPIRED), and shares ended more than 90 days ago are deleted with their recipients.
-   */
-  async endEmptyShares(now = new Date()): Promise<{ ended: number; deleted: number }> {
-    // Ended at once, even when the sweep judges by a clock ahead of the database's (tests).
-    const endAt = sql`least(now(), ${now.toISOString()}::timestamptz)`;
-    const ended = await this.deps.db
-      .update(shares)
-      .set({ expiresAt: endAt })
-      .where(and(gt(shares.expiresAt, endAt), sql`not exists (select 1 from ${shareItems} where ${shareItems.shareId} = ${shares.id})`))
-      .returning({ id: shares.id });
-    const longAgo = new Date(now.getTime() - SHARE_RETENTION_DAYS * 86_400_000);
-    const deleted = await this.deps.db
-      .delete(shares)
-      .where(or(lt(shares.expiresAt, longAgo), lt(shares.revokedAt, longAgo)))
-      .returning({ id: shares.id });
-    return { ended: ended.length, deleted: deleted.length };
-  }
-
   // -- internals -------------------------------------------------------------
 
   private async ownShare(db: Db | Tx, viewer: Viewer, shareId: string, lock = false): Promise<ShareRow> {
@@ -360,36 +337,6 @@ export class ShareService {
     const [share] = lock ? await query.for('update') : await query;
     if (!share) throw notFound();
     return share;
-  }
-
-  /**
-   * Friends by id (each must be a friend), groups expanded now, addresses (an address of a friend
-   * is that friend): one recipient per address, a friend picked directly before one through a group.
-   */
-  private async resolveRecipients(tx: Tx, viewer: Viewer, friendIds: string[], groupIds: string[], emails: string[]) {
-    const byId = await this.deps.friends.friendsAmong(viewer, { ids: friendIds, emails }, tx);
-    const strangers = friendIds.filter((id) => !byId.some((p) => p.id === id));
-    if (strangers.length > 0) throw new AppError('NOT_A_FRIEND', 'You can share with friends, your groups and email addresses', { userIds: strangers.slice(0, 20) });
-    const grouped = await this.deps.contactGroups.expandGroups(viewer, groupIds);
-    const recipients = new Map<string, { userId: string | null; email: string; via: 'friend' | 'group' | 'email' }>();
-    for (const friend of byId) recipients.set(friend.email, { userId: friend.id, email: friend.email, via: 'friend' });
-    for (const member of grouped) if (!recipients.has(member.email)) recipients.set(member.email, { userId: member.id, email: member.email, via: 'group' });
-    for (const email of emails) if (!recipients.has(email)) recipients.set(email, { userId: null, email, via: 'email' });
-    recipients.delete(viewer.user.email);
-    if (recipients.size === 0) throw new AppError('BAD_USER_INPUT', 'Nobody to share with (a share to yourself alone is not sent)', { field: 'emails' });
-    return [...recipients.values()];
-  }
-
-  private async refuseMailFlood(tx: Tx, viewer: Viewer, adding: number): Promise<void> {
-    if (adding === 0) return;
-    const [{ n } = { n: 0 }] = await tx
-      .select({ n: sql<number>`count(*)::int` })
-      .from(shareRecipients)
-      .innerJoin(shares, eq(shares.id, shareRecipients.shareId))
-      .where(and(eq(shares.ownerId, viewer.user.id), eq(shareRecipients.via, 'email'), gt(shareRecipients.createdAt, sql`now() - interval '1 day'`)));
-    if (n + adding > MAX_EMAIL_RECIPIENTS_PER_DAY) {
-      throw new AppError('LIMIT_REACHED', `You can share with at most ${MAX_EMAIL_RECIPIENTS_PER_DAY} email addresses a day`, { limit: MAX_EMAIL_RECIPIENTS_PER_DAY });
-    }
   }
 
   /** The reminder mail, a setting's number of days before the share's items go (if that is still ahead). */
