@@ -29,18 +29,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApiClient } from '../src/client/api-client.js';
-import { uploadFile } from '../src/client/upload-file.js';
 import { befriend, createShare, tokenOf, type Client } from '../test/support/sharing.js';
 import { startSmtp, type RunningSmtp } from '../test/support/smtp.js';
-
 import { folderId, makePhotos, uploadAll } from './support/photos.js';
-import { Cleanup, execFileAsync, fmtMs, inParallel, mbps, median, percentile, r1, r2, r3, readCpuMs, readStatus, ROOT, runScript, signUp, sleep, startServerProcess } from './support/kit.js';
+import { Cleanup, execFileAsync, partRunner, startBench, fmtMs, inParallel, mbps, median, percentile, r1, r2, r3, readCpuMs, readStatus, ROOT, runScript, signUp, sleep, startServerProcess } from './support/kit.js';
 
-const MiB = 2 ** 20;
 
 /** What a recipient's page asks for: the share and its first photos with their signed URLs. */
 const SHARE_QUERY = 'query($t: String!) { share(token: $t) { title photoCount photos(first: 100) { nodes { id name thumbnailUrl previewUrl imageUrl originalUrl } } } }';
@@ -449,29 +446,9 @@ async function measureZip(cleanup: Cleanup, s: Settings, server: { child: ChildP
 
 export async function run(): Promise<void> {
   const s = settings();
-  // As in bench/upload.ts: the server runs as deployed (graphql-js reads NODE_ENV once, at load time).
-  process.env.NODE_ENV ??= 'production';
-  const cleanup = new Cleanup();
-  const onSignal = (signal: NodeJS.Signals) => {
-    console.error(`${signal}: cleaning up`);
-    cleanup.aborted = true;
-    void cleanup.run().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-
+  const cleanup = startBench();
   const errors: string[] = [];
-  const attempt = async <T>(part: string, work: () => Promise<T>): Promise<T | undefined> => {
-    cleanup.checkpoint();
-    try {
-      return await work();
-    } catch (error) {
-      cleanup.checkpoint();
-      console.error(`${part} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      errors.push(`${part}: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500));
-      return undefined;
-    }
-  };
+  const attempt = partRunner(cleanup, errors);
 
   const benchStart = performance.now();
   const work = await mkdtemp(path.join(tmpdir(), 'pixshare-bench-share-'));
@@ -561,8 +538,6 @@ export async function run(): Promise<void> {
     zip = await attempt('zip', () => measureZip(cleanup, s, server, zipView.downloadAllUrl, blobFiles, originalBytes));
     await server.stop();
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     await cleanup.run();
   }
 

@@ -35,7 +35,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import postgres from 'postgres';
 import type { SubscribeJob, SubscribeResult, UploadJob } from './support/live-clients.js';
-import { Cleanup, r1, r2, r3, readCpuMs, readStatus, ROOT, signUp, sleep, startServerProcess, median, type Client } from './support/kit.js';
+import { Cleanup, r1, startBench, r2, r3, readCpuMs, readStatus, ROOT, signUp, sleep, startServerProcess, median, type Client } from './support/kit.js';
 
 interface Settings {
   subscribers: number;
@@ -236,15 +236,7 @@ function describe(p: PhaseFigures): string {
 
 export async function run(): Promise<void> {
   const s = settings();
-  process.env.NODE_ENV ??= 'production';
-  const cleanup = new Cleanup();
-  const onSignal = (signal: NodeJS.Signals) => {
-    console.error(`${signal}: cleaning up`);
-    cleanup.aborted = true;
-    void cleanup.run().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const cleanup = startBench();
   const started = performance.now();
   const work = await mkdtemp(path.join(tmpdir(), 'pixshare-bench-subscriptions-'));
   await chmod(work, 0o755);

@@ -53,6 +53,7 @@ import { CHECK_UPLOADS, uploadFile } from '../src/client/upload-file.js';
 import { loadConfig } from '../src/config.js';
 import type { Logger } from '../src/logger.js';
 import type { CheckFile } from '../src/services/uploads/upload-sessions.js';
+import { Cleanup, partRunner, startBench } from './support/kit.js';
 import type { ClientJob, ClientResult } from './support/upload-client.js';
 
 const MiB = 2 ** 20;
@@ -116,39 +117,6 @@ function settings(): Settings {
   };
 }
 
-// -- clean-up ------------------------------------------------------------------
-
-/** Everything started is registered here and undone in reverse order, on success, failure or a signal. */
-class Cleanup {
-  private readonly steps: { label: string; undo: () => Promise<unknown> }[] = [];
-  readonly children = new Set<ChildProcess>();
-  /** Set by a signal: the run stops at its next checkpoint instead of starting more work. */
-  aborted = false;
-
-  checkpoint(): void {
-    if (this.aborted) throw new Error('interrupted');
-  }
-
-  add(label: string, undo: () => Promise<unknown>): () => Promise<void> {
-    const step = { label, undo };
-    this.steps.push(step);
-    // Undo one step early (and only once).
-    return async () => {
-      const index = this.steps.indexOf(step);
-      if (index < 0) return;
-      this.steps.splice(index, 1);
-      await undo();
-    };
-  }
-
-  async run(): Promise<void> {
-    for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    while (this.steps.length > 0) {
-      const step = this.steps.pop()!;
-      await step.undo().catch((error: unknown) => console.error(`clean-up (${step.label}) failed:`, error));
-    }
-  }
-}
 
 // -- small helpers -------------------------------------------------------------
 
@@ -841,32 +809,9 @@ async function measureRss(cleanup: Cleanup, s: Settings, work: string): Promise<
 
 export async function run(): Promise<void> {
   const s = settings();
-  // A server is deployed with NODE_ENV=production (README); graphql-js reads it once, when it is
-  // first loaded, and runs slower development-mode checks without it. The servers measured here
-  // (in this process, and src/main.ts spawned below) run as in production unless told otherwise.
-  process.env.NODE_ENV ??= 'production';
-  const cleanup = new Cleanup();
-  const onSignal = (signal: NodeJS.Signals) => {
-    console.error(`${signal}: cleaning up`);
-    cleanup.aborted = true;
-    void cleanup.run().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-
+  const cleanup = startBench();
   const errors: string[] = [];
-  const attempt = async <T>(part: string, work: () => Promise<T>): Promise<T | undefined> => {
-    cleanup.checkpoint();
-    try {
-      return await work();
-    } catch (error) {
-      cleanup.checkpoint();
-      const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-      console.error(`${part} failed: ${message}`);
-      errors.push(`${part}: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500));
-      return undefined;
-    }
-  };
+  const attempt = partRunner(cleanup, errors);
 
   const benchStart = performance.now();
   const work = await mkdtemp(path.join(tmpdir(), 'pixshare-bench-upload-'));
@@ -909,8 +854,6 @@ export async function run(): Promise<void> {
       if (thumbs) console.log(`  ours ${fmtMs(thumbs.ours_ms)}, plain sharp ${fmtMs(thumbs.sharp_ms)} for ${s.thumbsCount} files: sharp / ours = ${thumbs.ratio}`);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     await cleanup.run();
   }
 

@@ -19,7 +19,7 @@ import { ensureWebBuild } from '../src/http/web-build.js';
 import { WEB_DIST } from '../src/http/web.js';
 import { createShare, tokenOf } from '../test/support/sharing.js';
 import { launchChromium } from '../test/support/browser.js';
-import { Cleanup, median, r1, signUp, startServerProcess } from './support/kit.js';
+import { median, r1, signUp, startBench, startServerProcess } from './support/kit.js';
 import { folderId, makePhotos, uploadAll } from './support/photos.js';
 
 function int(name: string, fallback: number): number {
@@ -45,15 +45,7 @@ async function shareBundleGzipKib(): Promise<{ kib: number; files: { file: strin
 export async function run(): Promise<void> {
   const photos = int('BENCH_WEB_PHOTOS', 1000);
   const rounds = int('BENCH_WEB_ROUNDS', 5);
-  process.env.NODE_ENV ??= 'production';
-  const cleanup = new Cleanup();
-  const onSignal = (signal: NodeJS.Signals) => {
-    console.error(`${signal}: cleaning up`);
-    cleanup.aborted = true;
-    void cleanup.run().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const cleanup = startBench();
   const started = performance.now();
   const errors: string[] = [];
   let bundle: Awaited<ReturnType<typeof shareBundleGzipKib>> | undefined;

@@ -25,6 +25,7 @@ export class Cleanup {
   readonly children = new Set<ChildProcess>();
   aborted = false;
 
+  /** Set by a signal: the run stops at its next checkpoint instead of starting more work. */
   checkpoint(): void {
     if (this.aborted) throw new Error('interrupted');
   }
@@ -47,6 +48,42 @@ export class Cleanup {
       await step.undo().catch((error: unknown) => console.error(`clean-up (${step.label}) failed:`, error));
     }
   }
+}
+
+/**
+ * A benchmark's start: the servers it measures run as deployed (NODE_ENV=production unless set;
+ * graphql-js reads it once, when first loaded, and runs slower development-mode checks without it),
+ * and Ctrl-C or SIGTERM undoes everything registered with the returned Cleanup.
+ */
+export function startBench(): Cleanup {
+  process.env.NODE_ENV ??= 'production';
+  const cleanup = new Cleanup();
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.error(`${signal}: cleaning up`);
+    cleanup.aborted = true;
+    void cleanup.run().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return cleanup;
+}
+
+/**
+ * Runs the parts of a benchmark: a part that fails is reported, recorded in `errors` (for the JSON
+ * line), and the run goes on with the next; an interrupted run stops.
+ */
+export function partRunner(cleanup: Cleanup, errors: string[]) {
+  return async <T>(part: string, work: () => Promise<T>): Promise<T | undefined> => {
+    cleanup.checkpoint();
+    try {
+      return await work();
+    } catch (error) {
+      cleanup.checkpoint();
+      console.error(`${part} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      errors.push(`${part}: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500));
+      return undefined;
+    }
+  };
 }
 
 // -- small helpers -------------------------------------------------------------
