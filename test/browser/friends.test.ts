@@ -1,22 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiClient } from '../../src/client/api-client.js';
 import { PASSWORD, startTestApp, type TestApp } from '../support/app.js';
-import { scratchDir } from '../support/files.js';
-import { createShare, uploadPhotos, type Client } from '../support/sharing.js';
-import { accessibilityViolations, collectErrors, horizontalOverflow, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
+import { logInAsProgram, scratchDir } from '../support/files.js';
+import { createShare, uploadPhotos } from '../support/sharing.js';
+import { accessibilityViolations, collectErrors, horizontalOverflow, signUpInBrowser, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
 
 let app: TestApp;
 let browser: Browser;
 let files: Awaited<ReturnType<typeof scratchDir>>;
-
-/** An account through the API, as a program (to upload, which the browser tests do elsewhere). */
-async function program(email: string): Promise<Client> {
-  const { logIn } = await new ApiClient(app.url).graphql<{ logIn: { token: string; user: { id: string } } }>(
-    'mutation($e: String!, $p: String!) { logIn(email: $e, password: $p, device: { name: "laptop", platform: "linux" }) { token user { id } } }',
-    { e: email, p: PASSWORD },
-  );
-  return Object.assign(new ApiClient(app.url, logIn.token), { userId: logIn.user.id, email, token: logIn.token });
-}
 
 beforeAll(async () => {
   app = await startTestApp();
@@ -31,15 +21,9 @@ afterAll(async () => {
 });
 
 async function signedIn(email: string, nickname: string, viewport = DESKTOP): Promise<{ page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
+  const page = await (await browser.newContext({ viewport })).newPage();
   const errors = collectErrors(page);
-  await page.goto(`${app.url}/signup`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Name others see').fill(nickname);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign up' }).click();
-  await page.getByRole('heading', { name: 'Library' }).waitFor();
+  await signUpInBrowser(page, app.url, { email, password: PASSWORD, nickname });
   return { page, errors };
 }
 
@@ -65,7 +49,7 @@ describe('friends and groups in the browser', () => {
     await ana.page.getByRole('button', { name: 'Remove Ben' }).waitFor();
 
     // Ana shares two photos with her new friend; Ben finds them under "With me".
-    const anaApi = await program(`ana-${stamp}@example.com`);
+    const anaApi = await logInAsProgram(app, `ana-${stamp}@example.com`, { name: 'laptop', platform: 'linux' });
     const uploaded = await uploadPhotos(anaApi, files, 2, { folder: 'Picnic', width: 640, height: 480 });
     const { friends } = await anaApi.graphql<{ friends: { id: string }[] }>('{ friends { id } }');
     await createShare(anaApi, { assetIds: uploaded.map((u) => u.id), friendIds: [friends[0]!.id], message: 'From Sunday' });

@@ -1,11 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadFile } from '../../src/client/upload-file.js';
 import { PASSWORD, startTestApp, type TestApp } from '../support/app.js';
-import { accessibilityViolations, collectErrors, horizontalOverflow, DESKTOP, launchChromium, PHONE, screenshot, type Browser, type Page } from '../support/browser.js';
-import { newClient, scratchDir } from '../support/files.js';
-import { cameraJpeg, type Client } from '../support/sharing.js';
+import { accessibilityViolations, collectErrors, horizontalOverflow, signUpInBrowser, DESKTOP, launchChromium, PHONE, screenshot, type Browser } from '../support/browser.js';
+import { logInAsProgram, newClient, scratchDir } from '../support/files.js';
+import { cameraJpeg } from '../support/sharing.js';
 import { startSmtp, type RunningSmtp } from '../support/smtp.js';
 
 let app: TestApp;
@@ -29,32 +29,13 @@ afterAll(async () => {
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-async function signUpInBrowser(page: Page, email: string): Promise<void> {
-  await page.goto(`${app.url}/signup`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign up' }).click();
-  await page.getByRole('heading', { name: 'Library' }).waitFor();
-}
-
-/** The same account through the API (as a program), for what the browser does not do here. */
-async function asProgram(email: string): Promise<Client> {
-  const anonymous = await newClient(app);
-  const { logIn } = await anonymous.graphql<{ logIn: { token: string; user: { id: string } } }>(
-    'mutation($e: String!, $p: String!) { logIn(email: $e, password: $p, device: { name: "test", platform: "cli" }) { token user { id } } }',
-    { e: email, p: PASSWORD },
-  );
-  const { ApiClient } = await import('../../src/client/api-client.js');
-  return Object.assign(new ApiClient(app.url, logIn.token), { userId: logIn.user.id, email, token: logIn.token });
-}
-
 describe('uploading from the browser', () => {
   it('uploads three photos (one instantly), a second tab sees "3 of 3" live, the folder shared by mail opens for a friend who downloads the exact bytes; revoked, the link says so', async () => {
     const email = `uploader-${Date.now()}@example.com`;
     const context = await browser.newContext({ viewport: DESKTOP });
     const page = await context.newPage();
     const errors = collectErrors(page);
-    await signUpInBrowser(page, email);
+    await signUpInBrowser(page, app.url, { email, password: PASSWORD });
 
     // Three real photos; someone else already stored the third: it goes instantly, with a proof.
     const photos = await Promise.all([0, 1, 2].map(async (i) => ({ name: `DSC_${i}.jpg`, bytes: await cameraJpeg(900 + i, { width: 1200, height: 800 }) })));
@@ -151,7 +132,7 @@ describe('uploading from the browser', () => {
     const big = await files.random('holiday-video.mp4', size);
     const context = await browser.newContext({ viewport: DESKTOP });
     const page = await context.newPage();
-    await signUpInBrowser(page, email);
+    await signUpInBrowser(page, app.url, { email, password: PASSWORD });
     await page.goto(`${app.url}/upload`);
 
     // Bytes the server acknowledged, per page load.
@@ -170,7 +151,7 @@ describe('uploading from the browser', () => {
     // Only what was missing went again: chunks that were in flight at the reload, at most, are sent twice.
     expect(before + acknowledged).toBeLessThan(size + 4 * 8 * 2 ** 20);
     expect(acknowledged).toBeLessThanOrEqual(size - before);
-    const owner = await asProgram(email);
+    const owner = await logInAsProgram(app, email);
     const { assets } = await owner.graphql<{ assets: { nodes: { sha256: string; size: number }[] } }>('{ assets(first: 5) { nodes { sha256 size } } }');
     expect(assets.nodes).toEqual([{ sha256: sha256(big.bytes), size }]);
     await screenshot(page, 'upload-resumed-desktop');

@@ -69,4 +69,14 @@ export async function horizontalOverflow(page: Page): Promise<number> {
   return page.evaluate(() => Math.max(0, document.documentElement.scrollWidth - window.innerWidth));
 }
 
+/** Signs up on the app's page (a browser session), and waits for the library it lands on. */
+export async function signUpInBrowser(page: Page, baseUrl: string, account: { email: string; password: string; nickname?: string }): Promise<void> {
+  await page.goto(`${baseUrl}/signup`);
+  await page.getByLabel('Email').fill(account.email);
+  if (account.nickname) await page.getByLabel('Name others see').fill(account.nickname);
+  await page.getByLabel('Password').fill(account.password);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await page.getByRole('heading', { name: 'Library' }).waitFor();
+}
+
 export type { Browser, BrowserContext, Page };

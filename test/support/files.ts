@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiClient } from '../../src/client/api-client.js';
-import { startTestApp, type TestApp } from './app.js';
+import { PASSWORD, startTestApp, type TestApp } from './app.js';
 import { startS3rver, type RunningS3rver } from './s3rver.js';
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -52,6 +52,15 @@ export async function startAppOn(driver: 'fs' | 's3', env: Record<string, string
 export async function newClient(app: TestApp, name?: string): Promise<ApiClient & { userId: string; email: string }> {
   const user = await app.signUp(name);
   return Object.assign(new ApiClient(app.url, user.token), { userId: user.userId, email: user.email, token: user.token });
+}
+
+/** An account signed up elsewhere (in a browser), logged in as a program on another device: an API client for it. */
+export async function logInAsProgram(app: TestApp, email: string, device = { name: 'test', platform: 'cli' }): Promise<ApiClient & { userId: string; email: string; token: string }> {
+  const { logIn } = await new ApiClient(app.url).graphql<{ logIn: { token: string; user: { id: string } } }>(
+    'mutation($e: String!, $p: String!, $d: DeviceInput) { logIn(email: $e, password: $p, device: $d) { token user { id } } }',
+    { e: email, p: PASSWORD, d: device },
+  );
+  return Object.assign(new ApiClient(app.url, logIn.token), { userId: logIn.user.id, email, token: logIn.token });
 }
 
 /** Downloads an asset's original (or thumbnail/preview) with the client's token. */
