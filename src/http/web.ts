@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import type { Services } from '../services/index.js';
@@ -70,7 +71,8 @@ async function sendAppFile(req: IncomingMessage, res: ServerResponse, dist: stri
     'x-content-type-options': 'nosniff',
   });
   if (req.method === 'HEAD') res.end();
-  else createReadStream(file).pipe(res);
+  // A read error (the build replaced under us) ends this response, never the server.
+  else await pipeline(createReadStream(file), res).catch(() => res.destroy());
   return true;
 }
 
