@@ -13,6 +13,7 @@ import { createUploadChunkRoute } from './http/upload-chunk.js';
 import { createWebRoute } from './http/web.js';
 import { Housekeeping } from './services/housekeeping.js';
 import { createServices, type Services } from './services/index.js';
+import { endExifTool } from './services/media/exiftool.js';
 import { JobQueue } from './services/jobs/job-queue.js';
 import { Mailer } from './services/mail/mailer.js';
 import { createPubSub, type PubSub } from './services/pubsub.js';
@@ -70,6 +71,9 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     // Handlers are registered by createServices; the queue starts once they are all there.
     await jobs.start();
     cleanups.push(() => jobs.stop());
+    cleanups.push(() => endExifTool());
+    // Files stored without their processing queued (before an upgrade, or a restored database).
+    await services.media.queuePending();
     cleanups.push(async () => services.devices.close());
     const housekeeping = new Housekeeping({ uploads: services.uploads, blobs: services.blobs, library: services.library, intervalSeconds: config.uploads.housekeepingSeconds, log });
     housekeeping.start();

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -60,6 +61,17 @@ export interface Config {
     run: boolean;
     /** Jobs one instance runs at once. */
     concurrency: number;
+  };
+  /** Background processing of stored photos and videos: thumbnails, previews, facts, perceptual hash. */
+  media: {
+    /** Files one instance processes at once (each takes a core while it decodes). */
+    concurrency: number;
+    /** One decode, HEIC conversion or ffmpeg run is abandoned after this long. */
+    timeoutSeconds: number;
+    /** HEIC files, RAW previews and video frames above this size are not read into memory. */
+    maxInputBytes: number;
+    /** The ffmpeg binary for video posters; unset: the one shipped in @ffmpeg-installer/ffmpeg. */
+    ffmpegPath?: string;
   };
   sharing: {
     /** Recipients and owner are reminded this many days before a share's items go (0: no reminder). */
@@ -289,6 +301,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     jobs: {
       run: read(env, 'PIXSHARE_RUN_JOBS', boolean.optional()) ?? true,
       concurrency: read(env, 'PIXSHARE_JOB_CONCURRENCY', integer(1, 100).default(2)),
+    },
+    media: {
+      concurrency: read(env, 'PIXSHARE_MEDIA_CONCURRENCY', integer(1, 64).default(Math.max(1, Math.min(4, os.availableParallelism())))),
+      timeoutSeconds: read(env, 'PIXSHARE_MEDIA_TIMEOUT_SECONDS', integer(1, 3600).default(60)),
+      maxInputBytes: read(env, 'PIXSHARE_MEDIA_MAX_INPUT_BYTES', integer(1024, 2 ** 31).default(256 * 1024 * 1024)),
+      ffmpegPath: read(env, 'PIXSHARE_FFMPEG_PATH', z.string().min(1).optional()),
     },
     sharing: {
       reminderDays: read(env, 'PIXSHARE_SHARE_REMINDER_DAYS', integer(0, 365).default(3)),

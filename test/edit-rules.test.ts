@@ -54,6 +54,7 @@ describe('edit rules (G3): images made by them', () => {
     const owner = await newClient(app);
     await uploadFile(owner, await files.write('camera.jpg', bytes));
     photo = { sha256: sha256(bytes), bytes };
+    await app.mediaSettled(); // the camera facts keepCamera writes come from the background processing
   });
   afterAll(async () => {
     expect(app.loggedErrors).toEqual([]);
@@ -115,6 +116,12 @@ describe('edit rules (G3): images made by them', () => {
     const owner = await newClient(app);
     const notImage = await files.random('notes.bin', 4096);
     await uploadFile(owner, notImage.file);
+    await app.mediaSettled();
+    // Not before its processing is done (an image made once must not miss facts it would carry).
+    await app.database.sql`update blobs set thumbnail_status = 'pending' where sha256 = ${sha256(notImage.bytes)}`;
+    await expect(app.services.blobs.editedImage(sha256(notImage.bytes), parseEditRule({}))).rejects.toMatchObject({ code: 'MEDIA_PENDING' });
+    await owner.graphql('mutation { reprocessMedia }');
+    await app.mediaSettled();
     await expect(app.services.blobs.editedImage(sha256(notImage.bytes), parseEditRule({}))).rejects.toMatchObject({ code: 'MEDIA_UNREADABLE' });
     await expect(app.services.blobs.editedImage('0'.repeat(64), parseEditRule({}))).rejects.toMatchObject({ code: 'NOT_FOUND' });
 
@@ -122,6 +129,7 @@ describe('edit rules (G3): images made by them', () => {
     const other = await newClient(app);
     const lone = await sharp(await photoLikeJpeg({ width: 600, height: 400, seed: 9 })).jpeg().toBuffer();
     const { asset } = await uploadFile(other, await files.write('lone.jpg', lone));
+    await app.mediaSettled();
     const edited = await app.services.blobs.editedImage(sha256(lone), parseEditRule({ maxDimension: 100 }));
     await other.graphql('mutation($id: ID!) { deleteAsset(id: $id) { id } }', { id: asset.id });
     await app.database.sql`update blobs set gc_after = now() - interval '1 second' where sha256 = ${sha256(lone)}`;

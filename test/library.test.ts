@@ -340,11 +340,12 @@ describe('library, folders, live status, housekeeping', () => {
     } finally {
       app.storage.delete = remove;
     }
-    expect(await app.database.sql`select stored, thumbnail_status from blobs where sha256 = ${sha256(flaky.bytes)}`).toEqual([{ stored: false, thumbnail_status: 'none' }]);
+    expect(await app.database.sql`select stored, thumbnail_status from blobs where sha256 = ${sha256(flaky.bytes)}`).toEqual([{ stored: false, thumbnail_status: 'pending' }]);
     expect(app.loggedErrors.splice(0)).toEqual([expect.objectContaining({ message: expect.stringContaining('will retry later') })]);
     const other = await newClient(app);
     const again = await uploadFile(other, flaky.file);
     expect(again.outcome).toBe('uploaded'); // not an instant upload of bytes that may be gone
+    await app.mediaSettled();
     expect(await app.database.sql`select stored, size, thumbnail_status from blobs where sha256 = ${sha256(flaky.bytes)}`).toEqual([{ stored: true, size: String(flaky.bytes.length), thumbnail_status: 'failed' }]);
   });
 

@@ -199,6 +199,7 @@ for (const driver of ['fs', 's3'] as const) {
       const owner = await newClient(app);
       const { file, bytes } = await files.random('deadlock.bin', 30 * 1024);
       await uploadFile(owner, file);
+      await app.mediaSettled(); // its background job uses transactions too
       const other = await newClient(app);
       const [answer] = await check(other, [{ sha256: sha256(bytes), size: bytes.length, name: 'deadlock.bin' }]);
       // PostgreSQL undid the transaction (as it does to a deadlock's victim); the second run goes through.

@@ -19,6 +19,8 @@ interface AssetSummary {
   name: string;
   sha256: string;
   size: number;
+  /** 'pending' while its thumbnails are made in the background, then 'ready' or 'failed'. */
+  thumbnailStatus: string;
 }
 
 export interface UploadFileOptions {
@@ -59,7 +61,7 @@ export interface UploadFileResult {
   chunkSizes: number[];
 }
 
-const ASSET = 'id name sha256 size';
+const ASSET = 'id name sha256 size thumbnailStatus';
 const UPLOAD = 'id state missing { offset length } limits { minChunkBytes maxChunkBytes }';
 
 /**

@@ -26,7 +26,8 @@ export function createAssetFilesRoute(deps: { services: Services; storage: BlobS
     const kind = match[2] as 'original' | 'thumbnail' | 'preview';
     // Originals need the right to download; thumbnails and previews only to see the photo.
     const asset = await deps.services.access.asset(viewer, kind === 'original' ? 'download' : 'view', match[1]!.toLowerCase());
-    if (kind !== 'original' && asset.thumbnailStatus !== 'ready') throw new AppError('NOT_FOUND', 'This asset has no thumbnail (not a readable image)');
+    if (kind !== 'original' && asset.thumbnailStatus === 'pending') throw new AppError('NOT_FOUND', 'The thumbnail is being made; ask again in a moment', { thumbnailStatus: 'pending' });
+    if (kind !== 'original' && asset.thumbnailStatus !== 'ready') throw new AppError('NOT_FOUND', 'This asset has no thumbnail (not a readable image or video)');
     const object =
       kind === 'original'
         ? { key: blobKey(asset.sha256), contentType: asset.mimeType ?? 'application/octet-stream', downloadName: asset.name, maxAgeSeconds: 0 }

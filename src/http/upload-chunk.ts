@@ -65,7 +65,7 @@ export function chunkResultJson({ upload, asset }: ChunkResult) {
       missing: upload.missing,
       failure: upload.failure,
     },
-    asset: asset ? { id: asset.id, sha256: asset.sha256, name: asset.name, size: asset.size } : null,
+    asset: asset ? { id: asset.id, sha256: asset.sha256, name: asset.name, size: asset.size, thumbnailStatus: asset.thumbnailStatus } : null,
   };
 }
 

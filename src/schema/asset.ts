@@ -3,6 +3,7 @@ import type { AssetRow } from '../db/schema/index.js';
 import { builder } from './builder.js';
 import { uuidArg } from './id-arg.js';
 import { encodeCursor } from '../services/library/page-cursor.js';
+import { localTakenAt } from '../services/media/read-media-facts.js';
 
 
 export const assetUrl = (publicUrl: string, asset: Pick<AssetRow, 'id'>, kind: 'original' | 'thumbnail' | 'preview') => `${publicUrl}/assets/${asset.id}/${kind}`;
@@ -17,6 +18,23 @@ const AssetSource = builder.objectRef<{ id: string; name: string; platform: stri
   }),
 });
 
+const Camera = builder.objectRef<{ make: string | null; model: string | null }>('Camera').implement({
+  description: 'The camera or phone, as its metadata names it',
+  fields: (t) => ({
+    make: t.exposeString('make', { nullable: true }),
+    model: t.exposeString('model', { nullable: true }),
+  }),
+});
+
+const Location = builder.objectRef<{ latitude: number; longitude: number; altitude: number | null }>('Location').implement({
+  description: "Where a photo or video was taken (GPS). Only its owner sees it; shared images leave it out unless the share's rule keeps it.",
+  fields: (t) => ({
+    latitude: t.exposeFloat('latitude'),
+    longitude: t.exposeFloat('longitude'),
+    altitude: t.exposeFloat('altitude', { nullable: true, description: 'Metres above sea level' }),
+  }),
+});
+
 export const AssetRef = builder.objectRef<AssetRow>('Asset').implement({
   description: 'A photo (or any file) in the library. Its bytes are stored once, however many users have it.',
   fields: (t) => ({
@@ -27,7 +45,32 @@ export const AssetRef = builder.objectRef<AssetRow>('Asset').implement({
     mimeType: t.exposeString('mimeType', { nullable: true }),
     width: t.exposeInt('width', { nullable: true, description: 'Pixels, after EXIF orientation' }),
     height: t.exposeInt('height', { nullable: true }),
-    takenAt: t.expose('takenAt', { type: 'DateTime', nullable: true, description: 'EXIF capture time, else the file time the client sent' }),
+    takenAt: t.expose('takenAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: "Capture time from the file's metadata, else the file time the client sent. When takenAtZone is null it is the camera's wall-clock time written as if it were UTC",
+    }),
+    takenAtZone: t.exposeString('takenAtZone', {
+      nullable: true,
+      description: "The UTC offset the file recorded ('+02:00'), 'Z' when takenAt is exact but the local zone unknown, null when the camera recorded no zone",
+    }),
+    takenAtLocal: t.string({
+      nullable: true,
+      description: "The wall-clock time where it was taken, 'YYYY-MM-DDTHH:mm:ss' (UTC when the zone is 'Z')",
+      resolve: (a) => localTakenAt(a.takenAt, a.takenAtZone),
+    }),
+    kind: t.string({
+      description: 'image, video or other (by its content)',
+      resolve: (a) => (a.mimeType?.startsWith('video/') ? 'video' : a.mimeType?.startsWith('image/') ? 'image' : 'other'),
+    }),
+    durationSeconds: t.float({ nullable: true, description: 'Videos: length in seconds', resolve: (a) => (a.durationMs === null ? null : a.durationMs / 1000) }),
+    videoCodec: t.exposeString('videoCodec', { nullable: true, description: "Videos: the video stream's codec, e.g. avc1 or hvc1" }),
+    camera: t.field({ type: Camera, nullable: true, resolve: (a) => (a.make || a.model ? { make: a.make, model: a.model } : null) }),
+    location: t.field({
+      type: Location,
+      nullable: true,
+      resolve: (a) => (a.latitude !== null && a.longitude !== null ? { latitude: a.latitude, longitude: a.longitude, altitude: a.altitude } : null),
+    }),
     uploadedAt: t.expose('uploadedAt', { type: 'DateTime' }),
     expiresAt: t.expose('expiresAt', {
       type: 'DateTime',
@@ -46,7 +89,9 @@ export const AssetRef = builder.objectRef<AssetRow>('Asset').implement({
       description: '64-bit dHash as 16 hex digits; close hashes mean visually similar photos',
       resolve: (a) => (a.phash === null ? null : BigInt.asUintN(64, a.phash).toString(16).padStart(16, '0')),
     }),
-    thumbnailStatus: t.exposeString('thumbnailStatus', { description: 'ready, failed (not a readable image) or none' }),
+    thumbnailStatus: t.exposeString('thumbnailStatus', {
+      description: 'pending (stored; thumbnails, preview and facts are being made in the background), ready, or failed (not a readable image or video)',
+    }),
     thumbnailUrl: t.string({
       nullable: true,
       description: 'Small square WebP thumbnail (needs the same credentials as the API)',
@@ -145,5 +190,25 @@ builder.mutationField('deleteAsset', (t) =>
     description: 'Removes an asset from the library; its bytes go when no one else has them.',
     args: { id: t.arg.id({ validate: uuidArg('asset') }) },
     resolve: (_root, { id }, context) => context.services.library.deleteAsset(context.viewer!, String(id)),
+  }),
+);
+
+builder.mutationField('reprocessMedia', (t) =>
+  t.int({
+    authScopes: { signedIn: true },
+    description:
+      'Makes thumbnails, preview and facts again in the background — of one asset, or of the whole library when assetId is left out (after an upgrade that reads more formats). Returns how many files were queued; assetsProcessed tells when each is done.',
+    args: { assetId: t.arg.id({ required: false, validate: uuidArg('asset').optional().nullable() }) },
+    resolve: (_root, { assetId }, context) => context.services.media.reprocess(context.viewer!, assetId === null || assetId === undefined ? null : String(assetId)),
+  }),
+);
+
+builder.subscriptionField('assetsProcessed', (t) =>
+  t.field({
+    type: [AssetRef],
+    authScopes: { signedIn: true },
+    description: 'Your assets whose background processing just finished (thumbnails ready, or failed), as it happens.',
+    subscribe: (_root, _args, context) => context.services.media.watchProcessed(context.viewer!),
+    resolve: (assets) => assets,
   }),
 );

@@ -42,6 +42,8 @@ export type AppErrorCode =
   | 'NOT_A_FRIEND'
   | 'LIMIT_REACHED'
   | 'MEDIA_UNREADABLE'
+  /** Its thumbnails and facts are still being made in the background: ask again shortly. */
+  | 'MEDIA_PENDING'
   | 'SHARE_EXPIRED'
   | 'SHARE_REVOKED';
 
@@ -84,6 +86,7 @@ const httpStatus: Record<AppErrorCode, number> = {
   NOT_A_FRIEND: 400,
   LIMIT_REACHED: 409,
   MEDIA_UNREADABLE: 422,
+  MEDIA_PENDING: 409,
   SHARE_EXPIRED: 410,
   SHARE_REVOKED: 410,
 };

@@ -5,11 +5,11 @@ import type { Logger } from '../logger.js';
 import type { Db } from '../db/client.js';
 import type { Tx } from '../db/transaction.js';
 import { assets, blobs, editedImages, type BlobRow, type EditedImageRow } from '../db/schema/index.js';
-import { AppError, isAppError } from './app-error.js';
+import { AppError } from './app-error.js';
 import { applyEditRule, EDIT_RULE_EXTENSIONS, editRuleKey, type EditRule } from './media/apply-edit-rule.js';
 import { withImageSlot } from './media/sharp-runtime.js';
-import { deriveImages } from './media/derive-images.js';
-import type { TakenAt } from './media/read-exif-facts.js';
+import { localTakenAt } from './media/read-media-facts.js';
+import { isDecodableImageType } from './media/sniff-media-type.js';
 import type { BlobStore } from './storage/blob-store.js';
 
 export type DerivedImage = 'thumbnail' | 'preview';
@@ -124,9 +124,14 @@ export class BlobService {
       if (made) return made;
       const [blob] = await tx.select().from(blobs).where(and(eq(blobs.sha256, sha256), eq(blobs.stored, true))).for('share');
       if (!blob) throw new AppError('NOT_FOUND', 'No such blob');
+      // Made once and kept: not before the facts it carries (camera, time) and the preview it may start from exist.
+      if (blob.thumbnailStatus === 'pending') throw new AppError('MEDIA_PENDING', 'This photo is still being processed; ask again in a moment');
       const { storage } = this.deps;
-      const input = storage.localPath?.(blobKey(sha256)) ?? (blob.size === 0 ? Buffer.alloc(0) : await storage.get(blobKey(sha256)));
-      const result = await applyEditRule(input, rule, { limitInputPixels: this.deps.config.uploads.maxImagePixels });
+      // HEIC, RAW and video originals are not sharp's to decode: the rule starts from their preview.
+      const source = isDecodableImageType(blob.mimeType) || blob.thumbnailStatus !== 'ready' ? blobKey(sha256) : derivedKey(sha256, 'preview');
+      const input = storage.localPath?.(source) ?? (blob.size === 0 ? Buffer.alloc(0) : await storage.get(source));
+      const camera = { make: blob.make, model: blob.model, takenAtLocal: localTakenAt(blob.takenAt, blob.takenAtZone) };
+      const result = await applyEditRule(input, rule, { limitInputPixels: this.deps.config.uploads.maxImagePixels }, camera);
       if (!result.ok) throw new AppError('MEDIA_UNREADABLE', `This file cannot be edited (${result.reason})`, { reason: result.reason });
       const key = `derived/${sha256}/rule-${ruleKey}.${EDIT_RULE_EXTENSIONS[rule.format]}`;
       await storage.put(key, Readable.from([result.data]), { contentType: result.mediaType });
@@ -141,51 +146,6 @@ export class BlobService {
   async get(sha256: string): Promise<BlobRow | undefined> {
     const [row] = await this.deps.db.select().from(blobs).where(eq(blobs.sha256, sha256));
     return row;
-  }
-
-  /**
-   * Reads media facts and makes the thumbnail and preview once per blob (S12).
-   * Anything sharp cannot read is still a stored blob: its thumbnail is marked failed.
-   */
-  async describe(sha256: string): Promise<BlobRow> {
-    const blob = await this.get(sha256);
-    if (!blob) throw new AppError('NOT_FOUND', 'No such blob');
-    if (blob.thumbnailStatus !== 'none') return blob;
-    const { storage } = this.deps;
-    const key = blobKey(sha256);
-    // deriveImages sniffs the leading bytes itself and stops reading what it does not decode, so
-    // nothing is read here first (with S3 that was a request of its own per upload).
-    const input = storage.localPath?.(key) ?? (blob.size === 0 ? Buffer.alloc(0) : await storage.get(key));
-    const result = await deriveImages(input, { limitInputPixels: this.deps.config.uploads.maxImagePixels });
-    let update: Partial<BlobRow>;
-    if (!result.ok) {
-      const mimeType = result.mediaType;
-      const reason = result.reason === 'unsupported' ? (mimeType ? `no thumbnails for ${mimeType}` : 'not an image') : `${result.reason}: ${result.message}`;
-      // No images, but what the header told (a photo cut short still has its capture time).
-      const header = result.header ? { width: result.header.width, height: result.header.height, takenAt: takenAtInstant(result.header.takenAt) } : {};
-      update = { mimeType, ...header, thumbnailStatus: 'failed', thumbnailError: reason.slice(0, 500) };
-    } else {
-      await storage.put(derivedKey(sha256, 'thumbnail'), Readable.from([result.thumbnail.data]), { contentType: 'image/webp' });
-      await storage.put(derivedKey(sha256, 'preview'), Readable.from([result.preview.data]), { contentType: 'image/webp' });
-      update = {
-        mimeType: result.metadata.mediaType,
-        width: result.metadata.width,
-        height: result.metadata.height,
-        takenAt: takenAtInstant(result.metadata.takenAt),
-        phash: result.perceptualHash.value,
-        thumbnailStatus: 'ready',
-        thumbnailError: null,
-      };
-    }
-    const [row] = await this.deps.db.update(blobs).set(update).where(eq(blobs.sha256, sha256)).returning();
-    return row!;
-  }
-
-  /** describe() for a completion: a failure is logged (if unexpected) and never fails the upload. */
-  async describeQuietly(sha256: string): Promise<void> {
-    await this.describe(sha256).catch((error: unknown) => {
-      if (!isAppError(error)) this.deps.log.error(`describing blob ${sha256} failed; it is stored without media facts`, error);
-    });
   }
 
   /**
@@ -212,7 +172,7 @@ export class BlobService {
       const hashes = due.map((d) => d.sha256);
       const marked = await tx
         .update(blobs)
-        .set({ stored: false, thumbnailStatus: 'none' })
+        .set({ stored: false, thumbnailStatus: 'pending' })
         .where(and(sql`${blobs.sha256} = any(${sql.param(hashes)}::text[])`, unreferenced))
         .returning({ sha256: blobs.sha256 });
       // The others are still pointed at: the counter was wrong; repair it from the assets.
@@ -258,16 +218,4 @@ export class BlobService {
     }
     return collected;
   }
-}
-
-/**
- * EXIF times usually carry no zone. With an offset we keep the exact instant; without
- * one the camera's wall-clock time is stored as if it were UTC, so the date and time a
- * user sees are the ones the camera showed.
- */
-function takenAtInstant(takenAt: TakenAt | null): Date | null {
-  if (!takenAt) return null;
-  if (takenAt.instant) return takenAt.instant;
-  const date = new Date(`${takenAt.local}Z`);
-  return Number.isNaN(date.getTime()) ? null : date;
 }

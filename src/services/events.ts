@@ -54,6 +54,11 @@ export interface DevicesEvent {
   userId: string;
 }
 
+/** Assets whose background processing finished (thumbnails ready, or failed). */
+export interface MediaEvent {
+  assetIds: string[];
+}
+
 export interface DeviceRevokedEvent {
   deviceId: string;
 }
@@ -64,6 +69,8 @@ export const topics = {
    * an asset added, deleted or evicted. Live sync status, upload and folder subscriptions listen here.
    */
   sync: (userId: string) => topic<SyncEvent>(`user:${userId}:sync`),
+  /** Background processing of some of the user's assets finished: their thumbnails and facts are there. */
+  media: (userId: string) => topic<MediaEvent>(`user:${userId}:media`),
   /** The user's control list changed: a device signed in, out or was revoked. */
   devices: (userId: string) => topic<DevicesEvent>(`user:${userId}:devices`),
   /** A device was revoked: every instance stops trusting its token at once. */

@@ -14,6 +14,7 @@ import type { JobQueue } from './jobs/job-queue.js';
 import type { Mailer } from './mail/mailer.js';
 import { FolderService } from './library/folder-service.js';
 import { LibraryService } from './library/library-service.js';
+import { MediaProcessing } from './library/media-processing.js';
 import { Quota } from './library/quota.js';
 import type { PubSub } from './pubsub.js';
 import { ShareArchives } from './sharing/share-archive.js';
@@ -33,6 +34,8 @@ export interface Services {
   accounts: AccountService;
   devices: DeviceService;
   blobs: BlobService;
+  /** Thumbnails, previews and facts of stored files, made in the background (S12). */
+  media: MediaProcessing;
   library: LibraryService;
   folders: FolderService;
   uploads: UploadService;
@@ -62,7 +65,8 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const devices = new DeviceService({ db, events, config });
   const accounts = new AccountService({ db, config, devices, limiter });
   const blobs = new BlobService({ db, storage, config, log });
-  const library = new LibraryService({ db, access, blobs, events, quota, config });
+  const media = new MediaProcessing({ db, storage, access, events, jobs, config, log });
+  const library = new LibraryService({ db, access, blobs, media, events, quota, config });
   const folders = new FolderService({ db, access, events, config });
   const syncPlan = new SyncPlan({ db, events, config });
   const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, syncPlan, config });
@@ -79,5 +83,5 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const sweep = (now?: Date) => sweepExpired({ db, library, log }, now);
   jobs.handle('sweep-expired', async () => void (await sweep()));
   jobs.every(SWEEP_SCHEDULE, 'sweep-expired');
-  return { access, accounts, devices, blobs, library, folders, uploads, sync, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };
+  return { access, accounts, devices, blobs, media, library, folders, uploads, sync, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import sharp, { type Exif } from 'sharp';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import {
   dHashFromGrey,
@@ -7,7 +7,6 @@ import {
   perceptualHashFromBits,
   perceptualHashFromHex,
 } from '../../src/services/media/perceptual-hash.js';
-import { readExifFacts } from '../../src/services/media/read-exif-facts.js';
 import { classifySharpError } from '../../src/services/media/sharp-runtime.js';
 import { isDecodableImageType, mediaTypeFromName, sniffMediaType } from '../../src/services/media/sniff-media-type.js';
 import { ftyp } from './crafted-files.js';
@@ -145,30 +144,5 @@ describe('classifySharpError', () => {
   it('keeps one copy of a warning libvips repeats per scanline', () => {
     const failure = classifySharpError(new Error('VipsJpeg: Bogus DQT index 7\nVipsJpeg: Bogus DQT index 7\nVipsJpeg: Bogus DQT index 7\n'), null);
     expect(failure.message).toBe('VipsJpeg: Bogus DQT index 7');
-  });
-});
-
-describe('readExifFacts', () => {
-  const exifOf = async (exif: Exif) => {
-    const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).jpeg().withExif(exif).toBuffer();
-    return (await sharp(jpeg).metadata()).exif;
-  };
-
-  it('survives missing and malformed EXIF', () => {
-    const none = { takenAt: null, make: null, model: null };
-    expect(readExifFacts(undefined)).toEqual(none);
-    expect(readExifFacts(Buffer.alloc(0))).toEqual(none);
-    expect(readExifFacts(Buffer.from('Exif\0\0garbage that is not TIFF'))).toEqual(none);
-    expect(readExifFacts(Buffer.from('MM\0*\0\0\0\x08\xff\xff'))).toEqual(none); // IFD claims 65535 entries, has none
-  });
-
-  it('ignores an impossible zone offset but keeps the local time', async () => {
-    const facts = readExifFacts(await exifOf({ IFD2: { DateTimeOriginal: '2022:02:28 12:00:00', OffsetTimeOriginal: '+25:00' } }));
-    expect(facts.takenAt).toEqual({ local: '2022-02-28T12:00:00', offset: null, instant: null, source: 'DateTimeOriginal' });
-  });
-
-  it('ignores dates that are not EXIF dates', async () => {
-    const facts = readExifFacts(await exifOf({ IFD2: { DateTimeOriginal: '    :  :     :  :  ' }, IFD0: { Make: '   ' } }));
-    expect(facts).toEqual({ takenAt: null, make: null, model: null });
   });
 });

@@ -16,6 +16,8 @@ export interface TestApp extends App {
   signUp(email?: string, device?: { name: string; platform: string }): Promise<{ token: string; userId: string; deviceId: string; email: string }>;
   /** Unexpected errors the server logged (tests assert there are none). */
   loggedErrors: unknown[];
+  /** Waits until the background processing queued so far is done (no media job waiting or running). */
+  mediaSettled(timeoutMs?: number): Promise<void>;
 }
 
 export interface GraphQLResponse<T> {
@@ -80,12 +82,23 @@ export async function startTestApp(env: Record<string, string> = {}, options: Ap
     return { token: result.data.signUp.token, userId: result.data.signUp.user.id, deviceId: result.data.signUp.device.id, email };
   };
 
+  const mediaSettled: TestApp['mediaSettled'] = async (timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const [row] = await app.database.sql<{ n: number }[]>`select count(*)::int as n from graphile_worker.jobs where task_identifier = 'process-media' and attempts < max_attempts`;
+      if (row!.n === 0) return;
+      if (Date.now() > deadline) throw new Error(`${row!.n} media jobs still queued after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  };
+
   const stop = app.close;
   return Object.assign(app, {
     url,
     gql,
     signUp,
     loggedErrors,
+    mediaSettled,
     async close() {
       await stop();
       await database.drop();

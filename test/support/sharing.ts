@@ -29,7 +29,7 @@ export async function uploadPhotos(
   client: Client,
   files: Awaited<ReturnType<typeof scratchDir>>,
   count: number,
-  options: { folder?: string; seed?: number; width?: number; height?: number; name?: (i: number) => string } = {},
+  options: { folder?: string; seed?: number; width?: number; height?: number; name?: (i: number) => string; waitForThumbnails?: boolean } = {},
 ): Promise<{ id: string; name: string; bytes: Buffer }[]> {
   const uploaded: { id: string; name: string; bytes: Buffer }[] = [];
   for (let i = 0; i < count; i++) {
@@ -37,6 +37,13 @@ export async function uploadPhotos(
     const bytes = await cameraJpeg((options.seed ?? 1) * 1000 + i, { width: options.width ?? 640, height: options.height ?? 480 });
     const result = await uploadFile(client, await files.write(`${options.seed ?? 1}-${i}.jpg`, bytes), { name, folder: options.folder });
     uploaded.push({ id: result.asset.id, name, bytes });
+  }
+  // Thumbnails are made in the background: wait for them, as the app's pages do (unless no server runs jobs).
+  for (const deadline = Date.now() + 30_000; options.waitForThumbnails !== false; ) {
+    const { assets } = await client.graphql<{ assets: { nodes: { thumbnailStatus: string }[] } }>('query { assets(first: 200) { nodes { thumbnailStatus } } }');
+    if (!assets.nodes.some((a) => a.thumbnailStatus === 'pending')) break;
+    if (Date.now() > deadline) throw new Error('thumbnails still pending after 30 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return uploaded;
 }

@@ -15,7 +15,16 @@ export interface Jobs {
    */
   'remind-share-expiry': { shareId: string; expiresAt: string; links: { recipientId: string; link: string }[] };
   'sweep-expired': Record<string, never>;
+  /** Thumbnails, preview, facts and perceptual hash of a stored blob; `force` redoes a processed one. */
+  'process-media': { sha256: string; force?: boolean };
 }
+
+/**
+ * Which worker pool runs a job: media jobs (seconds of CPU each) have their own, with their own
+ * concurrency per instance (PIXSHARE_MEDIA_CONCURRENCY), so that a camera roll being processed
+ * never holds up a mail, and mails never take the cores photos need.
+ */
+const MEDIA_JOBS: ReadonlySet<JobName> = new Set(['process-media']);
 
 /** What a handler learns about the run it is in. */
 export interface JobRun {
@@ -37,15 +46,17 @@ const MAX_ATTEMPTS = 12;
  */
 export class JobQueue {
   private readonly tasks: Record<string, Task> = {};
+  private readonly mediaTasks: Record<string, Task> = {};
   private readonly schedules: string[] = [];
-  private runner?: Runner;
+  private runners: Runner[] = [];
   private pool?: pg.Pool;
 
-  constructor(private readonly deps: { databaseUrl: string; config: Pick<Config, 'jobs'>; log: Logger }) {}
+  constructor(private readonly deps: { databaseUrl: string; config: Pick<Config, 'jobs' | 'media'>; log: Logger }) {}
 
   /** Registers the handler of a job; before start(). */
   handle<N extends JobName>(name: N, handler: (payload: Jobs[N], run: JobRun) => Promise<void>): void {
-    this.tasks[name] = async (payload, helpers) =>
+    const tasks = MEDIA_JOBS.has(name) ? this.mediaTasks : this.tasks;
+    tasks[name] = async (payload, helpers) =>
       handler(payload as Jobs[N], { attempt: helpers.job.attempts, lastAttempt: helpers.job.attempts >= helpers.job.max_attempts });
   }
 
@@ -65,7 +76,8 @@ export class JobQueue {
     });
     // Our own pool, so that stop() can wait for its connections to close, and a connection the
     // server ends (a restart, a dropped database) is logged instead of crashing the process.
-    const pool = new pg.Pool({ connectionString: this.deps.databaseUrl, max: this.deps.config.jobs.concurrency + 2 });
+    const { jobs, media } = this.deps.config;
+    const pool = new pg.Pool({ connectionString: this.deps.databaseUrl, max: jobs.concurrency + media.concurrency + 3 });
     const closing = () => this.pool !== pool;
     pool.on('error', (error) => {
       if (!closing()) this.deps.log.error('jobs: a database connection failed', error);
@@ -75,30 +87,28 @@ export class JobQueue {
     }));
     this.pool = pool;
     await runMigrations({ pgPool: pool, logger });
-    if (!this.deps.config.jobs.run) {
+    if (!jobs.run) {
       // An API-only instance adds jobs inside its own transactions; it needs no connections here.
       this.pool = undefined;
       await pool.end();
       return;
     }
-    this.runner = await run({
-      pgPool: pool,
-      concurrency: this.deps.config.jobs.concurrency,
-      noHandleSignals: true,
-      pollInterval: 2000,
-      taskList: this.tasks,
-      crontab: this.schedules.join('\n'),
-      logger,
-    });
+    // A runner fetches only the jobs of its own task list: two pools over one table.
+    const common = { pgPool: pool, noHandleSignals: true, pollInterval: 2000, logger } as const;
+    this.runners.push(await run({ ...common, concurrency: jobs.concurrency, taskList: this.tasks, crontab: this.schedules.join('\n') }));
+    if (Object.keys(this.mediaTasks).length > 0) this.runners.push(await run({ ...common, concurrency: media.concurrency, taskList: this.mediaTasks }));
   }
 
   /**
    * Adds a job inside the caller's transaction (sent with its other statements): it runs only if
    * the transaction commits, and is never lost after it did.
    */
-  async addIn<N extends JobName>(tx: { execute(query: SQL): PromiseLike<unknown> }, name: N, payload: Jobs[N], options: { runAt?: Date } = {}): Promise<void> {
+  async addIn<N extends JobName>(tx: { execute(query: SQL): PromiseLike<unknown> }, name: N, payload: Jobs[N], options: { runAt?: Date; key?: string } = {}): Promise<void> {
     const runAt = options.runAt ? sql`${options.runAt.toISOString()}::timestamptz` : sql`now()`;
-    await tx.execute(sql`select graphile_worker.add_job(${name}, ${JSON.stringify(payload)}::json, run_at => ${runAt}, max_attempts => ${MAX_ATTEMPTS})`);
+    // A key makes the job one of a kind: adding it again while it waits updates the waiting one
+    // (keeping its place); while it runs, a new one is queued to run after.
+    const key = options.key ? sql`, job_key => ${options.key}, job_key_mode => 'preserve_run_at'` : sql``;
+    await tx.execute(sql`select graphile_worker.add_job(${name}, ${JSON.stringify(payload)}::json, run_at => ${runAt}, max_attempts => ${MAX_ATTEMPTS}${key})`);
   }
 
   /**
@@ -113,8 +123,9 @@ export class JobQueue {
 
   /** Lets running jobs finish, then stops taking new ones. */
   async stop(): Promise<void> {
-    await this.runner?.stop();
-    this.runner = undefined;
+    const runners = this.runners;
+    this.runners = [];
+    await Promise.all(runners.map((runner) => runner.stop()));
     const pool = this.pool;
     this.pool = undefined;
     await pool?.end();

@@ -7,6 +7,7 @@ import type { Tx } from '../../db/transaction.js';
 import type { Access, Principal } from '../access.js';
 import { AppError } from '../app-error.js';
 import type { BlobService } from '../blobs.js';
+import type { MediaProcessing } from './media-processing.js';
 import type { Viewer } from '../devices.js';
 import { topics, type Events } from '../events.js';
 import { checkRequestedExpiry, defaultExpiry } from './expiry-rules.js';
@@ -54,6 +55,8 @@ export class LibraryService {
       db: Db;
       access: Access;
       blobs: BlobService;
+      /** Queues the background processing of a blob not processed yet. */
+      media: Pick<MediaProcessing, 'queueIn'>;
       events: Events;
       quota: Quota;
       config: Pick<Config, 'levels'>;
@@ -104,12 +107,10 @@ export class LibraryService {
           sha256: input.blob.sha256,
           name: input.name,
           size: input.blob.size,
-          mimeType: input.blob.mimeType,
-          width: input.blob.width,
-          height: input.blob.height,
+          ...blobFacts(input.blob),
+          // The file's own capture time, else the file time the client sent (an exact instant).
           takenAt: input.blob.takenAt ?? input.takenAt,
-          phash: input.blob.phash,
-          thumbnailStatus: input.blob.thumbnailStatus,
+          takenAtZone: input.blob.takenAt ? input.blob.takenAtZone : input.takenAt ? 'Z' : null,
           deviceId: input.deviceId,
           origin: input.origin,
           // S2: a loose upload's lifetime; in a folder it lives as long as a live folder holds it.
@@ -121,6 +122,8 @@ export class LibraryService {
       this.deps.blobs.addReference(tx, input.blob.sha256),
       tx.update(users).set({ usedBytes: sql`${users.usedBytes} + ${input.blob.size}` }).where(eq(users.id, input.userId)).prepare('add_asset_usage').execute(),
       fileInFolder(assetId),
+      // Its thumbnails and facts, unless an earlier upload of the same bytes made them already.
+      input.blob.thumbnailStatus === 'pending' ? this.deps.media.queueIn(tx, input.blob.sha256) : undefined,
     ]);
     return { asset: asset!, created: true, evicted };
   }
@@ -340,4 +343,10 @@ export class LibraryService {
     for (const userId of candidates) await repair(userId);
     return corrected;
   }
+}
+
+/** What an asset copies of its blob's facts (media-facts.ts), the capture time aside. */
+function blobFacts(blob: BlobRow) {
+  const { mimeType, width, height, make, model, latitude, longitude, altitude, durationMs, videoCodec, phash, thumbnailStatus } = blob;
+  return { mimeType, width, height, make, model, latitude, longitude, altitude, durationMs, videoCodec, phash, thumbnailStatus };
 }

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { AppError } from '../app-error.js';
 import { loadInput, type MediaInput } from './derive-images.js';
-import { readExifFacts } from './read-exif-facts.js';
 import { classifySharpError, sharp, type MediaFailure, type Sharp } from './sharp-runtime.js';
 
 /**
@@ -63,21 +62,28 @@ export interface EditedImage {
 
 type EditLimits = { limitInputPixels?: number; maxInputBytes?: number };
 
+/** What keepCamera writes into the output, from the facts stored with the blob. */
+export interface CameraFacts {
+  make: string | null;
+  model: string | null;
+  /** The wall-clock capture time, 'YYYY-MM-DDTHH:mm:ss'. */
+  takenAtLocal: string | null;
+}
+
 /**
  * Applies the rule to one image (oriented first); a file that does not decode is a MediaFailure,
  * not an error. Runs inside the caller's image slot (withImageSlot, which is not re-entrant): the
  * caller decides what else waits with it (BlobService holds its database connection only then).
  */
-export async function applyEditRule(input: MediaInput, rule: EditRule, limits: EditLimits = {}): Promise<EditedImage | MediaFailure> {
+export async function applyEditRule(input: MediaInput, rule: EditRule, limits: EditLimits = {}, camera?: CameraFacts): Promise<EditedImage | MediaFailure> {
   const loaded = await loadInput(input, limits.maxInputBytes ?? 256 * 1024 * 1024);
   if (!loaded.ok) return loaded;
   try {
     let image = sharp(loaded.source, { limitInputPixels: limits.limitInputPixels ?? 100_000_000, failOn: 'truncated' });
-    const header = await image.metadata();
     image = image.autoOrient();
     if (rule.maxDimension) image = image.resize({ width: rule.maxDimension, height: rule.maxDimension, fit: 'inside', withoutEnlargement: true });
     if (rule.grayscale) image = image.grayscale();
-    image = withRuleMetadata(image, rule, header.exif);
+    image = withRuleMetadata(image, rule, camera);
     switch (rule.format) {
       case 'jpeg':
         image = image.jpeg({ quality: rule.quality });
@@ -103,13 +109,12 @@ export async function applyEditRule(input: MediaInput, rule: EditRule, limits: E
  * Metadata of the output: none (sharp writes none by default), all of the original's
  * (keepLocation), or the camera's make, model and capture time only (keepCamera).
  */
-function withRuleMetadata(image: Sharp, rule: EditRule, exif: Buffer | undefined): Sharp {
+function withRuleMetadata(image: Sharp, rule: EditRule, camera: CameraFacts | undefined): Sharp {
   if (rule.keepLocation) return image.keepMetadata();
-  if (!rule.keepCamera) return image;
-  const facts = readExifFacts(exif);
+  if (!rule.keepCamera || !camera) return image;
   const ifd0: Record<string, string> = {};
-  if (facts.make) ifd0.Make = facts.make;
-  if (facts.model) ifd0.Model = facts.model;
-  if (facts.takenAt) ifd0.DateTime = facts.takenAt.local.replace('T', ' ').replace(/-/g, ':').slice(0, 19);
+  if (camera.make) ifd0.Make = camera.make;
+  if (camera.model) ifd0.Model = camera.model;
+  if (camera.takenAtLocal) ifd0.DateTime = camera.takenAtLocal.replace('T', ' ').replace(/-/g, ':').slice(0, 19);
   return Object.keys(ifd0).length > 0 ? image.withExif({ IFD0: ifd0 }) : image;
 }

@@ -2,8 +2,7 @@ import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { FailOnOptions, Metadata, ResizeOptions } from 'sharp';
 import { computeDHash, type PerceptualHash } from './perceptual-hash.js';
-import { readExifFacts, type TakenAt } from './read-exif-facts.js';
-import { classifySharpError, fromRawPixels, sharp, withImageSlot, type MediaFailure, type RawPixels } from './sharp-runtime.js';
+import { classifySharpError, fromRawPixels, sharp, withImageSlot, type MediaFailure, type RawPixels, type Sharp } from './sharp-runtime.js';
 import { isDecodableImageType, SNIFF_BYTES, sniffMediaType } from './sniff-media-type.js';
 
 /**
@@ -23,7 +22,6 @@ import { isDecodableImageType, SNIFF_BYTES, sniffMediaType } from './sniff-media
 
 export type { MediaFailure, MediaFailureReason } from './sharp-runtime.js';
 export type { PerceptualHash } from './perceptual-hash.js';
-export type { TakenAt } from './read-exif-facts.js';
 
 /** Longest side of the preview (the photo page, the share page's lightbox); never enlarged. */
 export const PREVIEW_MAX_SIDE = 1600;
@@ -96,9 +94,6 @@ export interface ImageMetadata {
   /** EXIF orientation 1–8 as stored, null when absent; the outputs already have it applied. */
   orientation: number | null;
   hasAlpha: boolean;
-  takenAt: TakenAt | null;
-  make: string | null;
-  model: string | null;
 }
 
 export interface DerivedImages {
@@ -110,7 +105,15 @@ export interface DerivedImages {
 }
 
 /** What a file's header told even though its pixels did not decode (cut short, damaged). */
-export type HeaderFacts = Pick<ImageMetadata, 'width' | 'height' | 'orientation' | 'takenAt' | 'make' | 'model'>;
+export type HeaderFacts = Pick<ImageMetadata, 'width' | 'height' | 'orientation'>;
+
+/**
+ * How to turn the decoded image upright: by its own EXIF orientation (the default), or by one
+ * given from elsewhere (a RAW file's preview JPEG carries none; the RAW file's own tag says).
+ */
+export interface DeriveOptions {
+  orientation?: number;
+}
 
 export type DeriveImagesResult = DerivedImages | (MediaFailure & { header?: HeaderFacts });
 
@@ -121,12 +124,28 @@ export type DeriveImagesResult = DerivedImages | (MediaFailure & { header?: Head
  * A Readable is consumed (or destroyed early when its first bytes are not a decodable image).
  * At most a few images are processed at once per process (see withImageSlot); extra calls wait.
  */
-export async function deriveImages(input: MediaInput, limits: DeriveImagesLimits = {}): Promise<DeriveImagesResult> {
+export async function deriveImages(input: MediaInput, limits: DeriveImagesLimits = {}, options: DeriveOptions = {}): Promise<DeriveImagesResult> {
   // The slot is taken before a stream is buffered, so waiting callers hold no image in memory.
-  return withImageSlot(() => deriveImagesNow(input, { ...DEFAULT_LIMITS, ...limits }));
+  return withImageSlot(() => deriveImagesNow(input, { ...DEFAULT_LIMITS, ...limits }, options));
 }
 
-async function deriveImagesNow(input: MediaInput, settings: Required<DeriveImagesLimits>): Promise<DeriveImagesResult> {
+/**
+ * The same outputs from pixels decoded elsewhere (HEIC by libheif), already upright. The pixels
+ * are shrunk to the decode target first, like a JPEG decoded at reduced scale.
+ */
+export async function deriveImagesFromPixels(pixels: RawPixels, mediaType: string, format: string): Promise<DeriveImagesResult> {
+  return withImageSlot(async () => {
+    try {
+      const header = { width: pixels.width, height: pixels.height, orientation: null };
+      const outputs = await deriveOutputs(fromRawPixels(pixels), header, DEFAULT_LIMITS.timeoutSeconds);
+      return { ...outputs, metadata: { mediaType, format, hasAlpha: pixels.channels === 2 || pixels.channels === 4, ...header } };
+    } catch (error) {
+      return classifySharpError(error, mediaType);
+    }
+  });
+}
+
+async function deriveImagesNow(input: MediaInput, settings: Required<DeriveImagesLimits>, options: DeriveOptions): Promise<DeriveImagesResult> {
   const loaded = await loadInput(input, settings.maxInputBytes);
   if (!loaded.ok) return loaded;
   const { source, mediaType } = loaded;
@@ -140,43 +159,56 @@ async function deriveImagesNow(input: MediaInput, settings: Required<DeriveImage
     // Header only (no pixels): dimensions for the decode target, EXIF, and the pixel-limit
     // check, which sharp applies here already.
     header = await image.metadata();
-    const { width, height } = headerFacts(header);
-
-    const { data, info } = await image
-      .autoOrient()
-      .resize(decodeTarget(width, height))
-      .toColourspace('srgb') // CMYK, greyscale and 16-bit inputs all become 8-bit sRGB(A)
-      .raw({ depth: 'uchar' })
-      .timeout({ seconds: Math.max(1, Math.ceil(settings.timeoutSeconds)) })
-      .toBuffer({ resolveWithObject: true });
-    const pixels: RawPixels = { data, width: info.width, height: info.height, channels: info.channels };
-
-    const [preview, [thumbnail, perceptualHash]] = await Promise.all([
-      encodePreview(pixels),
-      shrinkForThumbnail(pixels).then((small) => Promise.all([encodeThumbnail(small), computeDHash(small)])),
-    ]);
-    return {
-      ok: true,
-      preview,
-      thumbnail,
-      perceptualHash,
-      metadata: { mediaType, format: header.format, hasAlpha: header.hasAlpha, ...headerFacts(header) },
-    };
+    const facts = headerFacts(header, options.orientation);
+    const outputs = await deriveOutputs(orient(image, options.orientation), facts, settings.timeoutSeconds);
+    return { ...outputs, metadata: { mediaType, format: header.format, hasAlpha: header.hasAlpha, ...facts } };
   } catch (error) {
-    // A file cut short or damaged after its header still has its capture time and dimensions.
+    // A file cut short or damaged after its header still has its dimensions.
     const failure = classifySharpError(error, mediaType);
-    return header ? { ...failure, header: headerFacts(header) } : failure;
+    return header ? { ...failure, header: headerFacts(header, options.orientation) } : failure;
   }
 }
 
-/** The facts of a header: dimensions after EXIF orientation, the orientation, and the EXIF facts. */
-function headerFacts(header: Metadata): HeaderFacts {
-  return {
-    width: header.autoOrient?.width ?? header.width,
-    height: header.autoOrient?.height ?? header.height,
-    orientation: header.orientation ?? null,
-    ...readExifFacts(header.exif),
-  };
+/** Decode (to the target size, upright, 8-bit sRGB) once, then the three outputs from those pixels. */
+async function deriveOutputs(image: Sharp, upright: { width: number; height: number }, timeoutSeconds: number): Promise<Omit<DerivedImages, 'metadata'>> {
+  const { data, info } = await image
+    .resize(decodeTarget(upright.width, upright.height))
+    .toColourspace('srgb') // CMYK, greyscale and 16-bit inputs all become 8-bit sRGB(A)
+    .raw({ depth: 'uchar' })
+    .timeout({ seconds: Math.max(1, Math.ceil(timeoutSeconds)) })
+    .toBuffer({ resolveWithObject: true });
+  const pixels: RawPixels = { data, width: info.width, height: info.height, channels: info.channels };
+  const [preview, [thumbnail, perceptualHash]] = await Promise.all([
+    encodePreview(pixels),
+    shrinkForThumbnail(pixels).then((small) => Promise.all([encodeThumbnail(small), computeDHash(small)])),
+  ]);
+  return { ok: true, preview, thumbnail, perceptualHash };
+}
+
+/** EXIF orientations that swap width and height (the 90° turns). */
+const SIDEWAYS = new Set([5, 6, 7, 8]);
+
+/** The facts of a header: dimensions after orientation, and the orientation. */
+function headerFacts(header: Metadata, orientation: number | undefined): HeaderFacts {
+  if (orientation === undefined) {
+    return { width: header.autoOrient?.width ?? header.width, height: header.autoOrient?.height ?? header.height, orientation: header.orientation ?? null };
+  }
+  const sideways = SIDEWAYS.has(orientation);
+  return { width: sideways ? header.height : header.width, height: sideways ? header.width : header.height, orientation };
+}
+
+/**
+ * Turns the image upright: by its own EXIF orientation, or by the one given (1 normal,
+ * 2 mirrored, 3 upside down, 4 flipped, 5 transposed, 6 turned 90° clockwise, 7 transversed,
+ * 8 turned 90° anticlockwise).
+ */
+function orient(image: Sharp, orientation: number | undefined): Sharp {
+  if (orientation === undefined) return image.autoOrient();
+  const turn = { 3: 180, 5: 270, 6: 90, 7: 90, 8: 270 }[orientation]; // sharp mirrors before it turns
+  if (turn) image = image.rotate(turn);
+  if (orientation === 2 || orientation === 5 || orientation === 7) image = image.flop();
+  if (orientation === 4) image = image.flip();
+  return image;
 }
 
 /**

@@ -18,12 +18,21 @@ const DECODABLE_IMAGE_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Whether `deriveImages` will try to decode this type. HEIC is recognised but not
- * decodable: sharp's prebuilt libvips has libheif with the AV1 decoder only (no HEVC,
- * for patent reasons), so iPhone HEIC photos keep their original but get no previews.
+ * Whether sharp (`deriveImages`) decodes this type. HEIC is not among them: sharp's prebuilt
+ * libvips has libheif with the AV1 decoder only (no HEVC, for patent reasons), so HEIC goes to
+ * libheif's WebAssembly build instead (heic.ts); RAW and video have their own ways (process-media.ts).
  */
 export function isDecodableImageType(mediaType: string | null): boolean {
   return mediaType !== null && DECODABLE_IMAGE_TYPES.has(mediaType);
+}
+
+/** Camera RAW formats recognised from their own signature (the TIFF-based ones sniff as image/tiff). */
+export function isRawImageType(mediaType: string): boolean {
+  return mediaType.startsWith('image/x-');
+}
+
+export function isVideoType(mediaType: string): boolean {
+  return mediaType.startsWith('video/');
 }
 
 // ISO-BMFF `ftyp` brands. HEIF's generic brands (mif1/msf1) say "some HEIF": the
@@ -44,6 +53,10 @@ export function sniffMediaType(head: Uint8Array): string | null {
   if (b.length >= 8 && b.readUInt32BE(0) === 0x89504e47 && b.readUInt32BE(4) === 0x0d0a1a0a) return 'image/png';
   if (b.length >= 6 && (ascii(b, 0, 6) === 'GIF87a' || ascii(b, 0, 6) === 'GIF89a')) return 'image/gif';
   if (b.length >= 12 && ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP') return 'image/webp';
+  // RAW formats with signatures of their own: Fujifilm RAF, Panasonic RW2, Olympus ORF.
+  if (b.length >= 15 && ascii(b, 0, 15) === 'FUJIFILMCCD-RAW') return 'image/x-fujifilm-raf';
+  if (b.length >= 4 && ascii(b, 0, 4) === 'IIU\0') return 'image/x-panasonic-rw2';
+  if (b.length >= 4 && ['IIRO', 'IIRS', 'MMOR'].includes(ascii(b, 0, 4))) return 'image/x-olympus-orf';
   if (b.length >= 4) {
     // Classic TIFF (42) and BigTIFF (43), either byte order. Camera RAW files built on
     // TIFF (NEF, DNG, ARW, CR2) land here too; libvips then reads their first IFD.
@@ -54,7 +67,11 @@ export function sniffMediaType(head: Uint8Array): string | null {
   return sniffIsoBmff(b);
 }
 
+/** Boxes an old QuickTime movie (before ftyp existed) starts with. */
+const QUICKTIME_FIRST_BOXES = new Set(['moov', 'mdat', 'wide', 'pnot']);
+
 function sniffIsoBmff(b: Buffer): string | null {
+  if (b.length >= 8 && QUICKTIME_FIRST_BOXES.has(ascii(b, 4, 8))) return 'video/quicktime';
   if (b.length < 12 || ascii(b, 4, 8) !== 'ftyp') return null;
   const major = ascii(b, 8, 12);
   // The box size bounds the compatible-brand list; a lying size is clamped to what we have.
@@ -63,6 +80,7 @@ function sniffIsoBmff(b: Buffer): string | null {
   for (let at = 16; at + 4 <= boxEnd; at += 4) compatible.push(ascii(b, at, at + 4));
 
   if (AVIF_BRANDS.has(major)) return 'image/avif';
+  if (major === 'crx ') return 'image/x-canon-cr3';
   if (HEIC_BRANDS.has(major)) return 'image/heic';
   if (HEIF_GENERIC_BRANDS.has(major)) {
     return compatible.some((brand) => AVIF_BRANDS.has(brand)) ? 'image/avif' : 'image/heic';
@@ -93,6 +111,14 @@ const TYPES_BY_EXTENSION: Record<string, string> = {
   heic: 'image/heic',
   heif: 'image/heic',
   hif: 'image/heic',
+  dng: 'image/x-adobe-dng',
+  cr2: 'image/x-canon-cr2',
+  cr3: 'image/x-canon-cr3',
+  nef: 'image/x-nikon-nef',
+  arw: 'image/x-sony-arw',
+  raf: 'image/x-fujifilm-raf',
+  rw2: 'image/x-panasonic-rw2',
+  orf: 'image/x-olympus-orf',
   mp4: 'video/mp4',
   m4v: 'video/mp4',
   mov: 'video/quicktime',

@@ -92,8 +92,19 @@ export async function remindShareExpiry(deps: Deps, payload: Jobs['remind-share-
   await deps.mailer.send({ to: owner.email, subject, html, text: body });
 }
 
+/**
+ * Photos shared right after their upload may still have their thumbnails made in the background;
+ * the mail waits this long for those it would show, then goes with what is there.
+ */
+const THUMBNAIL_WAIT_MS = 30_000;
+
 async function shareFacts(deps: Deps, grant: ShareGrant): Promise<ShareFacts> {
-  const page = await deps.shares.sharedAssets(grant, { first: 50 });
+  let page = await deps.shares.sharedAssets(grant, { first: 50 });
+  for (const deadline = Date.now() + THUMBNAIL_WAIT_MS; Date.now() < deadline; ) {
+    if (!page.assets.slice(0, MAIL_THUMBNAILS * 2).some((a) => a.thumbnailStatus === 'pending')) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    page = await deps.shares.sharedAssets(grant, { first: 50 });
+  }
   const [sender] = await deps.db.select({ nickname: users.nickname, email: users.email }).from(users).where(eq(users.id, grant.share.ownerId));
   return {
     share: grant.share,

@@ -39,7 +39,7 @@ export async function completeUpload(ctx: UploadContext, viewer: Viewer, uploadI
 
 /**
  * Assembles the staged bytes at their content address, verifying the whole SHA-256 and size
- * (a mismatch discards them and fails the upload), describes the blob, and adds the asset.
+ * (a mismatch discards them and fails the upload), and adds the asset (its thumbnails and facts are made in the background).
  * The upload is in state `completing`, claimed by this caller.
  */
 export async function finishUpload(ctx: UploadContext, viewer: Viewer, upload: UploadRow): Promise<AssetRow> {
@@ -86,8 +86,7 @@ export async function finishUpload(ctx: UploadContext, viewer: Viewer, upload: U
     clearInterval(heartbeat);
   }
   await blobService.markStored(upload.sha256, upload.size); // verified by assembly (or found stored with that size)
-  // Media facts are a bonus: the verified bytes count even if this fails.
-  await blobService.describeQuietly(upload.sha256);
+  // Thumbnails and facts follow in the background (addAsset queues them): the upload is done now.
   try {
     return await runAgainOnConflict(() =>
       ctx.db.transaction(async (tx) => {
