@@ -121,6 +121,8 @@ function pageHeaders(config: Config): Record<string, string> {
     // Svelte sets style attributes for transitions; no inline scripts are allowed.
     "style-src 'self' 'unsafe-inline'",
     `img-src ${images.join(' ')}`,
+    // Videos play from their originals, which S3 storage serves from its own origin.
+    `media-src ${images.filter((source) => source !== 'data:' && source !== 'blob:').join(' ')}`,
     "connect-src 'self'",
     "worker-src 'self' blob:",
     "object-src 'none'",

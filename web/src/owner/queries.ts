@@ -39,7 +39,7 @@ export const FOLDER = graphql(`
       assets(first: 100, after: $after) {
         totalCount
         pageInfo { hasNextPage endCursor }
-        nodes { id name thumbnailUrl thumbnailStatus takenAt size }
+        nodes { id name kind thumbnailUrl thumbnailStatus takenAt size }
       }
     }
   }
@@ -69,11 +69,29 @@ export const PHOTO = graphql(`
       origin
       previewUrl
       thumbnailUrl
+      thumbnailStatus
       downloadUrl
+      kind
+      durationSeconds
+      videoCodec
+      takenAtLocal
+      takenAtZone
+      camera { make model }
+      location { latitude longitude altitude }
       device { name platform revoked }
     }
     similarAssets(assetId: $id, first: 12) { distance asset { id name thumbnailUrl } }
   }
+`);
+
+export const ASSETS_PROCESSED = graphql(`
+  subscription AssetsProcessed {
+    assetsProcessed { id thumbnailUrl thumbnailStatus previewUrl width height takenAt }
+  }
+`);
+
+export const REPROCESS = graphql(`
+  mutation Reprocess($id: ID) { reprocessMedia(assetId: $id) }
 `);
 
 export const DELETE_PHOTO = graphql(`
