@@ -8,10 +8,10 @@ import { ffmpegPath } from '../../src/services/media/video-poster.js';
  * EXIF item. The container is written here (ISO/IEC 23008-12: ftyp, meta with hdlr, pitm,
  * iloc, iinf, iref, iprp; mdat); nothing on the test machine writes HEIF.
  */
-export async function makeHeic(options: { image: Buffer; rotation?: 0 | 1 | 2 | 3; exif?: Buffer }): Promise<Buffer> {
+export async function makeHeic(options: { image: Buffer; rotation?: 0 | 1 | 2 | 3; exif?: Buffer; quality?: number }): Promise<Buffer> {
   const { width, height } = await sharp(options.image).metadata();
   const png = await sharp(options.image).png({ compressionLevel: 1 }).toBuffer();
-  const nals = splitAnnexB(await encodeHevc(png));
+  const nals = splitAnnexB(await encodeHevc(png, options.quality ?? 28));
   const type = (nal: Buffer) => (nal[0]! >> 1) & 0x3f;
   const [vps, sps, pps] = [32, 33, 34].map((t) => nals.find((nal) => type(nal) === t));
   if (!vps || !sps || !pps) throw new Error('x265 gave no parameter sets');
@@ -48,11 +48,12 @@ export async function makeHeic(options: { image: Buffer; rotation?: 0 | 1 | 2 | 
   return Buffer.concat([ftyp, meta(dataStart), box('mdat', Buffer.concat(items.map((item) => item.data)))]);
 }
 
-function encodeHevc(png: Buffer): Promise<Buffer> {
+/** One intra frame; `crf` as x265 takes it (lower: better and larger; phones' HEICs are around 24). */
+function encodeHevc(png: Buffer, crf: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const ffmpeg = ffmpegPath();
     if (!ffmpeg) return reject(new Error('no ffmpeg'));
-    const child = spawn(ffmpeg, ['-v', 'error', '-f', 'png_pipe', '-i', 'pipe:0', '-frames:v', '1', '-c:v', 'libx265', '-x265-params', 'log-level=error', '-pix_fmt', 'yuv420p', '-f', 'hevc', 'pipe:1']);
+    const child = spawn(ffmpeg, ['-v', 'error', '-f', 'png_pipe', '-i', 'pipe:0', '-frames:v', '1', '-c:v', 'libx265', '-preset', 'veryfast', '-crf', String(crf), '-x265-params', 'log-level=error', '-pix_fmt', 'yuv420p', '-f', 'hevc', 'pipe:1']);
     const out: Buffer[] = [];
     let errors = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

@@ -103,12 +103,12 @@ export class JobQueue {
    * Adds a job inside the caller's transaction (sent with its other statements): it runs only if
    * the transaction commits, and is never lost after it did.
    */
-  async addIn<N extends JobName>(tx: { execute(query: SQL): PromiseLike<unknown> }, name: N, payload: Jobs[N], options: { runAt?: Date; key?: string } = {}): Promise<void> {
+  async addIn<N extends JobName>(tx: { execute(query: SQL): PromiseLike<unknown> }, name: N, payload: Jobs[N], options: { runAt?: Date; key?: string; maxAttempts?: number } = {}): Promise<void> {
     const runAt = options.runAt ? sql`${options.runAt.toISOString()}::timestamptz` : sql`now()`;
     // A key makes the job one of a kind: adding it again while it waits updates the waiting one
     // (keeping its place); while it runs, a new one is queued to run after.
     const key = options.key ? sql`, job_key => ${options.key}, job_key_mode => 'preserve_run_at'` : sql``;
-    await tx.execute(sql`select graphile_worker.add_job(${name}, ${JSON.stringify(payload)}::json, run_at => ${runAt}, max_attempts => ${MAX_ATTEMPTS}${key})`);
+    await tx.execute(sql`select graphile_worker.add_job(${name}, ${JSON.stringify(payload)}::json, run_at => ${runAt}, max_attempts => ${options.maxAttempts ?? MAX_ATTEMPTS}${key})`);
   }
 
   /**

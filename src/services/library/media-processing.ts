@@ -38,7 +38,9 @@ export class MediaProcessing {
 
   /** Queues the blob's processing with the caller's transaction (once: the job is keyed by the blob). */
   async queueIn(tx: Tx, sha256: string, options: { force?: boolean } = {}): Promise<void> {
-    await this.deps.jobs.addIn(tx, 'process-media', options.force ? { sha256, force: true } : { sha256 }, { key: `media:${sha256}` });
+    // Bad files do not throw (they end as failed); what is retried is trouble reading the stored
+    // bytes, given up after five tries over about a minute and a half (backoff e^n seconds).
+    await this.deps.jobs.addIn(tx, 'process-media', options.force ? { sha256, force: true } : { sha256 }, { key: `media:${sha256}`, maxAttempts: 5 });
   }
 
   /**
@@ -111,8 +113,11 @@ export class MediaProcessing {
     }
     const { storage } = this.deps;
     if (processed.images) {
-      await storage.put(derivedKey(sha256, 'thumbnail'), Readable.from([processed.images.thumbnail.data]), { contentType: 'image/webp' });
-      await storage.put(derivedKey(sha256, 'preview'), Readable.from([processed.images.preview.data]), { contentType: 'image/webp' });
+      const { thumbnail, preview } = processed.images;
+      await Promise.all([
+        storage.put(derivedKey(sha256, 'thumbnail'), Readable.from([thumbnail.data]), { contentType: 'image/webp' }),
+        storage.put(derivedKey(sha256, 'preview'), Readable.from([preview.data]), { contentType: 'image/webp' }),
+      ]);
     }
     const { facts } = processed;
     const recorded = await this.record(sha256, {

@@ -35,11 +35,14 @@ export const PREVIEW_MAX_SIDE = 1600;
 export const THUMBNAIL_SIDE = 320;
 /**
  * WebP settings: previews ~100–300 KB, thumbnails ~10–25 KB for 12 MP photos. The preview's
- * encode is most of the pipeline's time (libwebp is single-threaded); effort 2 instead of
- * the default 4 measured 2.3× faster (73 vs 165 ms for 1600×1200) for +5 % bytes and
- * −0.35 dB PSNR. Thumbnails are tiny to encode and served the most, so they keep effort 4.
+ * encode was most of the pipeline's time (libwebp is single-threaded). Measured on a 1600×1200
+ * photo (bench/media.ts's breakdown, this 2-core machine): effort 4 (sharp's default) 146 ms,
+ * effort 2 61 ms, effort 0 33 ms — at 152, 159 and 158 KiB and 37.0, 36.9 and 36.8 dB PSNR:
+ * effort 0 costs the least for the same size and look. (JPEG q75 would take 12 ms, at 203 KiB and
+ * 38.1 dB: a quarter more bytes for every preview a friend's phone loads.) Thumbnails are tiny to
+ * encode (~10 ms) and served the most, so they keep effort 4.
  */
-export const PREVIEW_WEBP = { quality: 80, effort: 2 } as const;
+export const PREVIEW_WEBP = { quality: 80, effort: 0 } as const;
 export const THUMBNAIL_WEBP = { quality: 75, effort: 4 } as const;
 
 export interface DeriveImagesLimits {
