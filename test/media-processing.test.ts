@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { uploadFile } from '../src/client/upload-file.js';
 import { endExifTool } from '../src/services/media/exiftool.js';
-import { cameraJpegCutShort, makeVideo, rawWithPreview } from './media/camera-files.js';
+import { cameraJpegCutShort, exifBlock, IPHONE_EXIF, makeVideo, rawWithPreview } from './media/camera-files.js';
 import { bombPng } from './media/crafted-files.js';
 import { makeHeic } from './media/make-heic.js';
 import { photoLikeJpeg } from './media/photo-like.js';
@@ -150,7 +150,7 @@ for (const driver of ['fs', 's3'] as const) {
 
     it('iPhone HEIC, MP4 and MOV videos, and a DNG get thumbnails and facts; videos stream with ranges', async () => {
       const api = await newClient(app);
-      const exif = (await sharp(await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).withExif({ IFD0: { Make: 'Apple', Model: 'iPhone 15' }, IFD2: { DateTimeOriginal: '2024:05:06 07:08:09', OffsetTimeOriginal: '+02:00' } }).jpeg().toBuffer()).metadata()).exif;
+      const exif = await exifBlock(IPHONE_EXIF);
       const heic = await upload(api, 'IMG_0001.HEIC', await makeHeic({ image: await photoLikeJpeg({ width: 1200, height: 800, seed: 21 }), rotation: 3, exif }));
       const mp4 = await upload(api, 'clip.mp4', await makeVideo(files.dir, { container: 'mp4', width: 640, height: 360, seconds: 2, creationTime: '2024-03-04T05:06:07Z' }));
       const mov = await upload(api, 'IMG_0002.MOV', await makeVideo(files.dir, { container: 'mov', width: 640, height: 360, seconds: 1, creationTime: '2024-03-05T05:06:07Z' }));

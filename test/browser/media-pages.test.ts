@@ -1,8 +1,7 @@
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadFile } from '../../src/client/upload-file.js';
 import { endExifTool } from '../../src/services/media/exiftool.js';
-import { makeVideo } from '../media/camera-files.js';
+import { exifBlock, IPHONE_EXIF, makeVideo } from '../media/camera-files.js';
 import { makeHeic } from '../media/make-heic.js';
 import { photoLikeJpeg } from '../media/photo-like.js';
 import { PASSWORD, startTestApp, type TestApp } from '../support/app.js';
@@ -35,7 +34,7 @@ describe('videos and iPhone photos in the owner pages', () => {
     await signUpInBrowser(page, app.url, { email, password: PASSWORD });
     const phone = await logInAsProgram(app, email, { name: 'iPhone', platform: 'ios' });
 
-    const exif = (await sharp(await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).withExif({ IFD0: { Make: 'Apple', Model: 'iPhone 15' }, IFD2: { DateTimeOriginal: '2024:05:06 07:08:09', OffsetTimeOriginal: '+02:00' } }).jpeg().toBuffer()).metadata()).exif;
+    const exif = await exifBlock(IPHONE_EXIF);
     const heic = await uploadFile(phone, await files.write('IMG_0001.HEIC', await makeHeic({ image: await photoLikeJpeg({ width: 1200, height: 800, seed: 31 }), rotation: 3, exif })), { folder: 'Camera roll' });
     const video = await uploadFile(phone, await files.write('VID_0002.mp4', await makeVideo(files.dir, { container: 'mp4', width: 640, height: 360, seconds: 2, creationTime: '2024-05-06T06:00:00Z' })), { folder: 'Camera roll' });
     expect([heic.asset.thumbnailStatus, video.asset.thumbnailStatus]).toEqual(['pending', 'pending']);

@@ -3,6 +3,7 @@ import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExifTool } from 'exiftool-vendored';
+import sharp, { type Exif } from 'sharp';
 import { ffmpegPath } from '../../src/services/media/video-poster.js';
 import { photoLikeJpeg } from './photo-like.js';
 
@@ -75,3 +76,12 @@ export async function makeVideo(into: string, options: { container: 'mp4' | 'mov
     child.on('close', (code) => (code === 0 ? resolve(readFile(file)) : reject(new Error(`ffmpeg failed: ${errors}`))));
   });
 }
+
+/** The EXIF block a camera would write with these tags (as sharp writes it; HEIC and JPEG carry the same block). */
+export async function exifBlock(exif: Exif): Promise<Buffer> {
+  const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).withExif(exif).jpeg().toBuffer();
+  return (await sharp(jpeg).metadata()).exif!;
+}
+
+/** An iPhone's EXIF: Apple, iPhone 15, taken 2024-05-06 07:08:09 at UTC+02:00. */
+export const IPHONE_EXIF: Exif = { IFD0: { Make: 'Apple', Model: 'iPhone 15' }, IFD2: { DateTimeOriginal: '2024:05:06 07:08:09', OffsetTimeOriginal: '+02:00' } };

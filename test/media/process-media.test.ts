@@ -8,7 +8,7 @@ import { decodeHeic } from '../../src/services/media/heic.js';
 import { processMedia, type MediaLimits, type ProcessedMedia } from '../../src/services/media/process-media.js';
 import { readImageFacts } from '../../src/services/media/read-media-facts.js';
 import { ffmpegPath, videoPoster } from '../../src/services/media/video-poster.js';
-import { CAMERA_FIXTURES, CAMERA_JPEGS, cameraJpegCutShort, makeVideo, rawWithPreview } from './camera-files.js';
+import { CAMERA_FIXTURES, CAMERA_JPEGS, cameraJpegCutShort, exifBlock, IPHONE_EXIF, makeVideo, rawWithPreview } from './camera-files.js';
 import { makeHeic } from './make-heic.js';
 import { photoLikeJpeg } from './photo-like.js';
 
@@ -35,12 +35,6 @@ async function processBytes(bytes: Buffer, options: Partial<MediaLimits> = {}): 
 async function inspect(webp: Buffer) {
   const { format, width, height } = await sharp(webp).metadata();
   return { format, width, height };
-}
-
-/** The EXIF block of a tiny JPEG carrying these tags (sharp writes it; HEIC and JPEG carry the same block). */
-async function exifBlock(exif: Exif): Promise<Buffer> {
-  const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).withExif(exif).jpeg().toBuffer();
-  return (await sharp(jpeg).metadata()).exif!;
 }
 
 describe('capture time and camera from the metadata, not the decoder', () => {
@@ -76,7 +70,7 @@ describe('capture time and camera from the metadata, not the decoder', () => {
 describe('HEIC (libheif, WebAssembly)', () => {
   it('makes upright thumbnail and preview from an iPhone-style HEIC turned by irot, with its EXIF facts', async () => {
     const image = await photoLikeJpeg({ width: 1200, height: 800, seed: 11 });
-    const exif = await exifBlock({ IFD0: { Make: 'Apple', Model: 'iPhone 15' }, IFD2: { DateTimeOriginal: '2024:05:06 07:08:09', OffsetTimeOriginal: '+02:00' } });
+    const exif = await exifBlock(IPHONE_EXIF);
     // Stored landscape, turned 90° clockwise (irot 3 = 270° anticlockwise) to show portrait.
     const heic = await makeHeic({ image, rotation: 3, exif });
     const result = await processBytes(heic);
