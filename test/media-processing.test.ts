@@ -6,8 +6,8 @@ import { cameraJpegCutShort, exifBlock, IPHONE_EXIF, makeVideo, rawWithPreview }
 import { bombPng } from './media/crafted-files.js';
 import { makeHeic } from './media/make-heic.js';
 import { photoLikeJpeg } from './media/photo-like.js';
-import type { TestApp } from './support/app.js';
-import { download, newClient, scratchDir, startAppOn } from './support/files.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { download, newClient, s3Env, scratchDir, startAppOn } from './support/files.js';
 import { Collected, wsClient } from './support/live.js';
 
 afterAll(() => endExifTool());
@@ -207,3 +207,34 @@ for (const driver of ['fs', 's3'] as const) {
 }
 
 const FACTS = 'kind mimeType thumbnailStatus width height takenAt takenAtZone takenAtLocal durationSeconds videoCodec camera { make model } location { latitude longitude }';
+
+describe('background processing with two instances on one database and one S3 bucket', () => {
+  it('runs each job once: every photo is processed, and announced, exactly once', async () => {
+    const storage = await s3Env();
+    const first = await startTestApp(storage.env);
+    // The second instance shares the first one's database (and bucket): both run media jobs.
+    const second = await startTestApp({ ...storage.env, DATABASE_URL: first.database.url });
+    const files = await scratchDir();
+    const api = await newClient(first);
+    const client = wsClient(first.url, api.token!);
+    const live = new Collected<{ assetsProcessed: { id: string }[] }>(client.iterate({ query: 'subscription { assetsProcessed { id } }' }));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const uploaded = [];
+      for (let i = 0; i < 8; i++) uploaded.push(await uploadFile(api, await files.write(`p${i}.jpg`, await photoLikeJpeg({ width: 1600, height: 1200, seed: 60 + i }))));
+      await first.mediaSettled();
+      await new Promise((resolve) => setTimeout(resolve, 500)); // any second announcement would be here by now
+      const announced = live.messages.flatMap((m) => m.data?.assetsProcessed.map((a) => a.id) ?? []);
+      expect(announced.sort()).toEqual(uploaded.map((u) => u.asset.id).sort());
+      const [row] = await first.database.sql<{ n: number }[]>`select count(*)::int as n from assets where thumbnail_status = 'ready'`;
+      expect(row!.n).toBe(8);
+      expect([...first.loggedErrors, ...second.loggedErrors]).toEqual([]);
+    } finally {
+      await client.dispose();
+      await second.close();
+      await first.close();
+      await storage.s3.close();
+      await files.remove();
+    }
+  }, 60_000);
+});
