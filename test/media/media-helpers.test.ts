@@ -35,6 +35,12 @@ describe('sniffMediaType', () => {
     ['video/mp4', ftyp('mp42', ['mp42', 'isom'])],
     ['video/quicktime', ftyp('qt  ', ['qt  '])],
     ['video/mp4', ftyp('zzzz', ['zzzz', 'mp42'])], // unknown major brand, known compatible one
+    ['video/quicktime', text('\x00\x00\x00\x08wide\x00\x00\x10\x00mdat')], // QuickTime before ftyp existed
+    ['video/quicktime', text('\x00\x00\x0f\x00moov\x00\x00\x00\x6cmvhd')],
+    ['image/x-canon-cr3', ftyp('crx ', ['crx ', 'isom'])],
+    ['image/x-fujifilm-raf', text('FUJIFILMCCD-RAW 0201FF383501')],
+    ['image/x-panasonic-rw2', text('IIU\x00\x18\x00\x00\x00')],
+    ['image/x-olympus-orf', text('IIRO\x08\x00\x00\x00')],
   ])('recognises %s', (expected, head) => {
     expect(sniffMediaType(head)).toBe(expected);
   });
@@ -61,7 +67,7 @@ describe('sniffMediaType', () => {
     for (const type of ['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/tiff', 'image/avif']) {
       expect(isDecodableImageType(type)).toBe(true);
     }
-    for (const type of ['image/heic', 'video/mp4', 'video/quicktime', null]) expect(isDecodableImageType(type)).toBe(false);
+    for (const type of ['image/heic', 'video/mp4', 'video/quicktime', 'image/x-canon-cr3', null]) expect(isDecodableImageType(type)).toBe(false);
   });
 });
 
