@@ -31,12 +31,31 @@ export async function makePhotos(dir: string, count: number): Promise<{ file: st
   );
 }
 
+/**
+ * Uploads the files into a folder, then waits until the server's background processing has made
+ * their thumbnails (or found a file unreadable), so that what a benchmark times next does not share
+ * the CPU with it.
+ */
 export async function uploadAll(owner: ApiClient, files: { file: string; name: string }[], folder: string, parallel: number): Promise<{ id: string; sha256: string; size: number }[]> {
-  return inParallel(files, parallel, async ({ file, name }) => {
+  const uploaded = await inParallel(files, parallel, async ({ file, name }) => {
     const result = await uploadFile(owner, file, { name, folder });
     if (result.outcome !== 'uploaded') throw new Error(`${name}: expected an upload, got ${result.outcome}`);
     return { id: result.asset.id, sha256: result.asset.sha256, size: result.asset.size };
   });
+  const id = await folderId(owner, folder);
+  const anyPending = async () => {
+    for (let after: string | null = null; ; ) {
+      type Page = { folder: { assets: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; nodes: { thumbnailStatus: string }[] } } };
+      const page: Page = await owner.graphql<Page>('query($id: ID!, $after: String) { folder(id: $id) { assets(first: 200, after: $after) { pageInfo { hasNextPage endCursor } nodes { thumbnailStatus } } } }', { id, after });
+      if (page.folder.assets.nodes.some((asset) => asset.thumbnailStatus === 'pending')) return true;
+      if (!page.folder.assets.pageInfo.hasNextPage) return false;
+      after = page.folder.assets.pageInfo.endCursor;
+    }
+  };
+  for (const deadline = Date.now() + 600_000; await anyPending(); await new Promise((resolve) => setTimeout(resolve, 500))) {
+    if (Date.now() > deadline) throw new Error(`thumbnails of ${folder} still pending after 10 minutes`);
+  }
+  return uploaded;
 }
 
 export async function folderId(owner: ApiClient, name: string): Promise<string> {
