@@ -8,7 +8,8 @@ import {
   perceptualHashFromHex,
 } from '../../src/services/media/perceptual-hash.js';
 import { classifySharpError } from '../../src/services/media/sharp-runtime.js';
-import { isDecodableImageType, mediaTypeFromName, sniffMediaType } from '../../src/services/media/sniff-media-type.js';
+import { mediaTypeFromName } from '../../src/protocol/media-types.js';
+import { isDecodableImageType, sniffMediaType } from '../../src/services/media/sniff-media-type.js';
 import { ftyp } from './crafted-files.js';
 
 const bytes = (...values: number[]) => Buffer.from(values);

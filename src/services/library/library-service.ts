@@ -135,7 +135,10 @@ export class LibraryService {
    */
   lockForAsset(tx: Tx, userId: string, sha256: string) {
     return Promise.all([
-      tx.select({ level: users.level, usedBytes: users.usedBytes }).from(users).where(eq(users.id, userId)).for('update').prepare('add_asset_lock_user').execute(),
+      // NO KEY UPDATE, not UPDATE: it serialises this user's additions just as well, and does not
+      // conflict with the KEY SHARE locks that inserting rows referencing the user takes (a claim's
+      // answer is inserted before this lock: with FOR UPDATE, two claims of one user deadlocked).
+      tx.select({ level: users.level, usedBytes: users.usedBytes }).from(users).where(eq(users.id, userId)).for('no key update').prepare('add_asset_lock_user').execute(),
       // Runs after the lock above (same connection, in order), so it sees what a concurrent completion of this user committed.
       tx.select().from(assets).where(and(eq(assets.userId, userId), eq(assets.sha256, sha256))).prepare('add_asset_existing').execute(),
     ]);
@@ -177,7 +180,7 @@ export class LibraryService {
       const found = await this.deps.access.asset(principal, 'change', assetId, { tx });
       // The owner's row first, as addAsset locks it: a delete and an eviction of the same asset
       // then queue up instead of deadlocking. Then the asset again, locked: it may have gone meanwhile.
-      await tx.select({ id: users.id }).from(users).where(eq(users.id, found.userId)).for('update');
+      await tx.select({ id: users.id }).from(users).where(eq(users.id, found.userId)).for('no key update');
       const [asset] = await tx.select().from(assets).where(eq(assets.id, found.id)).for('update');
       if (!asset) throw new AppError('NOT_FOUND', 'No such asset');
       await this.removeAssets(tx, [asset]);
@@ -227,7 +230,7 @@ export class LibraryService {
           )
           .limit(batch * 100);
         const owners = [...new Set([...due.map((f) => f.userId), ...candidates.map((a) => a.userId)])].sort();
-        for (const id of owners) await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for('update');
+        for (const id of owners) await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for('no key update');
         await this.removeAssets(tx, candidates);
         if (dueIds.length > 0) await tx.delete(folders).where(sql`${folders.id} = any(${sql.param(dueIds)}::uuid[])`);
         for (const userId of owners) await this.deps.events.publishIn(tx, topics.sync(userId), { kind: 'library', userId });
@@ -322,7 +325,7 @@ export class LibraryService {
     const corrected: { userId: string; was: number; now: number }[] = [];
     const repair = async (userId: string) => {
       const result = await this.deps.db.transaction(async (tx) => {
-        const [user] = await tx.select({ used: users.usedBytes }).from(users).where(eq(users.id, userId)).for('update');
+        const [user] = await tx.select({ used: users.usedBytes }).from(users).where(eq(users.id, userId)).for('no key update');
         if (!user) return null;
         // A statement after the lock: it sees every asset committed before the lock was granted.
         const [sum] = await tx.select({ bytes: sql<string>`coalesce(sum(${assets.size}), 0)` }).from(assets).where(eq(assets.userId, userId));

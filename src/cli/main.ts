@@ -1,0 +1,180 @@
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ApiClient, ApiError } from '../client/api-client.js';
+import { push, StopRun, stopFor } from './push.js';
+import { createReporter, outputMode, type Reporter } from './reporter.js';
+import { configDir, forgetCredentials, loadCredentials, normaliseServer, saveCredentials, type Credentials } from './settings.js';
+import { SyncList } from './sync-list.js';
+
+/**
+ * `pixshare`: the command-line client. Exit codes: 0 done, 1 some files failed, 2 usage,
+ * 3 cannot reach the server or it does not take our login.
+ */
+const EXIT = { done: 0, someFailed: 1, usage: 2, unreachable: 3 } as const;
+
+interface GlobalOptions {
+  json?: boolean;
+  quiet?: boolean;
+  progress?: boolean;
+}
+
+function reporterFor(command: Command): Reporter {
+  return createReporter(outputMode(command.optsWithGlobals<GlobalOptions>()));
+}
+
+async function signedIn(): Promise<{ api: ApiClient; credentials: Credentials }> {
+  const credentials = await loadCredentials();
+  if (!credentials) throw new StopRun('NOT_LOGGED_IN', 'not logged in: run `pixshare login <server>` (or set PIXSHARE_SERVER and PIXSHARE_TOKEN)', EXIT.unreachable);
+  return { api: new ApiClient(credentials.server, credentials.token), credentials };
+}
+
+const positiveInt = (value: string) => {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1 || number > 64) throw new InvalidArgumentError('a whole number from 1 to 64');
+  return number;
+};
+
+export function program(): Command {
+  const cli = new Command('pixshare')
+    .description('Back up photos and videos to a pixshare server, without sending the same bytes twice.')
+    .option('--json', 'one JSON object per line, with stable keys (for programs)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--no-progress', 'plain lines instead of progress bars')
+    .showHelpAfterError()
+    .exitOverride();
+
+  cli
+    .command('login')
+    .description('log in to a server: asks for the password (never shown, never stored) and keeps a device token')
+    .argument('<server-url>', 'e.g. https://photos.example.org')
+    .option('-e, --email <email>', 'your account (asked when left out)')
+    .option('-n, --device-name <name>', 'how this device shows in your device list', `${os.hostname()} (${process.platform})`)
+    .action(async (serverUrl: string, options: { email?: string; deviceName: string }, command: Command) => {
+      const report = reporterFor(command);
+      let server: string;
+      try {
+        server = normaliseServer(serverUrl);
+      } catch (error) {
+        throw new CommanderError(EXIT.usage, 'pixshare.usage', (error as Error).message);
+      }
+      const email = options.email ?? (await ask('Email: '));
+      const password = await ask('Password: ', { hidden: true });
+      const api = new ApiClient(server);
+      const platform = ({ linux: 'linux', darwin: 'macos', win32: 'windows' } as Record<string, string>)[process.platform] ?? 'cli';
+      const { logIn } = await api.graphql<{ logIn: { token: string; device: { id: string } } }>(
+        'mutation($e: String!, $p: String!, $d: DeviceInput) { logIn(email: $e, password: $p, device: $d) { token device { id } } }',
+        { e: email, p: password, d: { name: options.deviceName, platform } },
+      );
+      const file = await saveCredentials({ server, token: logIn.token, deviceId: logIn.device.id, email });
+      report.result('login', { server, email, deviceId: logIn.device.id, credentials: file }, `logged in to ${server} as ${email}; device token kept in ${file}`);
+    });
+
+  cli
+    .command('logout')
+    .description('sign this device out: its token stops working and is forgotten here')
+    .action(async (_options: unknown, command: Command) => {
+      const report = reporterFor(command);
+      const { api, credentials } = await signedIn();
+      await api.graphql<{ logOut: boolean }>('mutation { logOut }').catch((error: unknown) => {
+        // A token the server no longer takes is as good as signed out.
+        if (!(error instanceof ApiError && error.code === 'UNAUTHENTICATED')) throw error;
+      });
+      await forgetCredentials();
+      report.result('logout', { server: credentials.server }, `logged out of ${credentials.server}`);
+    });
+
+  cli
+    .command('push')
+    .description('upload photos and videos (files, or whole folders) the server does not have yet')
+    .argument('<paths...>', 'files and folders')
+    .option('-f, --folder <name>', 'put everything into this server folder (default: a folder per tree, named after it)')
+    .option('--all', 'every file, not only photos and videos')
+    .option('--include-hidden', 'also files and folders whose names start with a dot')
+    .option('--dry-run', 'only say what would be sent')
+    .addOption(new Option('-c, --concurrency <n>', 'files in flight at once').argParser(positiveInt).default(4))
+    .action(async (paths: string[], options: { folder?: string; all?: boolean; includeHidden?: boolean; dryRun?: boolean; concurrency: number }, command: Command) => {
+      const report = reporterFor(command);
+      const { api, credentials } = await signedIn();
+      const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
+      try {
+        const summary = await push(api, syncList, paths, options, report);
+        const sentence =
+          `${summary.files} files: ${summary.uploaded} sent, ${summary.instant} instant, ${summary.exists} already there, ${summary.unchanged} unchanged` +
+          `${summary.failed + summary.unreadable ? `, ${summary.failed + summary.unreadable} failed` : ''}${summary.skipped ? ` (${summary.skipped} not photos or videos skipped; --all takes them)` : ''}` +
+          `; ${(summary.sentBytes / 1e6).toFixed(1)} MB sent`;
+        report.result('summary', { ...summary, dryRun: options.dryRun === true }, options.dryRun ? `dry run: ${sentence}` : sentence);
+        if (summary.failed + summary.unreadable > 0) process.exitCode = EXIT.someFailed;
+      } finally {
+        syncList.close();
+      }
+    });
+
+  cli
+    .command('status')
+    .description("the folders' sync status: files stored of files in each folder")
+    .argument('[folder]', 'only this folder')
+    .action(async (folder: string | undefined, _options: unknown, command: Command) => {
+      const report = reporterFor(command);
+      const { api } = await signedIn();
+      const { folders } = await api.graphql<{ folders: { id: string; name: string; status: { done: number; total: number; bytesDone: number; bytesTotal: number } }[] }>(
+        '{ folders { id name status { done total bytesDone bytesTotal } } }',
+      );
+      const shown = folder ? folders.filter((f) => f.name === folder) : folders;
+      if (folder && shown.length === 0) throw new StopRun('NOT_FOUND', `no folder named "${folder}"`, EXIT.someFailed);
+      for (const f of shown) report.result('folder', { id: f.id, name: f.name, ...f.status }, `${f.name}: ${f.status.done} of ${f.status.total} uploaded`);
+    });
+
+  return cli;
+}
+
+/** A line from the terminal (hidden as it is typed, for passwords), or from standard input when it is not a terminal. */
+async function ask(prompt: string, options: { hidden?: boolean } = {}): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY === true });
+  if (options.hidden && process.stdin.isTTY) {
+    // Echo nothing of what is typed (the prompt itself is written before muting).
+    process.stderr.write(prompt);
+    (rl as unknown as { _writeToOutput: (text: string) => void })._writeToOutput = () => {};
+  }
+  try {
+    const answer = await new Promise<string>((resolve, reject) => {
+      rl.once('close', () => reject(new StopRun('NO_INPUT', `no answer to "${prompt.trim()}"`, EXIT.usage)));
+      if (options.hidden && process.stdin.isTTY) rl.once('line', resolve);
+      else rl.question(process.stdin.isTTY ? prompt : '', resolve);
+    });
+    if (options.hidden && process.stdin.isTTY) process.stderr.write('\n');
+    return answer.trim();
+  } finally {
+    rl.removeAllListeners('close');
+    rl.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const cli = program();
+  try {
+    await cli.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.done;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end "with an error" of code 0; usage errors are printed by commander.
+      if (error.exitCode === 0) return EXIT.done;
+      if (error.code === 'pixshare.usage') process.stderr.write(`pixshare: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    const stop = error instanceof StopRun ? error : stopFor(error);
+    const opts = cli.opts<GlobalOptions>();
+    const report = createReporter(outputMode(opts));
+    if (stop) {
+      report.fail(stop.code, stop.message);
+      return stop.exitCode;
+    }
+    if (error instanceof ApiError) {
+      report.fail(error.code, error.message);
+      return EXIT.someFailed;
+    }
+    report.fail('INTERNAL', error instanceof Error ? (error.stack ?? error.message) : String(error));
+    return EXIT.someFailed;
+  }
+}

@@ -1,0 +1,167 @@
+import cliProgress from 'cli-progress';
+
+/** One file's end: what happened to it. Keys are stable (they are the --json output). */
+export interface FileEvent {
+  path: string;
+  outcome: string;
+  size?: number;
+  sha256?: string;
+  assetId?: string;
+  sentBytes?: number;
+  folder?: string | null;
+  error?: { code: string; message: string; [key: string]: unknown };
+}
+
+/** How a command tells what it does: JSON lines, plain lines, or a progress display on a terminal. */
+export interface Reporter {
+  start(plan: { files: number; bytes: number; unchanged: number }): void;
+  begin(path: string, size: number): void;
+  progress(path: string, sentBytes: number): void;
+  file(event: FileEvent): void;
+  finish(): void;
+  /** The command's result: the last JSON line, or a sentence. */
+  result(kind: string, fields: Record<string, unknown>, sentence: string): void;
+  /** A problem that ends the command. */
+  fail(code: string, message: string): void;
+}
+
+export type OutputMode = 'json' | 'progress' | 'plain' | 'quiet';
+
+export function outputMode(options: { json?: boolean; quiet?: boolean; progress?: boolean }, stream: NodeJS.WriteStream = process.stderr): OutputMode {
+  if (options.json) return 'json';
+  if (options.quiet) return 'quiet';
+  return options.progress !== false && stream.isTTY ? 'progress' : 'plain';
+}
+
+export function createReporter(mode: OutputMode): Reporter {
+  if (mode === 'json') return new JsonReporter();
+  if (mode === 'progress') return new ProgressReporter();
+  return new PlainReporter(mode === 'quiet');
+}
+
+const line = (stream: NodeJS.WriteStream, text: string) => stream.write(`${text}\n`);
+
+class JsonReporter implements Reporter {
+  start(): void {}
+  begin(): void {}
+  progress(): void {}
+  file(event: FileEvent): void {
+    line(process.stdout, JSON.stringify({ type: 'file', ...event }));
+  }
+  finish(): void {}
+  result(kind: string, fields: Record<string, unknown>): void {
+    line(process.stdout, JSON.stringify({ type: kind, ...fields }));
+  }
+  fail(code: string, message: string): void {
+    line(process.stdout, JSON.stringify({ type: 'error', code, message }));
+  }
+}
+
+const WORDS: Record<string, string> = { uploaded: 'sent', instant: 'instant', exists: 'already there', failed: 'FAILED', 'would-send': 'would send' };
+
+/** A line per file that changed something (not the unchanged ones), then the result. */
+class PlainReporter implements Reporter {
+  constructor(private readonly quiet: boolean) {}
+  start(): void {}
+  begin(): void {}
+  progress(): void {}
+  file(event: FileEvent): void {
+    if (event.outcome === 'failed') line(process.stderr, `failed: ${event.path}: ${event.error?.message ?? 'unknown error'}`);
+    else if (!this.quiet && event.outcome !== 'unchanged') line(process.stdout, `${(WORDS[event.outcome] ?? event.outcome).padEnd(13)} ${event.path}`);
+  }
+  finish(): void {}
+  result(_kind: string, _fields: Record<string, unknown>, sentence: string): void {
+    if (!this.quiet) line(process.stdout, sentence);
+  }
+  fail(code: string, message: string): void {
+    line(process.stderr, `pixshare: ${message} (${code})`);
+  }
+}
+
+/** On a terminal: one bar (files done of total, bytes, speed, time left) and the files in flight. */
+class ProgressReporter implements Reporter {
+  private bars?: cliProgress.MultiBar;
+  private overall?: cliProgress.SingleBar;
+  private readonly inFlight = new Map<string, { size: number; sent: number; bar: cliProgress.SingleBar }>();
+  private doneBytes = 0;
+  private totalBytes = 0;
+  private filesDone = 0;
+  private readonly started = Date.now();
+
+  start(plan: { files: number; bytes: number; unchanged: number }): void {
+    if (plan.files === 0) return;
+    this.totalBytes = plan.bytes;
+    this.bars = new cliProgress.MultiBar(
+      { clearOnComplete: true, hideCursor: true, format: '{bar} {percentage}% | {label}', barsize: 30, autopadding: true, stream: process.stderr },
+      cliProgress.Presets.shades_classic,
+    );
+    this.overall = this.bars.create(Math.max(1, plan.bytes), 0, { label: this.label(plan.files) });
+    this.files = plan.files;
+  }
+  private files = 0;
+
+  private label(total = this.files): string {
+    const seconds = (Date.now() - this.started) / 1000;
+    const done = this.doneBytes + [...this.inFlight.values()].reduce((sum, f) => sum + f.sent, 0);
+    const speed = seconds > 0 ? done / seconds : 0;
+    const left = speed > 0 ? (this.totalBytes - done) / speed : 0;
+    return `${this.filesDone} of ${total} files | ${mb(done)} of ${mb(this.totalBytes)} | ${mb(speed)}/s | ${left > 0 ? `${Math.ceil(left)} s left` : '…'}`;
+  }
+
+  private redraw(): void {
+    const done = this.doneBytes + [...this.inFlight.values()].reduce((sum, f) => sum + f.sent, 0);
+    this.overall?.update(done, { label: this.label() });
+  }
+
+  begin(path: string, size: number): void {
+    if (!this.bars) return;
+    const bar = this.bars.create(Math.max(1, size), 0, { label: shorten(path) });
+    this.inFlight.set(path, { size, sent: 0, bar });
+  }
+
+  progress(path: string, sentBytes: number): void {
+    const file = this.inFlight.get(path);
+    if (!file) return;
+    file.sent = Math.min(sentBytes, file.size);
+    file.bar.update(file.sent);
+    this.redraw();
+  }
+
+  file(event: FileEvent): void {
+    const file = this.inFlight.get(event.path);
+    if (file) {
+      this.bars?.remove(file.bar);
+      this.inFlight.delete(event.path);
+      this.doneBytes += file.size;
+      this.filesDone++;
+    }
+    if (event.outcome === 'failed') {
+      const text = `failed: ${event.path}: ${event.error?.message ?? 'unknown error'}`;
+      if (this.bars) this.bars.log(`${text}\n`);
+      else line(process.stderr, text);
+    }
+    this.redraw();
+  }
+
+  finish(): void {
+    this.bars?.stop();
+    this.bars = undefined;
+  }
+
+  result(_kind: string, _fields: Record<string, unknown>, sentence: string): void {
+    line(process.stdout, sentence);
+  }
+
+  fail(code: string, message: string): void {
+    this.finish();
+    line(process.stderr, `pixshare: ${message} (${code})`);
+  }
+}
+
+function mb(bytes: number): string {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+function shorten(path: string): string {
+  return path.length <= 50 ? path : `…${path.slice(-49)}`;
+}

@@ -1,0 +1,71 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import sqlite from 'node-sqlite3-wasm';
+
+/**
+ * The sync list (U2): what this device has uploaded to which server, so that a file that has not
+ * changed is neither hashed nor checked again. A file is known by its path, size, modification
+ * time and inode; a file renamed or moved keeps its inode, size and time, so it is found under
+ * its new path too and not sent again. Losing the list is safe: the files are hashed again and
+ * the server's check answers that it has them.
+ *
+ * SQLite compiled to WebAssembly (node-sqlite3-wasm): it ships inside its npm package (nothing
+ * native to build or download) and writes its database file directly.
+ */
+export interface KnownFile {
+  sha256: string;
+  assetId: string;
+}
+
+export interface FileIdentity {
+  path: string;
+  size: number;
+  mtimeMs: number;
+  inode: number;
+}
+
+export class SyncList {
+  private readonly db: sqlite.Database;
+  private readonly byPath: sqlite.Statement;
+  private readonly byInode: sqlite.Statement;
+  private readonly upsert: sqlite.Statement;
+
+  constructor(file: string, private readonly server: string) {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new sqlite.Database(file);
+    this.db.exec(`
+      create table if not exists uploaded (
+        server text not null,
+        path text not null,
+        size integer not null,
+        mtime_ms real not null,
+        inode integer not null,
+        sha256 text not null,
+        asset_id text not null,
+        uploaded_at text not null default (datetime('now')),
+        primary key (server, path)
+      );
+      create index if not exists uploaded_inode on uploaded (server, inode, size, mtime_ms);
+    `);
+    this.byPath = this.db.prepare('select sha256, asset_id from uploaded where server = ? and path = ? and size = ? and mtime_ms = ? and inode = ?');
+    this.byInode = this.db.prepare('select sha256, asset_id from uploaded where server = ? and inode = ? and size = ? and mtime_ms = ? limit 1');
+    this.upsert = this.db.prepare('insert or replace into uploaded (server, path, size, mtime_ms, inode, sha256, asset_id) values (?, ?, ?, ?, ?, ?, ?)');
+  }
+
+  /** What this device sent of this file, if the file is as it was then (here or under another name). */
+  lookup(file: FileIdentity): KnownFile | null {
+    const row = (this.byPath.get([this.server, file.path, file.size, file.mtimeMs, file.inode]) ??
+      (file.inode ? this.byInode.get([this.server, file.inode, file.size, file.mtimeMs]) : null)) as { sha256: string; asset_id: string } | null;
+    return row ? { sha256: row.sha256, assetId: row.asset_id } : null;
+  }
+
+  /** The server confirmed it stores these bytes (an upload, an instant upload, or already there). */
+  record(file: FileIdentity, known: KnownFile): void {
+    this.upsert.run([this.server, file.path, file.size, file.mtimeMs, file.inode, known.sha256, known.assetId]);
+  }
+
+  close(): void {
+    for (const statement of [this.byPath, this.byInode, this.upsert]) statement.finalize();
+    this.db.close();
+  }
+}

@@ -1,0 +1,149 @@
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../src/client/api-client.js';
+import { photoLikeJpeg } from './media/photo-like.js';
+import { freePort, PASSWORD, startTestApp, type TestApp } from './support/app.js';
+import { scratchDir } from './support/files.js';
+
+/** The real `pixshare` command as a subprocess, as a person or a script runs it. */
+async function pixshare(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string; lines: Record<string, unknown>[] }> {
+  const child = spawn(process.execPath, [path.resolve('bin/pixshare.js'), ...args], { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdin.end(options.input ?? '');
+  const code = await new Promise<number>((resolve) => child.on('close', (exit) => resolve(exit ?? -1)));
+  const lines = stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { code, stdout, stderr, lines };
+}
+
+let app: TestApp;
+let files: Awaited<ReturnType<typeof scratchDir>>;
+let config: string;
+let email: string;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  files = await scratchDir();
+  config = path.join(files.dir, 'config');
+  ({ email } = await app.signUp());
+  const camera = path.join(files.dir, 'Holidays');
+  await mkdir(path.join(camera, 'day 2'), { recursive: true });
+  for (let i = 0; i < 4; i++) await writeFile(path.join(camera, i < 2 ? '' : 'day 2', `IMG_000${i}.jpg`), await photoLikeJpeg({ width: 800, height: 600, seed: 500 + i }));
+  await writeFile(path.join(camera, 'notes.txt'), 'not a photo\n');
+  await writeFile(path.join(camera, '.hidden.jpg'), await photoLikeJpeg({ width: 64, height: 48, seed: 599 }));
+});
+
+afterAll(async () => {
+  expect(app.loggedErrors).toEqual([]);
+  await app.close();
+  await files.remove();
+});
+
+const env = () => ({ PIXSHARE_CONFIG_DIR: config });
+const outcomes = (lines: Record<string, unknown>[]) => lines.filter((l) => l.type === 'file').map((l) => l.outcome).sort();
+const summaryOf = (lines: Record<string, unknown>[]) => lines.find((l) => l.type === 'summary')!;
+
+describe('the pixshare command', () => {
+  it('lists every command with --help, and says what is wrong with bad usage (exit 2)', async () => {
+    const help = await pixshare(['--help']);
+    expect(help.code).toBe(0);
+    for (const command of ['login', 'logout', 'push', 'status']) expect(help.stdout).toContain(command);
+    expect((await pixshare(['push', '--help'])).stdout).toContain('--dry-run');
+    const missing = await pixshare(['push'], { env: env() });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("missing required argument 'paths'");
+    expect((await pixshare(['push', '--concurrency', 'lots', 'x'], { env: env() })).code).toBe(2);
+    expect((await pixshare(['frobnicate'])).code).toBe(2);
+  });
+
+  it('logs in with the password from standard input, keeping only a device token, readable by its owner only', async () => {
+    const result = await pixshare(['--json', 'login', app.url, '--email', email, '--device-name', 'test laptop'], { env: env(), input: `${PASSWORD}\n` });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.lines[0]).toMatchObject({ type: 'login', server: app.url, email });
+    const file = path.join(config, 'credentials.json');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const stored = await readFile(file, 'utf8');
+    expect(stored).not.toContain(PASSWORD);
+    const { token } = JSON.parse(stored) as { token: string };
+    const { me } = await new ApiClient(app.url, token).graphql<{ me: { email: string } }>('{ me { email } }');
+    expect(me.email).toBe(email);
+
+    const wrong = await pixshare(['login', app.url, '--email', email], { env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'other-config') }, input: 'not the password\n' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/password/i);
+  });
+
+  it('pushes a folder tree; again: nothing sent (the sync list answers, a renamed file too); without the sync list: hashed, nothing uploaded', async () => {
+    const tree = path.join(files.dir, 'Holidays');
+    const first = await pixshare(['--json', 'push', tree], { env: env() });
+    expect(first.code, first.stderr).toBe(0);
+    expect(outcomes(first.lines)).toEqual(['uploaded', 'uploaded', 'uploaded', 'uploaded']);
+    expect(summaryOf(first.lines)).toMatchObject({ files: 4, uploaded: 4, skipped: 1, failed: 0 });
+    const folders = (await app.gql<{ folders: { name: string; status: { done: number } }[] }>('{ folders { name status { done } } }', {}, { token: await storedToken() })).data!.folders;
+    expect(folders.find((f) => f.name === 'Holidays')?.status.done).toBe(4);
+
+    const again = await pixshare(['--json', 'push', tree], { env: env() });
+    expect(outcomes(again.lines)).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged']);
+    expect(summaryOf(again.lines)).toMatchObject({ unchanged: 4, uploaded: 0, sentBytes: 0 });
+
+    await rename(path.join(tree, 'IMG_0000.jpg'), path.join(tree, 'renamed.jpg'));
+    expect(outcomes((await pixshare(['--json', 'push', tree], { env: env() })).lines)).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged']);
+
+    await rm(path.join(config, 'sync-list.db'));
+    const rebuilt = await pixshare(['--json', 'push', tree], { env: env() });
+    expect(outcomes(rebuilt.lines)).toEqual(['exists', 'exists', 'exists', 'exists']);
+    expect(summaryOf(rebuilt.lines)).toMatchObject({ sentBytes: 0 });
+
+    // With --include-hidden and --all the dot file and the text file go too; --dry-run only says so.
+    const dry = await pixshare(['--json', 'push', tree, '--all', '--include-hidden', '--dry-run'], { env: env() });
+    expect(outcomes(dry.lines)).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged', 'would-send', 'would-send']);
+  });
+
+  it('a second account, with PIXSHARE_SERVER and PIXSHARE_TOKEN, gets the same photos instantly: no file bytes sent', async () => {
+    const other = await app.signUp();
+    const result = await pixshare(['--json', 'push', path.join(files.dir, 'Holidays'), '--folder', 'From a friend'], {
+      env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config-2'), PIXSHARE_SERVER: app.url, PIXSHARE_TOKEN: other.token },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(outcomes(result.lines)).toEqual(['instant', 'instant', 'instant', 'instant']);
+    expect(summaryOf(result.lines)).toMatchObject({ sentBytes: 0, instant: 4 });
+  });
+
+  it('reports a file it cannot read and goes on (exit 1); a bad token or an unreachable server end the run (exit 3)', async () => {
+    const photo = await files.write('single.jpg', await photoLikeJpeg({ width: 320, height: 240, seed: 777 }));
+    const partly = await pixshare(['--json', 'push', photo, path.join(files.dir, 'no-such-file.jpg')], { env: env() });
+    expect(partly.code).toBe(1);
+    expect(outcomes(partly.lines)).toEqual(['failed', 'uploaded']);
+    expect(partly.lines.find((l) => l.outcome === 'failed')).toMatchObject({ error: { code: 'UNREADABLE' } });
+
+    const revoked = await pixshare(['push', photo], { env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config-3'), PIXSHARE_SERVER: app.url, PIXSHARE_TOKEN: 'not-a-token' } });
+    expect(revoked.code).toBe(3);
+    expect(revoked.stderr).toMatch(/log in again/);
+    const away = await pixshare(['--json', 'status'], { env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config-3'), PIXSHARE_SERVER: `http://127.0.0.1:${await freePort()}`, PIXSHARE_TOKEN: 'x' } });
+    expect(away.code).toBe(3);
+    expect(away.lines).toEqual([expect.objectContaining({ type: 'error', code: 'UNREACHABLE' })]);
+  });
+
+  it('shows the folders\' status, and logs out: the token stops working and is forgotten', async () => {
+    const status = await pixshare(['status', 'Holidays'], { env: env() });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain('Holidays: 4 of 4 uploaded');
+    const token = await storedToken();
+    const out = await pixshare(['logout'], { env: env() });
+    expect(out.code, out.stderr).toBe(0);
+    await expect(new ApiClient(app.url, token).graphql('{ me { email } }')).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(stat(path.join(config, 'credentials.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await pixshare(['status'], { env: env() })).code).toBe(3);
+  });
+});
+
+async function storedToken(): Promise<string> {
+  return (JSON.parse(await readFile(path.join(config, 'credentials.json'), 'utf8')) as { token: string }).token;
+}
