@@ -78,59 +78,68 @@ class PlainReporter implements Reporter {
   }
 }
 
-/** On a terminal: one bar (files done of total, bytes, speed, time left) and the files in flight. */
+/**
+ * On a terminal: the overall bar (files done of total, bytes, speed, time left) and a line with the
+ * files in flight and how far each is. Two lines that stay (bars added and removed per file left
+ * stale lines behind on some terminals).
+ */
 class ProgressReporter implements Reporter {
   private bars?: cliProgress.MultiBar;
   private overall?: cliProgress.SingleBar;
-  private readonly inFlight = new Map<string, { size: number; sent: number; bar: cliProgress.SingleBar }>();
+  private current?: cliProgress.SingleBar;
+  private readonly inFlight = new Map<string, { size: number; sent: number }>();
   private doneBytes = 0;
   private totalBytes = 0;
+  private files = 0;
   private filesDone = 0;
   private readonly started = Date.now();
 
   start(plan: { files: number; bytes: number; unchanged: number }): void {
     if (plan.files === 0) return;
     this.totalBytes = plan.bytes;
+    this.files = plan.files;
     this.bars = new cliProgress.MultiBar(
-      { clearOnComplete: true, hideCursor: true, format: '{bar} {percentage}% | {label}', barsize: 30, autopadding: true, stream: process.stderr },
+      { clearOnComplete: true, hideCursor: true, format: '{bar} {percentage}% | {label}', barsize: 30, autopadding: true, stream: process.stderr, linewrap: false },
       cliProgress.Presets.shades_classic,
     );
-    this.overall = this.bars.create(Math.max(1, plan.bytes), 0, { label: this.label(plan.files) });
-    this.files = plan.files;
+    this.overall = this.bars.create(Math.max(1, plan.bytes), 0, { label: this.label() });
+    this.current = this.bars.create(1, 0, { label: '' }, { format: '{label}' });
   }
-  private files = 0;
 
-  private label(total = this.files): string {
+  private sent(): number {
+    return this.doneBytes + [...this.inFlight.values()].reduce((sum, f) => sum + f.sent, 0);
+  }
+
+  private label(): string {
     const seconds = (Date.now() - this.started) / 1000;
-    const done = this.doneBytes + [...this.inFlight.values()].reduce((sum, f) => sum + f.sent, 0);
+    const done = this.sent();
     const speed = seconds > 0 ? done / seconds : 0;
     const left = speed > 0 ? (this.totalBytes - done) / speed : 0;
-    return `${this.filesDone} of ${total} files | ${mb(done)} of ${mb(this.totalBytes)} | ${mb(speed)}/s | ${left > 0 ? `${Math.ceil(left)} s left` : '…'}`;
+    return `${this.filesDone} of ${this.files} files | ${mb(done)} of ${mb(this.totalBytes)} | ${mb(speed)}/s | ${left > 0 ? `${Math.ceil(left)} s left` : '…'}`;
   }
 
   private redraw(): void {
-    const done = this.doneBytes + [...this.inFlight.values()].reduce((sum, f) => sum + f.sent, 0);
-    this.overall?.update(done, { label: this.label() });
+    this.overall?.update(this.sent(), { label: this.label() });
+    const width = Math.max(40, (process.stderr.columns || 100) - 2);
+    const names = [...this.inFlight].map(([path, f]) => `${basename(path)} ${f.size > 0 ? Math.floor((f.sent / f.size) * 100) : 0}%`).join(' · ');
+    this.current?.update(0, { label: `  ${names}`.slice(0, width) });
   }
 
   begin(path: string, size: number): void {
-    if (!this.bars) return;
-    const bar = this.bars.create(Math.max(1, size), 0, { label: shorten(path) });
-    this.inFlight.set(path, { size, sent: 0, bar });
+    this.inFlight.set(path, { size, sent: 0 });
+    this.redraw();
   }
 
   progress(path: string, sentBytes: number): void {
     const file = this.inFlight.get(path);
     if (!file) return;
     file.sent = Math.min(sentBytes, file.size);
-    file.bar.update(file.sent);
     this.redraw();
   }
 
   file(event: FileEvent): void {
     const file = this.inFlight.get(event.path);
     if (file) {
-      this.bars?.remove(file.bar);
       this.inFlight.delete(event.path);
       this.doneBytes += file.size;
       this.filesDone++;
@@ -162,6 +171,6 @@ function mb(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
-function shorten(path: string): string {
-  return path.length <= 50 ? path : `…${path.slice(-49)}`;
+function basename(path: string): string {
+  return path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
 }
