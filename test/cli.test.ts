@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import sharp from 'sharp';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../src/client/api-client.js';
@@ -54,7 +55,7 @@ describe('the pixshare command', () => {
   it('lists every command with --help, and says what is wrong with bad usage (exit 2)', async () => {
     const help = await pixshare(['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['login', 'logout', 'push', 'status']) expect(help.stdout).toContain(command);
+    for (const command of ['login', 'logout', 'push', 'sync', 'status']) expect(help.stdout).toContain(command);
     expect((await pixshare(['push', '--help'])).stdout).toContain('--dry-run');
     const missing = await pixshare(['push'], { env: env() });
     expect(missing.code).toBe(2);
@@ -131,6 +132,33 @@ describe('the pixshare command', () => {
     expect(away.lines).toEqual([expect.objectContaining({ type: 'error', code: 'UNREACHABLE' })]);
   });
 
+  it('sync --since sends what was taken in the period (EXIF time, else the file time), not older files', async () => {
+    const roll = path.join(files.dir, 'Camera roll');
+    await mkdir(roll, { recursive: true });
+    const taken = (date: string, seed: number) => sharp(Buffer.from(photoPixels(seed)), { raw: { width: 64, height: 48, channels: 3 } }).withExif({ IFD2: { DateTimeOriginal: date } }).jpeg().toBuffer();
+    const recent = new Date(Date.now() - 2 * 86_400_000);
+    const exifDate = (d: Date) => `${d.getFullYear()}:${String(d.getMonth() + 1).padStart(2, '0')}:${String(d.getDate()).padStart(2, '0')} 12:00:00`;
+    await writeFile(path.join(roll, 'new.jpg'), await taken(exifDate(recent), 1));
+    // Written just now, but taken in 2019: its EXIF time decides.
+    await writeFile(path.join(roll, 'old.jpg'), await taken('2019:06:01 12:00:00', 2));
+    // No EXIF: the file's time decides.
+    await writeFile(path.join(roll, 'clip.mp4'), Buffer.from('not really a video, but named like one'));
+    await writeFile(path.join(roll, 'old-clip.mov'), Buffer.from('an old video'));
+    const longAgo = new Date('2018-03-03T10:00:00Z');
+    await utimes(path.join(roll, 'old-clip.mov'), longAgo, longAgo);
+
+    const dry = await pixshare(['--json', 'sync', roll, '--since', '30d', '--dry-run'], { env: env() });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.lines.filter((l) => l.outcome === 'would-send').map((l) => path.basename(String(l.path))).sort()).toEqual(['clip.mp4', 'new.jpg']);
+    const synced = await pixshare(['--json', 'sync', roll, '--since', '30d'], { env: env() });
+    expect(outcomes(synced.lines)).toEqual(['uploaded', 'uploaded']);
+    expect(summaryOf(synced.lines)).toMatchObject({ older: 2, uploaded: 2 });
+    // A date reaches further back; bad periods are usage errors.
+    const since2019 = await pixshare(['--json', 'sync', roll, '--since', '2019-01-01'], { env: env() });
+    expect(outcomes(since2019.lines)).toEqual(['unchanged', 'unchanged', 'uploaded']);
+    expect((await pixshare(['sync', roll, '--since', 'last tuesday'], { env: env() })).code).toBe(2);
+  });
+
   it('shows the folders\' status, and logs out: the token stops working and is forgotten', async () => {
     const status = await pixshare(['status', 'Holidays'], { env: env() });
     expect(status.code, status.stderr).toBe(0);
@@ -143,6 +171,11 @@ describe('the pixshare command', () => {
     expect((await pixshare(['status'], { env: env() })).code).toBe(3);
   });
 });
+
+/** A tiny distinct image's pixels. */
+function photoPixels(seed: number): Uint8Array {
+  return Uint8Array.from({ length: 64 * 48 * 3 }, (_, i) => (i * seed * 37) % 256);
+}
 
 async function storedToken(): Promise<string> {
   return (JSON.parse(await readFile(path.join(config, 'credentials.json'), 'utf8')) as { token: string }).token;

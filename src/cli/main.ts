@@ -3,6 +3,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiError } from '../client/api-client.js';
+import { parseSince } from './capture-time.js';
 import { push, StopRun, stopFor } from './push.js';
 import { createReporter, outputMode, type Reporter } from './reporter.js';
 import { configDir, forgetCredentials, loadCredentials, normaliseServer, saveCredentials, type Credentials } from './settings.js';
@@ -90,26 +91,29 @@ export function program(): Command {
     .description('upload photos and videos (files, or whole folders) the server does not have yet')
     .argument('<paths...>', 'files and folders')
     .option('-f, --folder <name>', 'put everything into this server folder (default: a folder per tree, named after it)')
-    .option('--all', 'every file, not only photos and videos')
-    .option('--include-hidden', 'also files and folders whose names start with a dot')
-    .option('--dry-run', 'only say what would be sent')
     .addOption(new Option('-c, --concurrency <n>', 'files in flight at once').argParser(positiveInt).default(4))
-    .action(async (paths: string[], options: { folder?: string; all?: boolean; includeHidden?: boolean; dryRun?: boolean; concurrency: number }, command: Command) => {
-      const report = reporterFor(command);
-      const { api, credentials } = await signedIn();
-      const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
-      try {
-        const summary = await push(api, syncList, paths, options, report);
-        const sentence =
-          `${summary.files} files: ${summary.uploaded} sent, ${summary.instant} instant, ${summary.exists} already there, ${summary.unchanged} unchanged` +
-          `${summary.failed + summary.unreadable ? `, ${summary.failed + summary.unreadable} failed` : ''}${summary.skipped ? ` (${summary.skipped} not photos or videos skipped; --all takes them)` : ''}` +
-          `; ${(summary.sentBytes / 1e6).toFixed(1)} MB sent`;
-        report.result('summary', { ...summary, dryRun: options.dryRun === true }, options.dryRun ? `dry run: ${sentence}` : sentence);
-        if (summary.failed + summary.unreadable > 0) process.exitCode = EXIT.someFailed;
-      } finally {
-        syncList.close();
-      }
+    .action((paths: string[], options: PushCommandOptions, command: Command) => runPush(command, paths, options));
+
+  cli
+    .command('sync')
+    .description('upload what was taken in a recent period (EXIF time, else the file time) and is not on the server yet')
+    .argument('<folder>', 'the folder to look in (with everything below it)')
+    .addOption(new Option('-s, --since <when>', 'how far back: 7d, 12h, 2w, 3m, 1y, or a date like 2026-11-01').argParser(sinceArg).default('7d'))
+    .option('-f, --folder <name>', 'the server folder (default: named after the folder)')
+    .addOption(new Option('-c, --concurrency <n>', 'files in flight at once').argParser(positiveInt).default(4))
+    .action(async (folder: string, options: PushCommandOptions & { since: Date | string }, command: Command) => {
+      const since = typeof options.since === 'string' ? sinceArg(options.since) : options.since;
+      await runPush(command, [folder], { ...options, since });
     });
+
+  // What push and sync choose among and how they go about it, alike.
+  for (const name of ['push', 'sync']) {
+    cli.commands
+      .find((c) => c.name() === name)!
+      .option('--all', 'every file, not only photos and videos')
+      .option('--include-hidden', 'also files and folders whose names start with a dot')
+      .option('--dry-run', 'only say what would be sent');
+  }
 
   cli
     .command('status')
@@ -127,6 +131,41 @@ export function program(): Command {
     });
 
   return cli;
+}
+
+interface PushCommandOptions {
+  folder?: string;
+  all?: boolean;
+  includeHidden?: boolean;
+  dryRun?: boolean;
+  concurrency: number;
+  since?: Date;
+}
+
+/** push and sync: the files, the sync list, the report, the exit code. */
+async function runPush(command: Command, paths: string[], options: PushCommandOptions): Promise<void> {
+  const report = reporterFor(command);
+  const { api, credentials } = await signedIn();
+  const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
+  try {
+    const summary = await push(api, syncList, paths, options, report);
+    const failed = summary.failed + summary.unreadable;
+    const sentence =
+      `${summary.files} files: ${summary.uploaded} sent, ${summary.instant} instant, ${summary.exists} already there, ${summary.unchanged} unchanged` +
+      `${summary.older ? `, ${summary.older} taken before ${options.since!.toLocaleString()}` : ''}` +
+      `${failed ? `, ${failed} failed` : ''}${summary.skipped ? ` (${summary.skipped} not photos or videos skipped; --all takes them)` : ''}` +
+      `; ${(summary.sentBytes / 1e6).toFixed(1)} MB sent`;
+    report.result('summary', { ...summary, dryRun: options.dryRun === true }, options.dryRun ? `dry run: ${sentence}` : sentence);
+    if (failed > 0) process.exitCode = EXIT.someFailed;
+  } finally {
+    syncList.close();
+  }
+}
+
+function sinceArg(value: string): Date {
+  const since = parseSince(value);
+  if (!since) throw new InvalidArgumentError('a period like 7d, 12h, 2w, 3m, 1y, or a date like 2026-11-01');
+  return since;
 }
 
 /** A line from the terminal (hidden as it is typed, for passwords), or from standard input when it is not a terminal. */

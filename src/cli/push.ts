@@ -2,10 +2,13 @@ import { ApiError, type ApiClient } from '../client/api-client.js';
 import { uploadFile, type UploadFileResult } from '../client/upload-file.js';
 import type { Reporter } from './reporter.js';
 import type { SyncList } from './sync-list.js';
+import { captureTime } from './capture-time.js';
 import { findFiles, type FoundFile, type WalkOptions } from './walk.js';
 
 export interface PushOptions extends WalkOptions {
   dryRun?: boolean;
+  /** Only what was taken at or after this time (EXIF capture time, else the file's time): `pixshare sync`. */
+  since?: Date;
   /** Files in flight at once. */
   concurrency: number;
 }
@@ -21,6 +24,8 @@ export interface PushSummary {
   failed: number;
   skipped: number;
   unreadable: number;
+  /** Not sent for being taken before --since. */
+  older: number;
   sentBytes: number;
 }
 
@@ -55,7 +60,7 @@ export function stopFor(error: unknown): StopRun | null {
  */
 export async function push(api: ApiClient, syncList: SyncList, paths: string[], options: PushOptions, report: Reporter): Promise<PushSummary> {
   const found = await findFiles(paths, options);
-  const summary: PushSummary = { files: found.files.length, uploaded: 0, instant: 0, exists: 0, unchanged: 0, failed: 0, skipped: found.skipped, unreadable: found.unreadable.length, sentBytes: 0 };
+  const summary: PushSummary = { files: found.files.length, uploaded: 0, instant: 0, exists: 0, unchanged: 0, failed: 0, skipped: found.skipped, unreadable: found.unreadable.length, older: 0, sentBytes: 0 };
   for (const unreadable of found.unreadable) report.file({ path: unreadable.path, outcome: 'failed', error: { code: 'UNREADABLE', message: unreadable.message } });
   const pending: FoundFile[] = [];
   for (const file of found.files) {
@@ -63,6 +68,8 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
     if (known) {
       summary.unchanged++;
       report.file({ path: file.path, outcome: 'unchanged', sha256: known.sha256, assetId: known.assetId, size: file.size });
+    } else if (options.since && (await captureTime(file.path, file.mtimeMs)) < options.since) {
+      summary.older++;
     } else pending.push(file);
   }
   report.start({ files: pending.length, bytes: pending.reduce((sum, f) => sum + f.size, 0), unchanged: summary.unchanged });
