@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ApiClient, ApiError } from '../client/api-client.js';
 import { parseSince } from './capture-time.js';
 import { push, StopRun, stopFor } from './push.js';
+import { watch } from './watch.js';
 import { createReporter, outputMode, type Reporter } from './reporter.js';
 import { configDir, forgetCredentials, loadCredentials, normaliseServer, saveCredentials, type Credentials } from './settings.js';
 import { SyncList } from './sync-list.js';
@@ -106,8 +107,34 @@ export function program(): Command {
       await runPush(command, [folder], { ...options, since });
     });
 
-  // What push and sync choose among and how they go about it, alike.
-  for (const name of ['push', 'sync']) {
+  cli
+    .command('watch')
+    .description('keep a folder backed up: sends new files once they stop growing, rescans on a schedule, waits out a server that is away')
+    .argument('<folder>', 'the folder to watch (with everything below it)')
+    .option('-f, --folder <name>', 'the server folder (default: named after the folder)')
+    .addOption(new Option('--every <period>', 'rescan the whole folder this often: 30s, 10m, 1h').argParser(periodArg).default(600_000, '10m'))
+    .option('--share-to <who...>', 'share the new photos with friends (nickname or email), contact groups (name) or addresses')
+    .addOption(new Option('--move-sent-to <dir>', 'move each file there once the server confirmed it stores its exact bytes').conflicts('deleteSent'))
+    .option('--delete-sent', 'delete each file once the server confirmed it stores its exact bytes')
+    .addOption(new Option('--settle <period>', 'a new file counts as written when its size has not changed for this long').argParser(periodArg).default(2000, '2s'))
+    .addOption(new Option('-c, --concurrency <n>', 'files in flight at once').argParser(positiveInt).default(4))
+    .action(async (folder: string, options: PushCommandOptions & { every: number; settle: number; shareTo?: string[]; moveSentTo?: string; deleteSent?: boolean }, command: Command) => {
+      const report = reporterFor(command);
+      const { api, credentials } = await signedIn();
+      const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+      try {
+        await watch(api, syncList, path.resolve(folder), { ...options, everyMs: options.every, shareTo: options.shareTo ?? [], settleMs: options.settle }, report, stop.signal);
+      } finally {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+        syncList.close();
+      }
+    });
+
+  // What push, sync and watch choose among and how they go about it, alike.
+  for (const name of ['push', 'sync', 'watch']) {
     cli.commands
       .find((c) => c.name() === name)!
       .option('--all', 'every file, not only photos and videos')
@@ -160,6 +187,12 @@ async function runPush(command: Command, paths: string[], options: PushCommandOp
   } finally {
     syncList.close();
   }
+}
+
+function periodArg(value: string): number {
+  const match = /^(\d+)\s*(ms|s|m|h)$/i.exec(value.trim());
+  if (!match || Number(match[1]) === 0) throw new InvalidArgumentError('a period like 30s, 10m or 1h');
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2]!.toLowerCase() as 'ms' | 's' | 'm' | 'h'];
 }
 
 function sinceArg(value: string): Date {

@@ -9,6 +9,8 @@ export interface PushOptions extends WalkOptions {
   dryRun?: boolean;
   /** Only what was taken at or after this time (EXIF capture time, else the file's time): `pixshare sync`. */
   since?: Date;
+  /** Each file the server confirmed it stores, byte for byte (sent, instant, already there, or in the sync list). */
+  onConfirmed?(file: FoundFile, asset: { id: string; sha256: string }, outcome: FileOutcome): void | Promise<void>;
   /** Files in flight at once. */
   concurrency: number;
 }
@@ -68,6 +70,7 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
     if (known) {
       summary.unchanged++;
       report.file({ path: file.path, outcome: 'unchanged', sha256: known.sha256, assetId: known.assetId, size: file.size });
+      if (!options.dryRun) await options.onConfirmed?.(file, { id: known.assetId, sha256: known.sha256 }, 'unchanged');
     } else if (options.since && (await captureTime(file.path, file.mtimeMs)) < options.since) {
       summary.older++;
     } else pending.push(file);
@@ -93,6 +96,7 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
         summary[result.outcome]++;
         summary.sentBytes += result.sentBytes;
         report.file({ path: file.path, outcome: result.outcome, sha256: result.asset.sha256, assetId: result.asset.id, size: file.size, sentBytes: result.sentBytes });
+        await options.onConfirmed?.(file, result.asset, result.outcome);
       } catch (error) {
         stop ??= stopFor(error);
         if (stop) break;

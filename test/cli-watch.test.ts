@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { photoLikeJpeg } from './media/photo-like.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { newClient, scratchDir } from './support/files.js';
+import { befriend } from './support/sharing.js';
+
+/** `pixshare watch` running as its own process; its JSON lines as they come. */
+function startWatch(args: string[], env: Record<string, string>) {
+  const child: ChildProcess = spawn(process.execPath, [path.resolve('bin/pixshare.js'), '--json', 'watch', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  let stderr = '';
+  let buffered = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split('\n');
+    buffered = parts.pop()!;
+    for (const part of parts) if (part.startsWith('{')) lines.push(JSON.parse(part) as Record<string, unknown>);
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const until = async (test: (line: Record<string, unknown>) => boolean, what: string, timeoutMs = 30_000) => {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      const found = lines.find(test);
+      if (found) return found;
+      if (child.exitCode !== null) break;
+    }
+    throw new Error(`no ${what} within ${timeoutMs} ms; lines: ${JSON.stringify(lines)}; stderr: ${stderr}`);
+  };
+  return { child, lines, until, exited, stderr: () => stderr };
+}
+
+let app: TestApp;
+let files: Awaited<ReturnType<typeof scratchDir>>;
+
+beforeAll(async () => {
+  // Files over 1 MB are refused: the way to make one file fail while the others go through.
+  app = await startTestApp({ PIXSHARE_MAX_FILE_SIZE: '1000000' });
+  files = await scratchDir();
+});
+afterAll(async () => {
+  expect(app.loggedErrors).toEqual([]);
+  await app.close();
+  await files.remove();
+});
+
+describe('pixshare watch', () => {
+  it('sends what is there and what arrives, moves a file only once it is stored, leaves a failed one in place, shares the new photos with a group', async () => {
+    const owner = await newClient(app);
+    const sister = await newClient(app);
+    await befriend(owner, sister);
+    await owner.graphql('mutation($m: [ID!]) { createContactGroup(name: "Family", memberIds: $m) { id } }', { m: [sister.userId] });
+    const camera = path.join(files.dir, 'Camera');
+    const sent = path.join(files.dir, 'Sent');
+    await mkdir(path.join(camera, 'trip'), { recursive: true });
+    await writeFile(path.join(camera, 'before.jpg'), await photoLikeJpeg({ width: 320, height: 240, seed: 801 }));
+
+    const watch = startWatch([camera, '--move-sent-to', sent, '--share-to', 'Family', '--settle', '200ms', '--every', '1h'], {
+      PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config'),
+      PIXSHARE_SERVER: app.url,
+      PIXSHARE_TOKEN: owner.token!,
+    });
+    try {
+      await watch.until((l) => l.type === 'watching', 'start');
+      await watch.until((l) => l.type === 'file' && String(l.path).endsWith('before.jpg') && l.outcome === 'uploaded', 'the first photo');
+      await watch.until((l) => l.type === 'share', 'the first share');
+
+      // Files arriving while it runs: two photos (one in a subfolder) and one too large for the server.
+      await writeFile(path.join(camera, 'trip', 'beach.jpg'), await photoLikeJpeg({ width: 320, height: 240, seed: 802 }));
+      await writeFile(path.join(camera, 'sunset.jpg'), await photoLikeJpeg({ width: 320, height: 240, seed: 803 }));
+      await writeFile(path.join(camera, 'huge.mp4'), Buffer.alloc(1_500_000, 7));
+      await watch.until((l) => l.type === 'file' && String(l.path).endsWith('beach.jpg') && l.outcome === 'uploaded', 'beach.jpg');
+      await watch.until((l) => l.type === 'file' && String(l.path).endsWith('sunset.jpg') && l.outcome === 'uploaded', 'sunset.jpg');
+      const failed = await watch.until((l) => l.type === 'file' && String(l.path).endsWith('huge.mp4'), 'huge.mp4');
+      expect(failed).toMatchObject({ outcome: 'failed', error: { code: 'FILE_TOO_LARGE' } });
+      await watch.until(() => watch.lines.filter((l) => l.type === 'share').length >= 2 || watch.lines.filter((l) => l.type === 'share').reduce((n, l) => n + Number(l.assets), 0) >= 3, 'the shares of all three');
+
+      // Stored ones moved (their place below the folder kept); the failed one where it was.
+      expect((await readdir(camera, { recursive: true })).sort()).toEqual(['huge.mp4', 'trip']);
+      expect((await readdir(sent, { recursive: true })).sort()).toEqual(['before.jpg', 'sunset.jpg', 'trip', path.join('trip', 'beach.jpg')]);
+      // The sister sees the photos shared with her group.
+      const { sharedWithMe } = await sister.graphql<{ sharedWithMe: { nodes: { photoCount: number }[] } }>('{ sharedWithMe(first: 20) { nodes { photoCount } } }');
+      expect(sharedWithMe.nodes.reduce((n, s) => n + s.photoCount, 0)).toBe(3);
+      const { folders } = await owner.graphql<{ folders: { name: string; status: { done: number } }[] }>('{ folders { name status { done } } }');
+      expect(folders.find((f) => f.name === 'Camera')?.status.done).toBe(3);
+    } finally {
+      watch.child.kill('SIGTERM');
+    }
+    expect(await watch.exited).toBe(0);
+  }, 90_000);
+
+  it('waits for a server that is away, and says so', async () => {
+    const owner = await newClient(app);
+    const folder = path.join(files.dir, 'Offline');
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 'a.jpg'), await photoLikeJpeg({ width: 64, height: 48, seed: 810 }));
+    const watch = startWatch([folder, '--settle', '200ms'], { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config-away'), PIXSHARE_SERVER: 'http://127.0.0.1:9', PIXSHARE_TOKEN: owner.token! });
+    try {
+      const waiting = await watch.until((l) => l.type === 'waiting', 'a waiting line');
+      expect(waiting).toMatchObject({ code: 'UNREACHABLE', retryInSeconds: 5 });
+      expect(watch.child.exitCode).toBeNull(); // still there, to try again
+    } finally {
+      watch.child.kill('SIGTERM');
+    }
+    expect(await watch.exited).toBe(0);
+  });
+});
