@@ -1,5 +1,5 @@
 import { ApiError, type ApiClient } from '../client/api-client.js';
-import { uploadFile, type UploadFileResult } from '../client/upload-file.js';
+import { hashFile, uploadFile, type UploadFileResult } from '../client/upload-file.js';
 import type { Reporter } from './reporter.js';
 import type { SyncList } from './sync-list.js';
 import { captureTime } from './capture-time.js';
@@ -41,6 +41,9 @@ export class StopRun extends Error {
     super(message);
   }
 }
+
+/** Files from this size on have their hash kept while they are sent (smaller ones hash again in a moment). */
+const IN_FLIGHT_MIN_BYTES = 16 * 1024 * 1024;
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE']);
 
@@ -88,7 +91,14 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
       const file = pending[next++]!;
       report.begin(file.path, file.size);
       try {
+        // A large file's hash is kept while it is on its way: a client killed in the middle resumes without hashing it again.
+        let sha256 = file.size >= IN_FLIGHT_MIN_BYTES ? syncList.inFlightHash(file) : null;
+        if (file.size >= IN_FLIGHT_MIN_BYTES && !sha256) {
+          sha256 = await hashFile(file.path);
+          syncList.rememberInFlight(file, sha256);
+        }
         const result = await uploadFile(api, file.path, {
+          ...(sha256 ? { sha256, hashedFile: { size: file.size, mtimeMs: file.mtimeMs } } : {}),
           folder: file.folder || undefined,
           onProgress: ({ sentBytes }) => report.progress(file.path, sentBytes),
         });

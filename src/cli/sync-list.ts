@@ -29,6 +29,9 @@ export class SyncList {
   private readonly byPath: sqlite.Statement;
   private readonly byInode: sqlite.Statement;
   private readonly upsert: sqlite.Statement;
+  private readonly hashOf: sqlite.Statement;
+  private readonly rememberHash: sqlite.Statement;
+  private readonly forgetHash: sqlite.Statement;
 
   constructor(file: string, private readonly server: string) {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -46,7 +49,17 @@ export class SyncList {
         primary key (server, path)
       );
       create index if not exists uploaded_inode on uploaded (server, inode, size, mtime_ms);
+      create table if not exists hashed (
+        path text primary key,
+        size integer not null,
+        mtime_ms real not null,
+        inode integer not null,
+        sha256 text not null
+      );
     `);
+    this.hashOf = this.db.prepare('select sha256 from hashed where path = ? and size = ? and mtime_ms = ? and inode = ?');
+    this.rememberHash = this.db.prepare('insert or replace into hashed (path, size, mtime_ms, inode, sha256) values (?, ?, ?, ?, ?)');
+    this.forgetHash = this.db.prepare('delete from hashed where path = ?');
     this.byPath = this.db.prepare('select sha256, asset_id from uploaded where server = ? and path = ? and size = ? and mtime_ms = ? and inode = ?');
     this.byInode = this.db.prepare('select sha256, asset_id from uploaded where server = ? and inode = ? and size = ? and mtime_ms = ? limit 1');
     this.upsert = this.db.prepare('insert or replace into uploaded (server, path, size, mtime_ms, inode, sha256, asset_id) values (?, ?, ?, ?, ?, ?, ?)');
@@ -62,10 +75,25 @@ export class SyncList {
   /** The server confirmed it stores these bytes (an upload, an instant upload, or already there). */
   record(file: FileIdentity, known: KnownFile): void {
     this.upsert.run([this.server, file.path, file.size, file.mtimeMs, file.inode, known.sha256, known.assetId]);
+    this.forgetHash.run([file.path]);
+  }
+
+  /**
+   * The chunk list's start (U6): the hash of a large file on its way, kept until the server confirmed
+   * it. A client killed in the middle hashes nothing again; checking the file again brings back the
+   * same upload session, whose missing ranges the server tells.
+   */
+  inFlightHash(file: FileIdentity): string | null {
+    const row = this.hashOf.get([file.path, file.size, file.mtimeMs, file.inode]) as { sha256: string } | null;
+    return row?.sha256 ?? null;
+  }
+
+  rememberInFlight(file: FileIdentity, sha256: string): void {
+    this.rememberHash.run([file.path, file.size, file.mtimeMs, file.inode, sha256]);
   }
 
   close(): void {
-    for (const statement of [this.byPath, this.byInode, this.upsert]) statement.finalize();
+    for (const statement of [this.byPath, this.byInode, this.upsert, this.hashOf, this.rememberHash, this.forgetHash]) statement.finalize();
     this.db.close();
   }
 }
