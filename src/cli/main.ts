@@ -3,6 +3,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiError } from '../client/api-client.js';
+import { ByteBudget } from '../client/byte-budget.js';
 import { parseSince } from './capture-time.js';
 import { push, StopRun, stopFor } from './push.js';
 import { watch } from './watch.js';
@@ -126,7 +127,7 @@ export function program(): Command {
       const onSignal = () => stop.abort();
       process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
       try {
-        await watch(api, syncList, path.resolve(folder), { ...options, everyMs: options.every, shareTo: options.shareTo ?? [], settleMs: options.settle }, report, stop.signal);
+        await watch(api, syncList, path.resolve(folder), { ...options, memory: new ByteBudget(options.maxMemory * 2 ** 20), everyMs: options.every, shareTo: options.shareTo ?? [], settleMs: options.settle }, report, stop.signal);
       } finally {
         process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
         syncList.close();
@@ -137,6 +138,7 @@ export function program(): Command {
   for (const name of ['push', 'sync', 'watch']) {
     cli.commands
       .find((c) => c.name() === name)!
+      .addOption(new Option('--max-memory <MiB>', 'file bytes all chunks in flight may hold in memory together').argParser(memoryArg).default(256, '256'))
       .option('--all', 'every file, not only photos and videos')
       .option('--include-hidden', 'also files and folders whose names start with a dot')
       .option('--dry-run', 'only say what would be sent');
@@ -161,6 +163,7 @@ export function program(): Command {
 }
 
 interface PushCommandOptions {
+  maxMemory: number;
   folder?: string;
   all?: boolean;
   includeHidden?: boolean;
@@ -175,7 +178,7 @@ async function runPush(command: Command, paths: string[], options: PushCommandOp
   const { api, credentials } = await signedIn();
   const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
   try {
-    const summary = await push(api, syncList, paths, options, report);
+    const summary = await push(api, syncList, paths, { ...options, memory: new ByteBudget(options.maxMemory * 2 ** 20) }, report);
     const failed = summary.failed + summary.unreadable;
     const sentence =
       `${summary.files} files: ${summary.uploaded} sent, ${summary.instant} instant, ${summary.exists} already there, ${summary.unchanged} unchanged` +
@@ -187,6 +190,12 @@ async function runPush(command: Command, paths: string[], options: PushCommandOp
   } finally {
     syncList.close();
   }
+}
+
+function memoryArg(value: string): number {
+  const mib = Number(value);
+  if (!Number.isInteger(mib) || mib < 4 || mib > 65_536) throw new InvalidArgumentError('a whole number of MiB from 4 to 65536');
+  return mib;
 }
 
 function periodArg(value: string): number {

@@ -1,4 +1,5 @@
 import { ApiError, type ApiClient } from '../client/api-client.js';
+import type { ByteBudget } from '../client/byte-budget.js';
 import { hashFile, uploadFile, type UploadFileResult } from '../client/upload-file.js';
 import type { Reporter } from './reporter.js';
 import type { SyncList } from './sync-list.js';
@@ -13,6 +14,8 @@ export interface PushOptions extends WalkOptions {
   onConfirmed?(file: FoundFile, asset: { id: string; sha256: string }, outcome: FileOutcome): void | Promise<void>;
   /** Files in flight at once. */
   concurrency: number;
+  /** The bytes all chunks in flight may hold in memory together. */
+  memory?: ByteBudget;
 }
 
 export type FileOutcome = UploadFileResult['outcome'] | 'unchanged' | 'failed' | 'would-send';
@@ -100,6 +103,7 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
         const result = await uploadFile(api, file.path, {
           ...(sha256 ? { sha256, hashedFile: { size: file.size, mtimeMs: file.mtimeMs } } : {}),
           folder: file.folder || undefined,
+          memory: options.memory,
           onProgress: ({ sentBytes }) => report.progress(file.path, sentBytes),
         });
         syncList.record(file, { sha256: result.asset.sha256, assetId: result.asset.id });

@@ -3,6 +3,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ApiError, type ApiClient } from './api-client.js';
+import type { ByteBudget } from './byte-budget.js';
 import type { ByteRange } from '../protocol/byte-ranges.js';
 import { proofOfPossession } from '../protocol/proof-of-possession.js';
 import { isSha256Hex } from '../protocol/sha256.js';
@@ -45,6 +46,11 @@ export interface UploadFileOptions {
    */
   hashedFile?: { size: number; mtimeMs: number };
   signal?: AbortSignal;
+  /**
+   * Shared limit on the bytes chunks hold in memory (across every upload using it); chunks are also
+   * planned no larger than a quarter of it. Without it, memory is `parallel` × the chunk size.
+   */
+  memory?: ByteBudget;
   /** Attempts per chunk after a network failure or a server error (default 3; backoff 0.5 s, 1 s, 2 s…). */
   retries?: number;
   onProgress?(event: { sentBytes: number; receivedBytes: number; size: number; chunkBytes: number }): void;
@@ -297,7 +303,8 @@ async function sendMissing(api: ApiClient, file: string, size: number, upload: U
   const planned = plannedChunkBytes(size, options);
   // The sizer may grow chunks up to a quarter of one worker's share (see plannedChunkBytes).
   const spread = spreadChunkBytes(size, parallel);
-  const limits = { minChunkBytes: upload.limits.minChunkBytes, maxChunkBytes: Math.max(upload.limits.minChunkBytes, Math.min(upload.limits.maxChunkBytes, Math.max(planned, spread))) };
+  const cap = options.memory?.chunkCap ?? Number.MAX_SAFE_INTEGER;
+  const limits = { minChunkBytes: upload.limits.minChunkBytes, maxChunkBytes: Math.max(upload.limits.minChunkBytes, Math.min(upload.limits.maxChunkBytes, cap, Math.max(planned, spread))) };
   const sizer = new ChunkSizer(limits, planned, options.targetChunkSeconds ?? 3);
   const chunks = plan(upload.missing, sizer);
   const chunkSizes: number[] = [];
@@ -315,21 +322,30 @@ async function sendMissing(api: ApiClient, file: string, size: number, upload: U
       let buffer: Buffer | undefined;
       for (let next = chunks.next(); !next.done && !signal.aborted; next = chunks.next()) {
         const span = next.value;
-        if (!buffer || buffer.length < span.length) buffer = Buffer.allocUnsafe(span.length);
-        const bytes = await readSpan(handle, span, buffer);
-        // Worked out with the file's hash, or now — WebCrypto hashes on the thread pool, so
-        // workers hash in parallel with each other and with sending.
-        const digest = digests?.get(chunkKey(span)) ?? new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-        const started = performance.now();
-        const result = await withRetries(options.retries ?? 3, signal, () =>
-          api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, digest, signal),
-        );
-        sizer.record(span.length, (performance.now() - started) / 1000);
-        chunkSizes.push(span.length);
-        sentBytes += span.length;
-        receivedBytes = Math.max(receivedBytes, result.upload.receivedBytes);
-        if (result.asset) asset = result.asset;
-        options.onProgress?.({ sentBytes, receivedBytes, size, chunkBytes: span.length });
+        const release = await options.memory?.take(span.length);
+        try {
+          if (!buffer || buffer.length < span.length) buffer = Buffer.allocUnsafe(span.length);
+          const bytes = await readSpan(handle, span, buffer);
+          // Worked out with the file's hash, or now — WebCrypto hashes on the thread pool, so
+          // workers hash in parallel with each other and with sending.
+          const digest = digests?.get(chunkKey(span)) ?? new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+          const started = performance.now();
+          const result = await withRetries(options.retries ?? 3, signal, () =>
+            api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, digest, signal),
+          );
+          sizer.record(span.length, (performance.now() - started) / 1000);
+          chunkSizes.push(span.length);
+          sentBytes += span.length;
+          receivedBytes = Math.max(receivedBytes, result.upload.receivedBytes);
+          if (result.asset) asset = result.asset;
+          options.onProgress?.({ sentBytes, receivedBytes, size, chunkBytes: span.length });
+        } finally {
+          if (release) {
+            // Under a shared budget a worker keeps no buffer between chunks: what it held is given back.
+            buffer = undefined;
+            release();
+          }
+        }
       }
     };
     const outcomes = await Promise.allSettled(
