@@ -105,6 +105,9 @@ describe('the pixshare command', () => {
     // With --include-hidden and --all the dot file and the text file go too; --dry-run only says so.
     const dry = await pixshare(['--json', 'push', tree, '--all', '--include-hidden', '--dry-run'], { env: env() });
     expect(outcomes(dry.lines)).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged', 'would-send', 'would-send']);
+    // --ignore leaves out names anywhere ('*.txt') and folders ('day 2').
+    const some = await pixshare(['--json', 'push', tree, '--all', '--include-hidden', '--dry-run', '--ignore', '*.txt', 'day 2'], { env: env() });
+    expect(some.lines.filter((l) => l.type === 'file').map((l) => `${l.outcome} ${path.basename(String(l.path))}`).sort()).toEqual(['unchanged IMG_0001.jpg', 'unchanged renamed.jpg', 'would-send .hidden.jpg']);
   });
 
   it('a second account, with PIXSHARE_SERVER and PIXSHARE_TOKEN, gets the same photos instantly: no file bytes sent', async () => {

@@ -139,6 +139,7 @@ export function program(): Command {
     cli.commands
       .find((c) => c.name() === name)!
       .addOption(new Option('--max-memory <MiB>', 'file bytes all chunks in flight may hold in memory together').argParser(memoryArg).default(256, '256'))
+      .option('--ignore <glob...>', "leave out matching files and folders ('*.tmp', 'raw/**'); a pattern without / matches a name anywhere")
       .option('--all', 'every file, not only photos and videos')
       .option('--include-hidden', 'also files and folders whose names start with a dot')
       .option('--dry-run', 'only say what would be sent');
@@ -164,6 +165,7 @@ export function program(): Command {
 
 interface PushCommandOptions {
   maxMemory: number;
+  ignore?: string[];
   folder?: string;
   all?: boolean;
   includeHidden?: boolean;
@@ -178,7 +180,19 @@ async function runPush(command: Command, paths: string[], options: PushCommandOp
   const { api, credentials } = await signedIn();
   const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
   try {
-    const summary = await push(api, syncList, paths, { ...options, memory: new ByteBudget(options.maxMemory * 2 ** 20) }, report);
+    const memory = new ByteBudget(options.maxMemory * 2 ** 20);
+    // A server that is away is given three more chances (after 2, 4 and 8 s) before the run gives up.
+    let summary: Awaited<ReturnType<typeof push>> | undefined;
+    for (let attempt = 1; !summary; attempt++) {
+      try {
+        summary = await push(api, syncList, paths, { ...options, memory }, report);
+      } catch (error) {
+        const stop = error instanceof StopRun ? error : stopFor(error);
+        if (stop?.code !== 'UNREACHABLE' || attempt > 3) throw error;
+        report.result('waiting', { retryInSeconds: 2 ** attempt, code: stop.code, message: stop.message }, `${stop.message}; trying again in ${2 ** attempt} s`);
+        await new Promise((resolve) => setTimeout(resolve, 2 ** attempt * 1000));
+      }
+    }
     const failed = summary.failed + summary.unreadable;
     const sentence =
       `${summary.files} files: ${summary.uploaded} sent, ${summary.instant} instant, ${summary.exists} already there, ${summary.unchanged} unchanged` +

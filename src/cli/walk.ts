@@ -1,5 +1,6 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import picomatch from 'picomatch';
 import { mediaTypeFromName } from '../protocol/media-types.js';
 
 export interface FoundFile {
@@ -14,6 +15,8 @@ export interface FoundFile {
 
 export interface WalkOptions {
   folder?: string;
+  /** Glob patterns of files and folders to leave out ('*.tmp', 'Thumbs', 'raw/**'): a pattern without a slash matches a name anywhere. */
+  ignore?: string[];
   /** Every file, not only photos and videos. */
   all?: boolean;
   includeHidden?: boolean;
@@ -34,6 +37,7 @@ export interface WalkResult {
  */
 export async function findFiles(paths: string[], options: WalkOptions): Promise<WalkResult> {
   const result: WalkResult = { files: [], skipped: 0, unreadable: [] };
+  const ignored = ignoreMatcher(options.ignore);
   const add = (file: string, folder: string, info: { size: number; mtimeMs: number; ino: number }) => {
     if (!options.all && !mediaTypeFromName(file)) {
       result.skipped++;
@@ -41,7 +45,7 @@ export async function findFiles(paths: string[], options: WalkOptions): Promise<
     }
     result.files.push({ path: file, folder, size: info.size, mtimeMs: info.mtimeMs, inode: info.ino });
   };
-  const walk = async (dir: string, folder: string): Promise<void> => {
+  const walk = async (dir: string, folder: string, top: string): Promise<void> => {
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -52,7 +56,8 @@ export async function findFiles(paths: string[], options: WalkOptions): Promise<
     for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       if (!options.includeHidden && entry.name.startsWith('.')) continue;
       const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) await walk(full, folder);
+      if (ignored(path.relative(top, full))) continue;
+      if (entry.isDirectory()) await walk(full, folder, top);
       else if (entry.isFile()) {
         try {
           add(full, folder, await stat(full));
@@ -72,10 +77,17 @@ export async function findFiles(paths: string[], options: WalkOptions): Promise<
       result.unreadable.push({ path: full, message: errorMessage(error) });
       continue;
     }
-    if (info.isDirectory()) await walk(full, options.folder ?? path.basename(full));
-    else if (info.isFile()) add(full, options.folder ?? '', info);
+    if (info.isDirectory()) await walk(full, options.folder ?? path.basename(full), full);
+    else if (info.isFile() && !ignored(path.basename(full))) add(full, options.folder ?? '', info);
   }
   return result;
+}
+
+/** Whether a path (relative to the tree walked, '/'-separated or not) is left out by the patterns. */
+export function ignoreMatcher(patterns: string[] = []): (relative: string) => boolean {
+  if (patterns.length === 0) return () => false;
+  const match = picomatch(patterns, { dot: true, basename: true });
+  return (relative) => match(relative.split(path.sep).join('/'));
 }
 
 function errorMessage(error: unknown): string {

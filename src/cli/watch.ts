@@ -5,7 +5,7 @@ import type { ApiClient } from '../client/api-client.js';
 import { push, StopRun, type FileOutcome, type PushOptions } from './push.js';
 import type { Reporter } from './reporter.js';
 import type { SyncList } from './sync-list.js';
-import type { FoundFile } from './walk.js';
+import { ignoreMatcher, type FoundFile } from './walk.js';
 
 export interface WatchOptions extends Omit<PushOptions, 'onConfirmed' | 'since'> {
   /** A full rescan this often (ms), besides reacting to changes. */
@@ -37,6 +37,7 @@ export async function watch(api: ApiClient, syncList: SyncList, root: string, op
   const folder = options.folder ?? path.basename(root);
   const recipients = await resolveRecipients(api, options.shareTo);
   const parked = options.moveSentTo ? path.resolve(options.moveSentTo) : null;
+  const ignoredByPattern = ignoreMatcher(options.ignore);
 
   const afterConfirmed = async (file: FoundFile, shared: string[], asset: { id: string }, outcome: FileOutcome) => {
     if (outcome !== 'unchanged') shared.push(asset.id);
@@ -98,7 +99,9 @@ export async function watch(api: ApiClient, syncList: SyncList, root: string, op
   const watcher = chokidar.watch(root, {
     ignoreInitial: true,
     awaitWriteFinish: { stabilityThreshold: options.settleMs ?? 2000, pollInterval: 100 },
-    ignored: (file: string) => (!options.includeHidden && file !== root && path.basename(file).startsWith('.')) || (parked !== null && (file === parked || file.startsWith(parked + path.sep))),
+    ignored: (file: string) =>
+      file !== root &&
+      ((!options.includeHidden && path.basename(file).startsWith('.')) || ignoredByPattern(path.relative(root, file)) || (parked !== null && (file === parked || file.startsWith(parked + path.sep)))),
   });
   const changed = (file: string) => {
     queued.add(file);
