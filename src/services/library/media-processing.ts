@@ -146,12 +146,15 @@ export class MediaProcessing {
 
   /**
    * Writes the blob's facts and copies them onto every asset of it, in one transaction, and tells
-   * each owner. The blob row is locked first, as completions and claims do before they add an
-   * asset: an asset added meanwhile is either copied here or copies the facts itself. A deletion
-   * locks in the other order (asset, then blob): the loser of that deadlock runs again.
+   * each owner. Completions and claims hold the blob row while they add an asset: an asset added
+   * meanwhile is either copied here or copies the facts itself.
    */
   private async record(sha256: string, facts: Partial<BlobRow>): Promise<boolean> {
     return runAgainOnConflict(() => this.deps.db.transaction(async (tx) => {
+      // The blob's assets first, then the blob: the order a deletion takes them in (asset, then its
+      // blob's reference count). An asset a claim or completion adds meanwhile is not among them,
+      // but it waits for the blob row and the update below sees it.
+      await tx.select({ id: assets.id }).from(assets).where(eq(assets.sha256, sha256)).orderBy(assets.id).for('update');
       const [blob] = await tx.update(blobs).set(facts).where(and(eq(blobs.sha256, sha256), eq(blobs.stored, true))).returning();
       if (!blob) return false;
       const updated = await tx
