@@ -3,7 +3,7 @@ import { and, asc, desc, eq, isNotNull, lt, or, sql } from 'drizzle-orm';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/client.js';
 import { assets, folderAssets, folders, users, type AssetRow, type BlobRow, type UserRow } from '../../db/schema/index.js';
-import type { Tx } from '../../db/transaction.js';
+import { runAgainOnConflict, type Tx } from '../../db/transaction.js';
 import type { Access, Principal } from '../access.js';
 import { AppError } from '../app-error.js';
 import type { BlobService } from '../blobs.js';
@@ -176,7 +176,8 @@ export class LibraryService {
   }
 
   async deleteAsset(principal: Principal, assetId: string): Promise<AssetRow> {
-    const asset = await this.deps.db.transaction(async (tx) => {
+    // Run again if PostgreSQL picked it as a deadlock's victim (nothing of it holds then).
+    const asset = await runAgainOnConflict(() => this.deps.db.transaction(async (tx) => {
       const found = await this.deps.access.asset(principal, 'change', assetId, { tx });
       // The owner's row first, as addAsset locks it: a delete and an eviction of the same asset
       // then queue up instead of deadlocking. Then the asset again, locked: it may have gone meanwhile.
@@ -186,7 +187,7 @@ export class LibraryService {
       await this.removeAssets(tx, [asset]);
       await this.deps.events.publishIn(tx, topics.sync(asset.userId), { kind: 'library', userId: asset.userId });
       return asset;
-    });
+    }));
     return asset;
   }
 
