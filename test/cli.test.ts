@@ -76,9 +76,13 @@ describe('the pixshare command', () => {
     const { me } = await new ApiClient(app.url, token).graphql<{ me: { email: string } }>('{ me { email } }');
     expect(me.email).toBe(email);
 
-    const wrong = await pixshare(['login', app.url, '--email', email], { env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'other-config') }, input: 'not the password\n' });
+    // Both answers from standard input, a line each (as a script pipes them).
+    const wrong = await pixshare(['login', app.url], { env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'other-config') }, input: `${email}\nnot the password\n` });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/password/i);
+    const none = await pixshare(['login', app.url], { env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'other-config') }, input: '' });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('no answer');
   });
 
   it('pushes a folder tree; again: nothing sent (the sync list answers, a renamed file too); without the sync list: hashed, nothing uploaded', async () => {

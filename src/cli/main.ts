@@ -224,10 +224,22 @@ function sinceArg(value: string): Date {
   return since;
 }
 
-/** A line from the terminal (hidden as it is typed, for passwords), or from standard input when it is not a terminal. */
+/** Standard input's lines when it is not a terminal (answers piped in by a script), read by one reader for all questions. */
+let pipedLines: { lines: AsyncIterator<string>; close(): void } | undefined;
+
+/** A line from the terminal (hidden as it is typed, for passwords), or the next line of standard input when it is not a terminal. */
 async function ask(prompt: string, options: { hidden?: boolean } = {}): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY === true });
-  if (options.hidden && process.stdin.isTTY) {
+  if (!process.stdin.isTTY) {
+    if (!pipedLines) {
+      const rl = createInterface({ input: process.stdin, terminal: false });
+      pipedLines = { lines: rl[Symbol.asyncIterator](), close: () => rl.close() };
+    }
+    const next = await pipedLines.lines.next();
+    if (next.done) throw new StopRun('NO_INPUT', `no answer to "${prompt.trim()}" on standard input`, EXIT.usage);
+    return next.value.trim();
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  if (options.hidden) {
     // Echo nothing of what is typed (the prompt itself is written before muting).
     process.stderr.write(prompt);
     (rl as unknown as { _writeToOutput: (text: string) => void })._writeToOutput = () => {};
@@ -235,10 +247,10 @@ async function ask(prompt: string, options: { hidden?: boolean } = {}): Promise<
   try {
     const answer = await new Promise<string>((resolve, reject) => {
       rl.once('close', () => reject(new StopRun('NO_INPUT', `no answer to "${prompt.trim()}"`, EXIT.usage)));
-      if (options.hidden && process.stdin.isTTY) rl.once('line', resolve);
-      else rl.question(process.stdin.isTTY ? prompt : '', resolve);
+      if (options.hidden) rl.once('line', resolve);
+      else rl.question(prompt, resolve);
     });
-    if (options.hidden && process.stdin.isTTY) process.stderr.write('\n');
+    if (options.hidden) process.stderr.write('\n');
     return answer.trim();
   } finally {
     rl.removeAllListeners('close');
@@ -248,6 +260,14 @@ async function ask(prompt: string, options: { hidden?: boolean } = {}): Promise<
 
 export async function main(argv: string[]): Promise<number> {
   const cli = program();
+  try {
+    return await run(cli, argv);
+  } finally {
+    pipedLines?.close();
+  }
+}
+
+async function run(cli: Command, argv: string[]): Promise<number> {
   try {
     await cli.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.done;
