@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../src/client/api-client.js';
-import { ChunkSizer, hashFile, hashFileAndChunks, plannedChunkBytes } from '../src/client/upload-file.js';
+import { ChunkSizer, plannedChunkBytes } from '../src/client/chunk-plan.js';
+import { hashFile, hashFileAndChunks } from '../src/client/file-hashing.js';
 import { sha256 } from './support/files.js';
 
 const MiB = 2 ** 20;

@@ -13,7 +13,8 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { ApiClient } from '../../src/client/api-client.js';
-import { hashFile, uploadFile } from '../../src/client/upload-file.js';
+import { hashFile } from '../../src/client/file-hashing.js';
+import { uploadFile } from '../../src/client/upload-file.js';
 
 export interface SubscribeJob {
   mode: 'subscribe';

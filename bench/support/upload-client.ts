@@ -18,7 +18,8 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { Upload } from 'tus-js-client';
 import { ApiClient } from '../../src/client/api-client.js';
-import { hashFile, uploadFile } from '../../src/client/upload-file.js';
+import { hashFile } from '../../src/client/file-hashing.js';
+import { uploadFile } from '../../src/client/upload-file.js';
 
 export interface ClientJob {
   side: 'ours' | 'tus';

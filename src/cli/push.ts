@@ -1,6 +1,7 @@
 import { ApiError, type ApiClient } from '../client/api-client.js';
 import type { ByteBudget } from '../client/byte-budget.js';
-import { hashFile, uploadFile, type UploadFileResult } from '../client/upload-file.js';
+import { hashFile } from '../client/file-hashing.js';
+import { uploadFile, type UploadFileResult } from '../client/upload-file.js';
 import type { Reporter } from './reporter.js';
 import type { SyncList } from './sync-list.js';
 import { captureTime } from './capture-time.js';

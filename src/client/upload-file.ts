@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ApiError, type ApiClient } from './api-client.js';
 import type { ByteBudget } from './byte-budget.js';
 import type { ByteRange } from '../protocol/byte-ranges.js';
+import { ChunkSizer, plan, plannedChunkBytes, spreadChunkBytes } from './chunk-plan.js';
+import { chunkKey, hashFileAndChunks, readSpan, type ChunkDigests } from './file-hashing.js';
 import { proofOfPossession } from '../protocol/proof-of-possession.js';
 import { isSha256Hex } from '../protocol/sha256.js';
 
@@ -89,79 +90,6 @@ export async function checkFiles(api: ApiClient, files: { sha256: string; size: 
   return (await api.graphql<{ checkUploads: CheckAnswer[] }>(CHECK_UPLOADS, { files }, signal)).checkUploads;
 }
 
-export async function hashFile(file: string, signal?: AbortSignal): Promise<string> {
-  return (await hashFileAndChunks(file, 0, signal)).sha256;
-}
-
-/** Digests of planned chunks, by `offset:length`, worked out ahead of sending. */
-export type ChunkDigests = Map<string, Uint8Array>;
-
-const chunkKey = (span: ByteRange) => `${span.offset}:${span.length}`;
-
-/**
- * One pass over the file: its SHA-256 on this thread and, at the same time on the thread
- * pool (WebCrypto), the SHA-256 of each `chunkBytes` slice — the digests the chunk PUTs
- * carry if the file has to be sent. The check cannot go out before the whole-file hash is
- * known, so the second core would otherwise idle; this way sending later only reads and
- * sends. `chunkBytes` 0: the file's hash alone.
- */
-export async function hashFileAndChunks(file: string, chunkBytes: number, signal?: AbortSignal): Promise<{ sha256: string; chunks: ChunkDigests }> {
-  const hash = createHash('sha256');
-  const chunks: ChunkDigests = new Map();
-  const block = chunkBytes > 0 ? chunkBytes : 4 * 2 ** 20;
-  const handle = await fs.open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    // Two buffers: one is read into while the other is still being digested.
-    const buffers = [Buffer.allocUnsafe(Math.min(block, Math.max(1, size))), Buffer.allocUnsafe(Math.min(block, Math.max(1, size)))];
-    const pending: (Promise<void> | undefined)[] = [undefined, undefined];
-    for (let offset = 0, i = 0; offset < size; offset += block, i ^= 1) {
-      signal?.throwIfAborted();
-      await pending[i];
-      const span = { offset, length: Math.min(block, size - offset) };
-      const bytes = await readSpan(handle, span, buffers[i]);
-      if (chunkBytes > 0) {
-        pending[i] = crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>).then((digest) => void chunks.set(chunkKey(span), new Uint8Array(digest)));
-      }
-      hash.update(bytes);
-    }
-    await Promise.all(pending);
-  } finally {
-    await handle.close();
-  }
-  return { sha256: hash.digest('hex'), chunks };
-}
-
-/**
- * The chunk size a transfer starts with: the caller's choice (8 MiB by default). A large file
- * gets chunks of at most a quarter of one worker's share, so that the received front keeps
- * moving (the server hashes the file as its front arrives in order, and no chunk should lag far
- * behind the others at the end); this never goes below 8 MiB, because every chunk costs a
- * request and its bookkeeping, and a photo of a few megabytes is best sent whole.
- */
-const SPREAD_FLOOR = 8 * 2 ** 20;
-
-/** A quarter of one worker's share of the file, in 256 KiB steps. */
-function spreadChunkBytes(size: number, parallel = 4): number {
-  return Math.ceil(size / (Math.max(1, parallel) * 4) / 262_144) * 262_144;
-}
-
-export function plannedChunkBytes(size: number, options: Pick<UploadFileOptions, 'initialChunkBytes' | 'parallel'> = {}): number {
-  return Math.min(options.initialChunkBytes ?? SPREAD_FLOOR, Math.max(SPREAD_FLOOR, spreadChunkBytes(size, options.parallel)));
-}
-
-/** Reads `[offset, offset + length)` of a file, into `into` when given (reused between chunks). */
-async function readSpan(handle: fs.FileHandle, span: ByteRange, into?: Buffer): Promise<Buffer> {
-  const buffer = into && into.length >= span.length ? into.subarray(0, span.length) : Buffer.allocUnsafe(span.length);
-  let done = 0;
-  while (done < span.length) {
-    const { bytesRead } = await handle.read(buffer, done, span.length - done, span.offset + done);
-    if (bytesRead === 0) throw new Error(`file ended before byte ${span.offset + span.length}: it changed while uploading`);
-    done += bytesRead;
-  }
-  return buffer;
-}
-
 /**
  * The answer to a proof-of-possession challenge: SHA-256 over the nonce, then each range's bytes
  * in order. A few KiB (PROOF_RANGES × 4 KiB on the server): read synchronously, which costs
@@ -182,55 +110,6 @@ function proofOf(file: string, challenge: { nonce: string; ranges: ByteRange[] }
     return proofOfPossession(challenge.nonce, pieces);
   } finally {
     closeSync(fd);
-  }
-}
-
-/**
- * Picks chunk sizes from the measured transfer rate (U5): each chunk should take
- * about `targetSeconds`, within the server's limits, so slow links send small chunks
- * (little lost on an interruption) and fast ones large chunks (few round trips).
- * The size moves only when the ideal one is more than twice or less than half of it: small
- * swings of the rate do not matter, and chunks keep the size their digests were worked
- * out for ahead of time.
- */
-export class ChunkSizer {
-  private rate?: number;
-  constructor(
-    private readonly limits: { minChunkBytes: number; maxChunkBytes: number },
-    private size: number,
-    private readonly targetSeconds: number,
-  ) {
-    this.size = clamp(size, limits.minChunkBytes, limits.maxChunkBytes);
-  }
-
-  next(): number {
-    return this.size;
-  }
-
-  record(bytes: number, seconds: number): void {
-    if (seconds <= 0 || bytes < this.limits.minChunkBytes) return;
-    const rate = bytes / seconds;
-    this.rate = this.rate === undefined ? rate : this.rate * 0.6 + rate * 0.4;
-    const unit = 256 * 1024;
-    const ideal = clamp(Math.round((this.rate * this.targetSeconds) / unit) * unit, this.limits.minChunkBytes, this.limits.maxChunkBytes);
-    if (ideal > 2 * this.size || ideal * 2 < this.size) this.size = ideal;
-  }
-}
-
-function clamp(value: number, min: number, max: number): number {
-  return Math.min(Math.max(value, min), max);
-}
-
-/** Splits the missing ranges into chunks sized by the sizer, handed out one at a time. */
-function* plan(missing: ByteRange[], sizer: ChunkSizer): Generator<ByteRange> {
-  for (const gap of missing) {
-    let offset = gap.offset;
-    const end = gap.offset + gap.length;
-    while (offset < end) {
-      const length = Math.min(sizer.next(), end - offset);
-      yield { offset, length };
-      offset += length;
-    }
   }
 }
 
