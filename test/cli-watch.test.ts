@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,6 +92,36 @@ describe('pixshare watch', () => {
     }
     expect(await watch.exited).toBe(0);
   }, 90_000);
+
+  it('deletes a file only on the server\'s word of now: one the sync list knows but the server lost is sent again first', async () => {
+    const owner = await newClient(app);
+    const folder = path.join(files.dir, 'Phone');
+    await mkdir(folder, { recursive: true });
+    const photo = await photoLikeJpeg({ width: 320, height: 240, seed: 820 });
+    await writeFile(path.join(folder, 'kept.jpg'), photo);
+    const env = { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config-phone'), PIXSHARE_SERVER: app.url, PIXSHARE_TOKEN: owner.token! };
+    // Pushed once (the sync list records it), then deleted from the library on the server.
+    const pushed = spawn(process.execPath, [path.resolve('bin/pixshare.js'), '--json', 'push', folder], { env: { ...process.env, ...env }, stdio: 'ignore' });
+    expect(await new Promise((resolve) => pushed.on('close', resolve))).toBe(0);
+    const { assets } = await owner.graphql<{ assets: { nodes: { id: string }[] } }>('{ assets(first: 5) { nodes { id } } }');
+    await owner.graphql('mutation($id: ID!) { deleteAsset(id: $id) { id } }', { id: assets.nodes[0]!.id });
+
+    const watch = startWatch([folder, '--delete-sent', '--settle', '200ms'], env);
+    try {
+      const line = await watch.until((l) => l.type === 'file' && String(l.path).endsWith('kept.jpg'), 'kept.jpg');
+      // Not "unchanged": the server was asked, lacked it in the library, and took it back (its bytes were still kept: instant).
+      expect(['uploaded', 'instant']).toContain(line.outcome);
+      for (const deadline = Date.now() + 10_000; (await readdir(folder)).length > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+      expect(await readdir(folder)).toEqual([]);
+      const after = await owner.graphql<{ assets: { nodes: { sha256: string }[] } }>('{ assets(first: 5) { nodes { sha256 } } }');
+      expect(after.assets.nodes.map((a) => a.sha256)).toEqual([createHash('sha256').update(photo).digest('hex')]);
+    } finally {
+      watch.child.kill('SIGTERM');
+    }
+    expect(await watch.exited).toBe(0);
+    const same = startWatch([folder, '--move-sent-to', folder], env);
+    expect(await same.exited).toBe(2);
+  });
 
   it('waits for a server that is away, and says so', async () => {
     const owner = await newClient(app);

@@ -11,7 +11,13 @@ export interface PushOptions extends WalkOptions {
   dryRun?: boolean;
   /** Only what was taken at or after this time (EXIF capture time, else the file's time): `pixshare sync`. */
   since?: Date;
-  /** Each file the server confirmed it stores, byte for byte (sent, instant, already there, or in the sync list). */
+  /**
+   * Ask the server about every file, even those the sync list knows: before a file is moved or
+   * deleted, the server must confirm now that it holds the bytes (the photo may have been deleted
+   * there since the sync list recorded it).
+   */
+  recheck?: boolean;
+  /** Each file the server confirmed it stores, byte for byte (sent, instant, already there, or — without recheck — in the sync list). */
   onConfirmed?(file: FoundFile, asset: { id: string; sha256: string }, outcome: FileOutcome): void | Promise<void>;
   /** Files in flight at once. */
   concurrency: number;
@@ -73,7 +79,7 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
   for (const unreadable of found.unreadable) report.file({ path: unreadable.path, outcome: 'failed', error: { code: 'UNREADABLE', message: unreadable.message } });
   const pending: FoundFile[] = [];
   for (const file of found.files) {
-    const known = syncList.lookup(file);
+    const known = options.recheck ? null : syncList.lookup(file);
     if (known) {
       summary.unchanged++;
       report.file({ path: file.path, outcome: 'unchanged', sha256: known.sha256, assetId: known.assetId, size: file.size });

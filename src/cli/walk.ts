@@ -15,6 +15,8 @@ export interface FoundFile {
 
 export interface WalkOptions {
   folder?: string;
+  /** Folders (absolute paths) never walked into, e.g. where watch moves what it sent. */
+  excludeDirs?: string[];
   /** Glob patterns of files and folders to leave out ('*.tmp', 'Thumbs', 'raw/**'): a pattern without a slash matches a name anywhere. */
   ignore?: string[];
   /** Every file, not only photos and videos. */
@@ -56,7 +58,7 @@ export async function findFiles(paths: string[], options: WalkOptions): Promise<
     for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       if (!options.includeHidden && entry.name.startsWith('.')) continue;
       const full = path.join(dir, entry.name);
-      if (ignored(path.relative(top, full))) continue;
+      if (ignored(path.relative(top, full)) || (entry.isDirectory() && options.excludeDirs?.includes(full))) continue;
       if (entry.isDirectory()) await walk(full, folder, top);
       else if (entry.isFile()) {
         try {

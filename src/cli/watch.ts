@@ -37,6 +37,7 @@ export async function watch(api: ApiClient, syncList: SyncList, root: string, op
   const folder = options.folder ?? path.basename(root);
   const recipients = await resolveRecipients(api, options.shareTo);
   const parked = options.moveSentTo ? path.resolve(options.moveSentTo) : null;
+  if (parked === root) throw new StopRun('BAD_MOVE_TARGET', '--move-sent-to must be another folder than the one watched (a folder inside it is fine)', 2);
   const ignoredByPattern = ignoreMatcher(options.ignore);
 
   const afterConfirmed = async (file: FoundFile, shared: string[], asset: { id: string }, outcome: FileOutcome) => {
@@ -51,7 +52,20 @@ export async function watch(api: ApiClient, syncList: SyncList, root: string, op
 
   const runOnce = async (paths: string[]) => {
     const shared: string[] = [];
-    const summary = await push(api, syncList, paths, { ...options, folder, onConfirmed: (file, asset, outcome) => afterConfirmed(file, shared, asset, outcome) }, report);
+    const summary = await push(
+      api,
+      syncList,
+      paths,
+      {
+        ...options,
+        folder,
+        // A file is moved or deleted on the server's word of now, never on the sync list's memory.
+        recheck: parked !== null || options.deleteSent === true,
+        excludeDirs: parked ? [parked] : [],
+        onConfirmed: (file, asset, outcome) => afterConfirmed(file, shared, asset, outcome),
+      },
+      report,
+    );
     if (recipients && shared.length > 0) {
       const { createShare } = await api.graphql<{ createShare: { share: { id: string; title: string; recipients: { email: string }[] } } }>(
         'mutation($input: CreateShareInput!) { createShare(input: $input) { share { id title recipients { email } } } }',
