@@ -115,10 +115,16 @@ export class JobQueue {
    * Adds many jobs of one kind in one statement (a share to hundreds of recipients), inside the
    * caller's transaction like addIn.
    */
-  async addManyIn<N extends JobName>(tx: { execute(query: SQL): PromiseLike<unknown> }, name: N, payloads: readonly Jobs[N][]): Promise<void> {
+  async addManyIn<N extends JobName>(
+    tx: { execute(query: SQL): PromiseLike<unknown> },
+    name: N,
+    payloads: readonly Jobs[N][],
+    options: { key?: (payload: Jobs[N]) => string; maxAttempts?: number } = {},
+  ): Promise<void> {
     if (payloads.length === 0) return;
-    const specs = payloads.map((payload) => ({ identifier: name, payload, max_attempts: MAX_ATTEMPTS }));
-    await tx.execute(sql`select graphile_worker.add_jobs(array(select json_populate_recordset(null::graphile_worker.job_spec, ${JSON.stringify(specs)}::json)))`);
+    const specs = payloads.map((payload) => ({ identifier: name, payload, max_attempts: options.maxAttempts ?? MAX_ATTEMPTS, job_key: options.key?.(payload) ?? null }));
+    // Keyed jobs already waiting keep their place (as addIn's preserve_run_at).
+    await tx.execute(sql`select graphile_worker.add_jobs(array(select json_populate_recordset(null::graphile_worker.job_spec, ${JSON.stringify(specs)}::json)), true)`);
   }
 
   /** Lets running jobs finish, then stops taking new ones. */

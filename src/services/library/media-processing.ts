@@ -38,9 +38,15 @@ export class MediaProcessing {
 
   /** Queues the blob's processing with the caller's transaction (once: the job is keyed by the blob). */
   async queueIn(tx: Tx, sha256: string, options: { force?: boolean } = {}): Promise<void> {
-    // Bad files do not throw (they end as failed); what is retried is trouble reading the stored
-    // bytes, given up after five tries over about a minute and a half (backoff e^n seconds).
-    await this.deps.jobs.addIn(tx, 'process-media', options.force ? { sha256, force: true } : { sha256 }, { key: `media:${sha256}`, maxAttempts: 5 });
+    await this.deps.jobs.addIn(tx, 'process-media', options.force ? { sha256, force: true } : { sha256 }, { key: jobKey(sha256), maxAttempts: MEDIA_ATTEMPTS });
+  }
+
+  /** queueIn for many blobs in one statement per thousand (a whole library's reprocessing). */
+  private async queueManyIn(tx: Tx, sha256s: readonly string[], options: { force?: boolean } = {}): Promise<void> {
+    for (let i = 0; i < sha256s.length; i += 1000) {
+      const payloads = sha256s.slice(i, i + 1000).map((sha256) => (options.force ? { sha256, force: true } : { sha256 }));
+      await this.deps.jobs.addManyIn(tx, 'process-media', payloads, { key: (payload) => jobKey(payload.sha256), maxAttempts: MEDIA_ATTEMPTS });
+    }
   }
 
   /**
@@ -55,7 +61,7 @@ export class MediaProcessing {
         .from(blobs)
         .where(and(eq(blobs.stored, true), eq(blobs.thumbnailStatus, 'pending'), sql`${blobs.refCount} > 0`))
         .limit(limit);
-      for (const { sha256 } of pending) await this.queueIn(tx, sha256);
+      await this.queueManyIn(tx, pending.map((row) => row.sha256));
       return pending.length;
     });
   }
@@ -69,9 +75,7 @@ export class MediaProcessing {
     const hashes = assetId
       ? [(await this.deps.access.asset(viewer, 'change', assetId)).sha256]
       : (await this.deps.db.selectDistinct({ sha256: assets.sha256 }).from(assets).where(eq(assets.userId, viewer.user.id))).map((row) => row.sha256);
-    await this.deps.db.transaction(async (tx) => {
-      for (const sha256 of hashes) await this.queueIn(tx, sha256, { force: true });
-    });
+    await this.deps.db.transaction((tx) => this.queueManyIn(tx, hashes, { force: true }));
     return hashes.length;
   }
 
@@ -199,6 +203,15 @@ export class MediaProcessing {
     }
   }
 }
+
+/** One job per blob, however many assets and requests ask for it. */
+const jobKey = (sha256: string) => `media:${sha256}`;
+
+/**
+ * Bad files do not throw (they end as failed); what is retried is trouble reading the stored
+ * bytes, given up after five tries over about a minute and a half (backoff e^n seconds).
+ */
+const MEDIA_ATTEMPTS = 5;
 
 /** takenAt as stored: exact with its zone, or the camera's wall-clock time as if it were UTC (zone null). */
 function takenAtColumns(takenAt: TakenAt | null): Pick<BlobRow, 'takenAt' | 'takenAtZone'> {
