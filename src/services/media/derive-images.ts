@@ -333,6 +333,7 @@ function tooManyBytes(maxInputBytes: number, mediaType: string | null): MediaFai
   return { ok: false, reason: 'too_large', message: `Input is larger than ${maxInputBytes} bytes`, mediaType };
 }
 
-function errorMessage(error: unknown): string {
+/** The message of whatever was thrown. */
+export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -1,5 +1,5 @@
 import { open, readFile, stat } from 'node:fs/promises';
-import { deriveImages, deriveImagesFromPixels, PREVIEW_MAX_SIDE, type DerivedImage, type DeriveImagesResult, type PerceptualHash } from './derive-images.js';
+import { deriveImages, deriveImagesFromPixels, errorMessage, PREVIEW_MAX_SIDE, type DerivedImage, type DeriveImagesResult, type PerceptualHash } from './derive-images.js';
 import { extractEmbeddedImage, readWithExifTool } from './exiftool.js';
 import { decodeHeic } from './heic.js';
 import { FACTS_HEAD_BYTES, NO_FACTS, readImageFacts, type MediaFacts } from './read-media-facts.js';
@@ -137,8 +137,4 @@ async function readHead(path: string): Promise<Buffer> {
   } finally {
     await file.close();
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
