@@ -168,7 +168,9 @@ export async function startServerProcess(cleanup: Cleanup, dataDir: string, extr
     ...extraEnv,
   });
   // As `npm start` runs it (package.json).
-  const child = spawn(process.execPath, ['--initial-heap-size=128', '--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_SERVER_NODE_ARGS: extra node options for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (NODE_OPTIONS refuses those).
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, ['--initial-heap-size=128', ...nodeArgs, '--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanup.children.add(child);
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));

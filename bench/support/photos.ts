@@ -43,19 +43,21 @@ export async function uploadAll(owner: ApiClient, files: { file: string; name: s
     return { id: result.asset.id, sha256: result.asset.sha256, size: result.asset.size };
   });
   const id = await folderId(owner, folder);
-  const anyPending = async () => {
-    for (let after: string | null = null; ; ) {
-      type Page = { folder: { assets: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; nodes: { thumbnailStatus: string }[] } } };
-      const page: Page = await owner.graphql<Page>('query($id: ID!, $after: String) { folder(id: $id) { assets(first: 200, after: $after) { pageInfo { hasNextPage endCursor } nodes { thumbnailStatus } } } }', { id, after });
-      if (page.folder.assets.nodes.some((asset) => asset.thumbnailStatus === 'pending')) return true;
-      if (!page.folder.assets.pageInfo.hasNextPage) return false;
-      after = page.folder.assets.pageInfo.endCursor;
-    }
-  };
-  for (const deadline = Date.now() + 600_000; await anyPending(); await new Promise((resolve) => setTimeout(resolve, 500))) {
+  for (const deadline = Date.now() + 600_000; await thumbnailsPending(owner, id); await new Promise((resolve) => setTimeout(resolve, 500))) {
     if (Date.now() > deadline) throw new Error(`thumbnails of ${folder} still pending after 10 minutes`);
   }
   return uploaded;
+}
+
+/** Whether any asset of the folder still waits for its thumbnails. */
+export async function thumbnailsPending(owner: ApiClient, folderId: string): Promise<boolean> {
+  for (let after: string | null = null; ; ) {
+    type Page = { folder: { assets: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; nodes: { thumbnailStatus: string }[] } } };
+    const page: Page = await owner.graphql<Page>('query($id: ID!, $after: String) { folder(id: $id) { assets(first: 200, after: $after) { pageInfo { hasNextPage endCursor } nodes { thumbnailStatus } } } }', { id: folderId, after });
+    if (page.folder.assets.nodes.some((asset) => asset.thumbnailStatus === 'pending')) return true;
+    if (!page.folder.assets.pageInfo.hasNextPage) return false;
+    after = page.folder.assets.pageInfo.endCursor;
+  }
 }
 
 export async function folderId(owner: ApiClient, name: string): Promise<string> {

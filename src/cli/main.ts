@@ -3,7 +3,6 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiError } from '../client/api-client.js';
-import { ByteBudget } from '../client/byte-budget.js';
 import { parseSince } from './capture-time.js';
 import { push, StopRun, stopFor } from './push.js';
 import { watch } from './watch.js';
@@ -127,7 +126,7 @@ export function program(): Command {
       const onSignal = () => stop.abort();
       process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
       try {
-        await watch(api, syncList, path.resolve(folder), { ...options, memory: new ByteBudget(options.maxMemory * 2 ** 20), everyMs: options.every, shareTo: options.shareTo ?? [], settleMs: options.settle }, report, stop.signal);
+        await watch(api, syncList, path.resolve(folder), { ...options, memoryBytes: options.maxMemory * 2 ** 20, everyMs: options.every, shareTo: options.shareTo ?? [], settleMs: options.settle }, report, stop.signal);
       } finally {
         process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
         syncList.close();
@@ -138,7 +137,7 @@ export function program(): Command {
   for (const name of ['push', 'sync', 'watch']) {
     cli.commands
       .find((c) => c.name() === name)!
-      .addOption(new Option('--max-memory <MiB>', 'file bytes all chunks in flight may hold in memory together').argParser(memoryArg).default(256, '256'))
+      .addOption(new Option('--max-memory <MiB>', 'file bytes held in memory at once: small files read whole, chunks on their way').argParser(memoryArg).default(256, '256'))
       .option('--ignore <glob...>', "leave out matching files and folders ('*.tmp', 'raw/**'); a pattern without / matches a name anywhere")
       .option('--all', 'every file, not only photos and videos')
       .option('--include-hidden', 'also files and folders whose names start with a dot')
@@ -180,12 +179,11 @@ async function runPush(command: Command, paths: string[], options: PushCommandOp
   const { api, credentials } = await signedIn();
   const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
   try {
-    const memory = new ByteBudget(options.maxMemory * 2 ** 20);
     // A server that is away is given three more chances (after 2, 4 and 8 s) before the run gives up.
     let summary: Awaited<ReturnType<typeof push>> | undefined;
     for (let attempt = 1; !summary; attempt++) {
       try {
-        summary = await push(api, syncList, paths, { ...options, memory }, report);
+        summary = await push(api, syncList, paths, { ...options, memoryBytes: options.maxMemory * 2 ** 20 }, report);
       } catch (error) {
         const stop = error instanceof StopRun ? error : stopFor(error);
         if (stop?.code !== 'UNREACHABLE' || attempt > 3) throw error;

@@ -1,7 +1,8 @@
+import path from 'node:path';
 import { ApiError, type ApiClient } from '../client/api-client.js';
-import type { ByteBudget } from '../client/byte-budget.js';
-import { hashFile } from '../client/file-hashing.js';
-import { uploadFile, type UploadFileResult } from '../client/upload-file.js';
+import { ByteBudget } from '../client/byte-budget.js';
+import { prepareFile, readsWhole, type PreparedFile } from '../client/prepare-file.js';
+import { checkFiles, sendChecked, type CheckAnswer, type CheckFileInput, type UploadFileResult } from '../client/upload-file.js';
 import type { Reporter } from './reporter.js';
 import type { SyncList } from './sync-list.js';
 import { captureTime } from './capture-time.js';
@@ -21,8 +22,8 @@ export interface PushOptions extends WalkOptions {
   onConfirmed?(file: FoundFile, asset: { id: string; sha256: string }, outcome: FileOutcome): void | Promise<void>;
   /** Files in flight at once. */
   concurrency: number;
-  /** The bytes all chunks in flight may hold in memory together. */
-  memory?: ByteBudget;
+  /** File bytes held in memory at once, at most: small files read whole, and chunks on their way. */
+  memoryBytes?: number;
 }
 
 export type FileOutcome = UploadFileResult['outcome'] | 'unchanged' | 'failed' | 'would-send';
@@ -52,9 +53,6 @@ export class StopRun extends Error {
   }
 }
 
-/** Files from this size on have their hash kept while they are sent (smaller ones hash again in a moment). */
-const IN_FLIGHT_MIN_BYTES = 16 * 1024 * 1024;
-
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE']);
 
 /** Exit code 3: the server cannot be reached, or does not take our token. */
@@ -67,11 +65,25 @@ export function stopFor(error: unknown): StopRun | null {
   return null;
 }
 
+/** --max-memory's default. */
+export const DEFAULT_MEMORY = 256 * 2 ** 20;
+/** Memory for small files read whole ahead of sending, at most. */
+const WHOLE_FILES_MEMORY = 64 * 2 ** 20;
+/** Files asked about in one check request, at most. */
+const CHECK_BATCH = 200;
+/** Files hashed (and, when small, held in memory) ahead of those being sent, at most. */
+const AHEAD = 400;
+/** Files hashed at once: the hashing itself runs on the thread pool; two keep the disk busy meanwhile. */
+const HASHERS = 2;
+
 /**
  * `pixshare push`: every photo and video of the given files and trees that the server does not
  * have yet. The sync list answers for files this device sent before and that have not changed
- * (not hashed, not asked about); the others are hashed, checked and sent — only what the server
- * lacks — several at once. A file that fails is reported and the rest go on.
+ * (not hashed, not asked about). The others go through three stages at once: they are hashed
+ * (small files read whole, once), checked in batches of up to 200 per request — each batch leaves
+ * as soon as the previous answer came back, with whatever was hashed meanwhile — and what the
+ * server lacks is sent, `concurrency` files at a time, a small file not held back by a large one.
+ * A file that fails is reported and the rest go on.
  */
 export async function push(api: ApiClient, syncList: SyncList, paths: string[], options: PushOptions, report: Reporter): Promise<PushSummary> {
   const found = await findFiles(paths, options);
@@ -94,42 +106,158 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
     report.finish();
     return summary;
   }
+
+  // Half the memory (64 MiB at most: enough to keep the senders fed) for small files read whole and
+  // waiting to be sent, the rest for the chunks of large ones: a sender reading a chunk never waits
+  // for memory held by files queued behind it.
+  const total = options.memoryBytes ?? DEFAULT_MEMORY;
+  const wholeFiles = new ByteBudget(Math.max(1, Math.min(WHOLE_FILES_MEMORY, Math.floor(total / 2))));
+  const chunkMemory = new ByteBudget(Math.max(1, total - wholeFiles.total));
   let stop: StopRun | null = null;
-  let next = 0;
-  const worker = async () => {
-    while (!stop && next < pending.length) {
-      const file = pending[next++]!;
-      report.begin(file.path, file.size);
+  const hashed = new Queue<{ file: FoundFile; prepared: PreparedFile }>();
+  const toSend = new Queue<{ file: FoundFile; prepared: PreparedFile; input: CheckFileInput; answer: CheckAnswer }>();
+  const ahead = new Slots(AHEAD);
+  /** The end of one file: counted, reported, its memory given back, its slot freed. */
+  const settle = async (file: FoundFile, prepared: PreparedFile | null, outcome: FileOutcome | { error: unknown }, result?: { asset: { id: string; sha256: string }; sentBytes: number }) => {
+    prepared?.release();
+    ahead.free();
+    if (typeof outcome === 'object') {
+      stop ??= stopFor(outcome.error);
+      if (stop) return;
+      summary.failed++;
+      const error = outcome.error;
+      const code = error instanceof ApiError ? error.code : ((error as { code?: string }).code ?? 'FAILED');
+      const message = error instanceof Error ? error.message : String(error);
+      report.file({ path: file.path, outcome: 'failed', size: file.size, error: { code, message, ...(error instanceof ApiError ? error.details : {}) } });
+      return;
+    }
+    const { asset, sentBytes } = result!;
+    syncList.record(file, { sha256: asset.sha256, assetId: asset.id });
+    summary[outcome as 'uploaded' | 'instant' | 'exists']++;
+    summary.sentBytes += sentBytes;
+    report.file({ path: file.path, outcome, sha256: asset.sha256, assetId: asset.id, size: file.size, sentBytes });
+    try {
+      await options.onConfirmed?.(file, asset, outcome);
+    } catch (error) {
+      stop ??= stopFor(error);
+    }
+  };
+
+  // Stage 1: hash, a little ahead of the checks.
+  let nextToHash = 0;
+  const hasher = async () => {
+    while (!stop && nextToHash < pending.length) {
+      const file = pending[nextToHash++]!;
+      await ahead.take();
+      if (stop) return ahead.free();
       try {
         // A large file's hash is kept while it is on its way: a client killed in the middle resumes without hashing it again.
-        let sha256 = file.size >= IN_FLIGHT_MIN_BYTES ? syncList.inFlightHash(file) : null;
-        if (file.size >= IN_FLIGHT_MIN_BYTES && !sha256) {
-          sha256 = await hashFile(file.path);
-          syncList.rememberInFlight(file, sha256);
-        }
-        const result = await uploadFile(api, file.path, {
-          ...(sha256 ? { sha256, hashedFile: { size: file.size, mtimeMs: file.mtimeMs } } : {}),
-          folder: file.folder || undefined,
-          memory: options.memory,
-          onProgress: ({ sentBytes }) => report.progress(file.path, sentBytes),
-        });
-        syncList.record(file, { sha256: result.asset.sha256, assetId: result.asset.id });
-        summary[result.outcome]++;
-        summary.sentBytes += result.sentBytes;
-        report.file({ path: file.path, outcome: result.outcome, sha256: result.asset.sha256, assetId: result.asset.id, size: file.size, sentBytes: result.sentBytes });
-        await options.onConfirmed?.(file, result.asset, result.outcome);
+        const large = !readsWhole(file.size, wholeFiles);
+        const known = large ? syncList.inFlightHash(file) : null;
+        const prepared = await prepareFile(file, { memory: wholeFiles, knownSha256: known });
+        if (large && !known) syncList.rememberInFlight(file, prepared.sha256);
+        hashed.push({ file, prepared });
       } catch (error) {
-        stop ??= stopFor(error);
-        if (stop) break;
-        summary.failed++;
-        const code = error instanceof ApiError ? error.code : ((error as { code?: string }).code ?? 'FAILED');
-        const message = error instanceof Error ? error.message : String(error);
-        report.file({ path: file.path, outcome: 'failed', size: file.size, error: { code, message, ...(error instanceof ApiError ? error.details : {}) } });
+        await settle(file, null, { error });
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, worker));
+  const hashing = Promise.all(Array.from({ length: HASHERS }, hasher)).finally(() => hashed.close());
+
+  // Stage 2: check in batches, one request at a time, each with what was hashed meanwhile.
+  const checking = (async () => {
+    for (let first = await hashed.take(); first; first = await hashed.take()) {
+      if (stop) {
+        // The run stops: what is still queued is let go.
+        first.prepared.release();
+        ahead.free();
+        continue;
+      }
+      const batch = [first, ...hashed.takeAll(CHECK_BATCH - 1)];
+      const inputs = batch.map(({ file, prepared }): CheckFileInput => ({ sha256: prepared.sha256, size: prepared.size, name: path.basename(file.path), folder: file.folder || null, takenAt: new Date(file.mtimeMs).toISOString() }));
+      let answers: CheckAnswer[];
+      try {
+        answers = await checkFiles(api, inputs);
+      } catch (error) {
+        for (const { file, prepared } of batch) await settle(file, prepared, { error });
+        continue;
+      }
+      for (const [i, { file, prepared }] of batch.entries()) {
+        const answer = answers[i];
+        if (!answer) await settle(file, prepared, { error: new ApiError('BAD_RESPONSE', 'the check left this file unanswered') });
+        else if (answer.status === 'EXISTS') await settle(file, prepared, 'exists', { asset: { id: answer.assetId!, sha256: prepared.sha256 }, sentBytes: 0 });
+        else if (answer.status === 'REFUSED') await settle(file, prepared, { error: new ApiError(answer.error!.code, answer.error!.message) });
+        else toSend.push({ file, prepared, input: inputs[i]!, answer });
+      }
+    }
+  })().finally(() => toSend.close());
+
+  // Stage 3: send what the server lacks, several files at once.
+  const sender = async () => {
+    for (let job = await toSend.take(); job; job = await toSend.take()) {
+      const { file, prepared, input, answer } = job;
+      if (stop) {
+        prepared.release();
+        ahead.free();
+        continue;
+      }
+      report.begin(file.path, file.size);
+      try {
+        const result = await sendChecked(api, prepared, input, answer, { memory: chunkMemory, onProgress: ({ sentBytes }) => report.progress(file.path, sentBytes) });
+        await settle(file, prepared, result.outcome, result);
+      } catch (error) {
+        await settle(file, prepared, { error });
+      }
+    }
+  };
+  await Promise.all([hashing, checking, ...Array.from({ length: Math.max(1, options.concurrency) }, sender)]);
   report.finish();
   if (stop) throw stop;
   return summary;
+}
+
+/** A first-in, first-out queue whose reader waits for the next item (undefined once closed and empty). */
+class Queue<T> {
+  private readonly items: T[] = [];
+  private readonly readers: ((item: T | undefined) => void)[] = [];
+  private closed = false;
+
+  push(item: T): void {
+    const reader = this.readers.shift();
+    if (reader) reader(item);
+    else this.items.push(item);
+  }
+
+  take(): Promise<T | undefined> {
+    if (this.items.length > 0) return Promise.resolve(this.items.shift());
+    if (this.closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.readers.push(resolve));
+  }
+
+  /** Up to `max` items that are there now, without waiting. */
+  takeAll(max: number): T[] {
+    return this.items.splice(0, max);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const reader of this.readers.splice(0)) reader(undefined);
+  }
+}
+
+/** At most `size` taken at once; `take` waits for a free one. */
+class Slots {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free_: number) {}
+
+  async take(): Promise<void> {
+    if (this.free_ > 0) this.free_--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  free(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free_++;
+  }
 }

@@ -86,7 +86,17 @@ export interface CheckAnswer {
   error: { code: string; message: string } | null;
 }
 
-export async function checkFiles(api: ApiClient, files: { sha256: string; size: number; name: string; folder?: string | null; takenAt?: string | null }[], signal?: AbortSignal): Promise<CheckAnswer[]> {
+/** A file as a check declares it. */
+export interface CheckFileInput {
+  sha256: string;
+  size: number;
+  name: string;
+  folder?: string | null;
+  /** ISO time: the file's time, used when the photo has no capture time of its own. */
+  takenAt?: string | null;
+}
+
+export async function checkFiles(api: ApiClient, files: CheckFileInput[], signal?: AbortSignal): Promise<CheckAnswer[]> {
   return (await api.graphql<{ checkUploads: CheckAnswer[] }>(CHECK_UPLOADS, { files }, signal)).checkUploads;
 }
 
@@ -95,7 +105,12 @@ export async function checkFiles(api: ApiClient, files: { sha256: string; size: 
  * in order. A few KiB (PROOF_RANGES × 4 KiB on the server): read synchronously, which costs
  * microseconds, where each asynchronous file operation is a round trip through the thread pool.
  */
-function proofOf(file: string, challenge: { nonce: string; ranges: ByteRange[] }): string {
+function proofOf(file: string, challenge: { nonce: string; ranges: ByteRange[] }, bytes?: Buffer): string {
+  if (bytes) {
+    const end = Math.max(...challenge.ranges.map((range) => range.offset + range.length));
+    if (end > bytes.length) throw new ApiError('FILE_CHANGED', `file ended before byte ${end}: it changed since it was hashed`);
+    return proofOfPossession(challenge.nonce, challenge.ranges.map((range) => bytes.subarray(range.offset, range.offset + range.length)));
+  }
   const fd = openSync(file, 'r');
   try {
     const pieces = challenge.ranges.map((range) => {
@@ -128,7 +143,7 @@ export async function uploadFile(api: ApiClient, file: string, options: UploadFi
   // Hashing the file anyway: the planned chunks' digests come with it (see hashFileAndChunks).
   const hashed = known ? null : await hashFileAndChunks(file, plannedChunkBytes(size, options), options.signal);
   const sha256 = known ?? hashed!.sha256;
-  const input = { sha256, size, name: options.name ?? path.basename(file), folder: options.folder ?? null, takenAt: mtime.toISOString() };
+  const input: CheckFileInput = { sha256, size, name: options.name ?? path.basename(file), folder: options.folder ?? null, takenAt: mtime.toISOString() };
   const [answer] = (
     await api.graphql<{ checkUploads: { status: string; asset: AssetSummary | null; challenge: { id: string; nonce: string; ranges: ByteRange[] } | null; upload: UploadState | null; error: { code: string; message: string } | null }[] }>(
       `mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { status asset { ${ASSET} } challenge { id nonce ranges { offset length } } upload { ${UPLOAD} } error { code message } } }`,
@@ -139,12 +154,35 @@ export async function uploadFile(api: ApiClient, file: string, options: UploadFi
   if (!answer) throw new ApiError('BAD_RESPONSE', 'empty check answer');
   if (answer.status === 'EXISTS') return { outcome: 'exists', asset: answer.asset!, sentBytes: 0, chunkSizes: [] };
   if (answer.status === 'REFUSED') throw new ApiError(answer.error!.code, answer.error!.message);
+  return sendChecked(api, { path: file, size, digests: hashed?.chunks }, input, answer as Pick<CheckAnswer, 'status' | 'challenge' | 'upload'>, options);
+}
 
+/** A file whose check answered PROOF_REQUIRED or UPLOAD, as `sendChecked` needs it. */
+export interface CheckedFile {
+  path: string;
+  /** The size the check declared. */
+  size: number;
+  /**
+   * The whole file, when the caller read it (a small file: hashed from memory and sent from the
+   * same buffer, so the disk is read once). Proofs and chunks are then taken from here.
+   */
+  bytes?: Buffer;
+  /** Digests of chunks worked out ahead (by `offset:length`). */
+  digests?: ChunkDigests;
+}
+
+/**
+ * The rest of a backup after the check (for a client that checks many files in one request):
+ * an instant upload after a proof of possession (U4), falling back to sending the bytes when
+ * the proof is refused; or the missing ranges in parallel chunks (U5, U6) until the server
+ * answers with the asset (U7). `input` is the file as it was declared in the check.
+ */
+export async function sendChecked(api: ApiClient, file: CheckedFile, input: CheckFileInput, answer: Pick<CheckAnswer, 'status' | 'challenge' | 'upload'>, options: UploadFileOptions = {}): Promise<UploadFileResult> {
   let upload = answer.upload;
   if (answer.status === 'PROOF_REQUIRED') {
     const challenge = answer.challenge!;
     try {
-      const proof = proofOf(file, challenge);
+      const proof = proofOf(file.path, challenge, file.bytes);
       const { claimUpload } = await api.graphql<{ claimUpload: AssetSummary }>(
         `mutation($id: ID!, $proof: String!) { claimUpload(challengeId: $id, proof: $proof) { ${ASSET} } }`,
         { id: challenge.id, proof },
@@ -157,7 +195,8 @@ export async function uploadFile(api: ApiClient, file: string, options: UploadFi
     }
     upload = (await api.graphql<{ startUpload: UploadState }>(`mutation($file: CheckFileInput!) { startUpload(file: $file) { ${UPLOAD} } }`, { file: input }, options.signal)).startUpload;
   }
-  return sendMissing(api, file, size, upload!, options, hashed?.chunks);
+  if (!upload) throw new ApiError('BAD_RESPONSE', `a check answer of ${answer.status} without an upload session`);
+  return sendMissing(api, file, upload, options);
 }
 
 /** Options a caller got wrong fail at once, with a RangeError naming them. */
@@ -177,12 +216,15 @@ function checkOptions(options: UploadFileOptions): void {
 }
 
 /** `size`: the file's size as declared in the check (the plan follows the server's missing list). */
-async function sendMissing(api: ApiClient, file: string, size: number, upload: UploadState, options: UploadFileOptions, digests?: ChunkDigests): Promise<UploadFileResult> {
+async function sendMissing(api: ApiClient, file: CheckedFile, upload: UploadState, options: UploadFileOptions): Promise<UploadFileResult> {
+  const { size, digests } = file;
   const parallel = Math.max(1, options.parallel ?? 4);
-  const planned = plannedChunkBytes(size, options);
+  // A file held in memory goes whole, in one request, when the server takes chunks that large.
+  const planned = file.bytes ? size : plannedChunkBytes(size, options);
   // The sizer may grow chunks up to a quarter of one worker's share (see plannedChunkBytes).
   const spread = spreadChunkBytes(size, parallel);
-  const cap = options.memory?.chunkCap ?? Number.MAX_SAFE_INTEGER;
+  // Chunks read from disk are held in memory while on their way: the budget caps them.
+  const cap = file.bytes ? Number.MAX_SAFE_INTEGER : (options.memory?.chunkCap ?? Number.MAX_SAFE_INTEGER);
   const limits = { minChunkBytes: upload.limits.minChunkBytes, maxChunkBytes: Math.max(upload.limits.minChunkBytes, Math.min(upload.limits.maxChunkBytes, cap, Math.max(planned, spread))) };
   const sizer = new ChunkSizer(limits, planned, options.targetChunkSeconds ?? 3);
   const chunks = plan(upload.missing, sizer);
@@ -190,7 +232,8 @@ async function sendMissing(api: ApiClient, file: string, size: number, upload: U
   let sentBytes = 0;
   let asset: AssetSummary | null = null;
   let receivedBytes = size - upload.missing.reduce((n, s) => n + s.length, 0);
-  const handle = await fs.open(file, 'r');
+  // A file read whole is sent from memory (its bytes already count against the caller's budget).
+  const handle = file.bytes ? null : await fs.open(file.path, 'r');
   // The first worker that fails stops the others (their chunks in flight too), so that nothing
   // of this attempt is still sending — or holding a range — when the caller tries again.
   const stop = new AbortController();
@@ -201,10 +244,16 @@ async function sendMissing(api: ApiClient, file: string, size: number, upload: U
       let buffer: Buffer | undefined;
       for (let next = chunks.next(); !next.done && !signal.aborted; next = chunks.next()) {
         const span = next.value;
-        const release = await options.memory?.take(span.length);
+        const release = handle ? await options.memory?.take(span.length) : undefined;
         try {
-          if (!buffer || buffer.length < span.length) buffer = Buffer.allocUnsafe(span.length);
-          const bytes = await readSpan(handle, span, buffer);
+          let bytes: Buffer;
+          if (handle) {
+            if (!buffer || buffer.length < span.length) buffer = Buffer.allocUnsafe(span.length);
+            bytes = await readSpan(handle, span, buffer);
+          } else {
+            if (span.offset + span.length > file.bytes!.length) throw new ApiError('FILE_CHANGED', `file ended before byte ${span.offset + span.length}: it changed since it was hashed`);
+            bytes = file.bytes!.subarray(span.offset, span.offset + span.length);
+          }
           // Worked out with the file's hash, or now — WebCrypto hashes on the thread pool, so
           // workers hash in parallel with each other and with sending.
           const digest = digests?.get(chunkKey(span)) ?? new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
@@ -239,7 +288,7 @@ async function sendMissing(api: ApiClient, file: string, size: number, upload: U
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !(o.reason instanceof Error && o.reason.name === 'AbortError')) ?? outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failed) throw failed.reason;
   } finally {
-    await handle.close();
+    await handle?.close();
   }
   // Another worker's chunk may have been the last; or the completion is still running.
   asset ??= await complete(api, upload.id, options.signal);
