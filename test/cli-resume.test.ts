@@ -1,41 +1,12 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobKey } from '../src/services/blobs.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { newClient, scratchDir } from './support/files.js';
-
-/** A TCP proxy in front of the server that counts the bytes clients send through it. */
-async function countingProxy(target: URL): Promise<{ url: string; sent(): number; reset(): void; close(): Promise<void> }> {
-  let sent = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port), target.hostname);
-    sockets.add(client).add(upstream);
-    client.on('data', (chunk: Buffer) => (sent += chunk.length));
-    client.pipe(upstream).pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    sent: () => sent,
-    reset: () => void (sent = 0),
-    close: () => {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { startTcpProxy } from './support/tcp-proxy.js';
 
 let app: TestApp;
 let files: Awaited<ReturnType<typeof scratchDir>>;
@@ -64,7 +35,7 @@ describe('pixshare push after a SIGKILL', () => {
     const sha256 = whole.digest('hex');
 
     const owner = await newClient(app);
-    const proxy = await countingProxy(new URL(app.url));
+    const proxy = await startTcpProxy(new URL(app.url));
     const env = { ...process.env, PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config'), PIXSHARE_SERVER: proxy.url, PIXSHARE_TOKEN: owner.token! };
     try {
       // First run: killed once about 90 MiB went through the proxy.

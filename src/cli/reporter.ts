@@ -143,6 +143,10 @@ class ProgressReporter implements Reporter {
       this.inFlight.delete(event.path);
       this.doneBytes += file.size;
       this.filesDone++;
+    } else if (this.bars) {
+      // Settled without being sent (already there, claimed instantly, or failed before sending).
+      this.doneBytes += event.size ?? 0;
+      this.filesDone++;
     }
     if (event.outcome === 'failed') {
       const text = `failed: ${event.path}: ${event.error?.message ?? 'unknown error'}`;

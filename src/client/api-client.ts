@@ -60,11 +60,11 @@ export class ApiClient {
    * fetch: fetch copies a byte body twice before sending it, which for 64 MiB chunks
    * costs as much CPU as hashing them.
    */
-  async putChunk<T>(uploadId: string, offset: number, body: Uint8Array, sha256: Uint8Array, signal?: AbortSignal): Promise<T> {
+  async putChunk<T>(uploadId: string, offset: number, body: Uint8Array, sha256: Uint8Array, signal?: AbortSignal, onWritten?: (bytes: number) => void): Promise<T> {
     const { status, text } = await this.send('PUT', `/uploads/${uploadId}/chunks/${offset}`, body, {
       'content-type': 'application/octet-stream',
       'content-digest': contentDigestHeader(sha256),
-    }, signal);
+    }, signal, false, onWritten);
     let json: T & { error?: { code: string; message: string } & Record<string, unknown> };
     try {
       json = JSON.parse(text) as typeof json;
@@ -84,7 +84,7 @@ export class ApiClient {
    * reset when reused: the server never saw that request, so it is sent once more on a new one
    * (the pattern Node's documentation gives for `request.reusedSocket`).
    */
-  private send(method: string, path: string, body: Uint8Array, headers: Record<string, string>, signal?: AbortSignal, retried = false): Promise<{ status: number; text: string }> {
+  private send(method: string, path: string, body: Uint8Array, headers: Record<string, string>, signal?: AbortSignal, retried = false, onWritten?: (bytes: number) => void): Promise<{ status: number; text: string }> {
     const url = new URL(`${this.baseUrl}${path}`);
     return new Promise((resolve, reject) => {
       const request = (url.protocol === 'https:' ? https : http).request(
@@ -115,10 +115,35 @@ export class ApiClient {
       request.setTimeout(IDLE_TIMEOUT_MS, () => request.destroy(Object.assign(new Error(`no traffic for ${IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
       request.on('error', (error: NodeJS.ErrnoException) => {
         if (error.name === 'AbortError') reject(error);
-        else if (request.reusedSocket && error.code === 'ECONNRESET' && !retried) resolve(this.send(method, path, body, headers, signal, true));
+        else if (request.reusedSocket && error.code === 'ECONNRESET' && !retried) resolve(this.send(method, path, body, headers, signal, true, onWritten));
         else reject(new TypeError(`${method} ${path} failed: ${error.message}`, { cause: error }));
       });
-      request.end(body);
+      if (onWritten && body.byteLength > WRITE_PIECE) writeInPieces(request, body, onWritten);
+      else request.end(body);
     });
   }
+}
+
+/** A large body is written a piece at a time, as the connection takes it, so that progress can follow it. */
+const WRITE_PIECE = 1024 * 1024;
+
+function writeInPieces(request: http.ClientRequest, body: Uint8Array, onWritten: (bytes: number) => void): void {
+  let offset = 0;
+  const next = () => {
+    while (offset < body.byteLength && !request.destroyed) {
+      const end = Math.min(offset + WRITE_PIECE, body.byteLength);
+      const piece = body.subarray(offset, end);
+      offset = end;
+      if (offset === body.byteLength) {
+        request.end(piece, () => onWritten(offset));
+        return;
+      }
+      const written = offset;
+      if (!request.write(piece, () => onWritten(written))) {
+        request.once('drain', next);
+        return;
+      }
+    }
+  };
+  next();
 }

@@ -54,6 +54,10 @@ export interface UploadFileOptions {
   memory?: ByteBudget;
   /** Attempts per chunk after a network failure or a server error (default 3; backoff 0.5 s, 1 s, 2 s…). */
   retries?: number;
+  /**
+   * After each chunk the server took (`chunkBytes` its length), and as a chunk's bytes leave
+   * (`chunkBytes` 0): `sentBytes` counts those too.
+   */
   onProgress?(event: { sentBytes: number; receivedBytes: number; size: number; chunkBytes: number }): void;
 }
 
@@ -232,6 +236,8 @@ async function sendMissing(api: ApiClient, file: CheckedFile, upload: UploadStat
   let sentBytes = 0;
   let asset: AssetSummary | null = null;
   let receivedBytes = size - upload.missing.reduce((n, s) => n + s.length, 0);
+  /** Bytes of the chunks in flight that have left, by chunk offset (progress within a chunk). */
+  const leaving = new Map<number, number>();
   // A file read whole is sent from memory (its bytes already count against the caller's budget).
   const handle = file.bytes ? null : await fs.open(file.path, 'r');
   // The first worker that fails stops the others (their chunks in flight too), so that nothing
@@ -258,9 +264,20 @@ async function sendMissing(api: ApiClient, file: CheckedFile, upload: UploadStat
           // workers hash in parallel with each other and with sending.
           const digest = digests?.get(chunkKey(span)) ?? new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
           const started = performance.now();
+          let landed = false;
+          const onWritten = options.onProgress
+            ? (written: number) => {
+                if (landed) return; // a late report of an attempt that failed
+                leaving.set(span.offset, written);
+                options.onProgress!({ sentBytes: sentBytes + sum(leaving.values()), receivedBytes, size, chunkBytes: 0 });
+              }
+            : undefined;
           const result = await withRetries(options.retries ?? 3, signal, () =>
-            api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, digest, signal),
-          );
+            api.putChunk<{ upload: { receivedBytes: number; state: string }; asset: AssetSummary | null }>(upload.id, span.offset, bytes, digest, signal, onWritten),
+          ).finally(() => {
+            landed = true;
+            leaving.delete(span.offset);
+          });
           sizer.record(span.length, (performance.now() - started) / 1000);
           chunkSizes.push(span.length);
           sentBytes += span.length;
@@ -327,4 +344,10 @@ async function withRetries<T>(retries: number, signal: AbortSignal | undefined, 
       await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** n));
     }
   }
+}
+
+function sum(values: Iterable<number>): number {
+  let total = 0;
+  for (const value of values) total += value;
+  return total;
 }
