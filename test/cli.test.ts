@@ -166,6 +166,47 @@ describe('the pixshare command', () => {
     expect((await pixshare(['sync', roll, '--since', 'last tuesday'], { env: env() })).code).toBe(2);
   });
 
+  it('status --follow shows a folder sync live as another device pushes, until interrupted', async () => {
+    const follower = spawn(process.execPath, [path.resolve('bin/pixshare.js'), '--json', 'status', '--follow'], { env: { ...process.env, ...env() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: Record<string, unknown>[] = [];
+    let stderr = '';
+    let buffered = '';
+    follower.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    follower.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (let end = buffered.indexOf('\n'); end >= 0; end = buffered.indexOf('\n')) {
+        lines.push(JSON.parse(buffered.slice(0, end)) as Record<string, unknown>);
+        buffered = buffered.slice(end + 1);
+      }
+    });
+    const exited = new Promise<number | null>((resolve) => follower.on('close', resolve));
+    const waitFor = async (test: (line: Record<string, unknown>) => boolean, what: string) => {
+      for (const deadline = Date.now() + 20_000; !lines.some(test); await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() > deadline || follower.exitCode !== null) throw new Error(`no ${what}: ${JSON.stringify(lines)} ${stderr}`);
+      }
+    };
+    try {
+      // Subscribed once the first message (the folders with activity now) is there.
+      await waitFor((l) => l.type === 'following', 'first message');
+      const live = path.join(files.dir, 'Live');
+      await mkdir(live);
+      for (let i = 0; i < 3; i++) await writeFile(path.join(live, `IMG_${i}.jpg`), await sharp(photoPixels(900 + i), { raw: { width: 64, height: 48, channels: 3 } }).jpeg().toBuffer());
+      // Another device: the same account, its own config.
+      const other = await pixshare(['--json', 'push', live], { env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config-other'), PIXSHARE_SERVER: app.url, PIXSHARE_TOKEN: await storedToken() } });
+      expect(other.code, other.stderr).toBe(0);
+      await waitFor((l) => l.type === 'sync' && l.name === 'Live' && l.filesDone === 3 && l.filesPlanned === 3, '"3 of 3" for Live');
+      const live3 = lines.find((l) => l.name === 'Live' && l.filesDone === 3)!;
+      expect(live3).toMatchObject({ filesUploaded: 3, filesFailed: 0, active: false });
+    } finally {
+      follower.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
+    const refused = await pixshare(['--json', 'status', '--follow'], { env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config-4'), PIXSHARE_SERVER: app.url, PIXSHARE_TOKEN: 'not-a-token' } });
+    expect(refused.code).toBe(3);
+    expect(refused.lines.at(-1)).toMatchObject({ type: 'error', code: 'UNAUTHENTICATED' });
+  });
+
   it('shows the folders\' status, and logs out: the token stops working and is forgotten', async () => {
     const status = await pixshare(['status', 'Holidays'], { env: env() });
     expect(status.code, status.stderr).toBe(0);

@@ -6,6 +6,7 @@ import { ApiClient, ApiError } from '../client/api-client.js';
 import { parseSince } from './capture-time.js';
 import { push, StopRun, stopFor } from './push.js';
 import { watch } from './watch.js';
+import { followStatus, showStatus } from './status.js';
 import { createReporter, outputMode, type Reporter } from './reporter.js';
 import { configDir, forgetCredentials, loadCredentials, normaliseServer, saveCredentials, type Credentials } from './settings.js';
 import { SyncList } from './sync-list.js';
@@ -146,17 +147,21 @@ export function program(): Command {
 
   cli
     .command('status')
-    .description("the folders' sync status: files stored of files in each folder")
+    .description("the folders' sync status: files stored of files in each folder; live with --follow")
     .argument('[folder]', 'only this folder')
-    .action(async (folder: string | undefined, _options: unknown, command: Command) => {
+    .option('--follow', 'keep watching: a line each time a folder sync moves on, from any device (until Ctrl-C)')
+    .action(async (folder: string | undefined, options: { follow?: boolean }, command: Command) => {
       const report = reporterFor(command);
       const { api } = await signedIn();
-      const { folders } = await api.graphql<{ folders: { id: string; name: string; status: { done: number; total: number; bytesDone: number; bytesTotal: number } }[] }>(
-        '{ folders { id name status { done total bytesDone bytesTotal } } }',
-      );
-      const shown = folder ? folders.filter((f) => f.name === folder) : folders;
-      if (folder && shown.length === 0) throw new StopRun('NOT_FOUND', `no folder named "${folder}"`, EXIT.someFailed);
-      for (const f of shown) report.result('folder', { id: f.id, name: f.name, ...f.status }, `${f.name}: ${f.status.done} of ${f.status.total} uploaded`);
+      if (!options.follow) return showStatus(api, folder, report);
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+      try {
+        await followStatus(api, folder, report, stop.signal);
+      } finally {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      }
     });
 
   return cli;
