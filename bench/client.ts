@@ -2,7 +2,7 @@
  * The command-line client against rsync: pushing a folder of 300 photos (2–8 MB) to our server
  * versus copying it to an rsync daemon on loopback, what a technical user would use instead.
  *
- * Set-up, not timed: 20 photo-like JPEGs of 6 to 24 megapixels (2–8 MB) are drawn once; each
+ * Set-up, not timed: 20 photo-like JPEGs of 4.5 to 18 megapixels (2–8 MB) are drawn once; each
  * round writes the folder afresh — file i is base i mod 20 with a JPEG comment segment naming the
  * round and the file, so every file of every round is a distinct JPEG (no deduplication helps
  * either side) — then `sync`. Our server is `src/main.ts` in its own process (`npm start`'s set-up:
@@ -111,13 +111,13 @@ export async function run(): Promise<void> {
   }
 }
 
-/** 20 photo-like JPEGs from 6 to 24 megapixels (4:3): about 2 to 8 MB. */
+/** 20 photo-like JPEGs from 4.5 to 18 megapixels (4:3): about 2 to 8 MB. */
 async function makeBases(): Promise<Buffer[]> {
   return inParallel(
     Array.from({ length: BASES }, (_, i) => i),
     2,
     async (i) => {
-      const megapixels = 6 + (18 * i) / (BASES - 1);
+      const megapixels = 4.5 + (13.5 * i) / (BASES - 1);
       const width = Math.round(Math.sqrt((megapixels * 1e6 * 4) / 3) / 8) * 8;
       return photoLikeJpeg({ width, height: Math.round((width * 3) / 4 / 8) * 8, seed: 7000 + i, quality: 95, grain: 14 });
     },

@@ -468,6 +468,46 @@ blobStoreContract(
         expect(await fingerprint(await store.get(key))).toEqual({ sha256: sha256(file), length: file.length });
       });
 
+      it('hashes a file sent as one chunk once: the chunk digest pass starts the running hash', async () => {
+        const { store } = harness();
+        const uploadId = randomUUID();
+        const whole = { offset: 0, length: file.length };
+        const digests = (store as unknown as { digests: Record<'finish' | 'fold', (...args: unknown[]) => Promise<unknown>> }).digests;
+        const calls: string[] = [];
+        for (const name of ['finish', 'fold'] as const) {
+          const original = digests[name].bind(digests);
+          digests[name] = (...args: unknown[]) => (calls.push(`${name} from ${String(args[2])}`), original(...args));
+        }
+        await write(uploadId, whole);
+        store.noteReceived!(uploadId, [whole]);
+        await expectAssembled(store, uploadId, file, [whole]);
+        // Nothing read again: no fold, and assembly's finish starts at the end of the file.
+        expect(calls).toEqual([`finish from ${file.length}`]);
+      });
+
+      it('does not trust the first chunk pass once another writer touched its bytes', async () => {
+        // A writer whose reservation lapsed writes other bytes over a verified whole-file chunk and
+        // its connection drops half-way: the bytes on disk are no longer those hashed, and assembly must see it.
+        const { store } = harness();
+        const uploadId = randomUUID();
+        const whole = { offset: 0, length: file.length };
+        await write(uploadId, whole);
+        const other = Buffer.alloc(file.length, 0xee);
+        const cutOff = Readable.from(
+          (async function* () {
+            // Pieces, then a pause: the verifier holds back only the latest, so the others reach the file.
+            for (let at = 0; at < 2 * MiB; at += 256 * 1024) yield other.subarray(at, at + 256 * 1024);
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
+          })(),
+        );
+        await expect(store.writeStagedChunk(uploadId, 0, file.length, cutOff, { expectedSha256: sha256(file) })).rejects.toThrow();
+        store.noteReceived!(uploadId, [whole]);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await expect(store.assembleStaged(uploadId, { size: file.length, chunks: [whole], expectedSha256: sha256(file), key: newKey() })).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+        await store.dropStaged(uploadId);
+      });
+
       it('refuses a write into folded bytes, so they stay as hashed', async () => {
         const { store } = harness();
         const uploadId = randomUUID();

@@ -46,6 +46,18 @@ const operations = {
     const read = await hashRange({ file, fd }, hash, from, to);
     return { sha256: hash.digest('hex'), read };
   },
+  /**
+   * SHA-256 of the file's first `to` bytes, read through the requester's descriptor, kept as the
+   * upload's running hash as well (replacing any): the first chunk's digest and the start of the
+   * whole-file hash in one pass. The requester decides whether the running hash may be used.
+   */
+  async head({ key, fd, to }) {
+    const hash = createHash('sha256');
+    running.delete(key);
+    const read = await hashRange({ fd }, hash, 0, to);
+    if (read === to) running.set(key, { hash: hash.copy(), hashedTo: to });
+    return { sha256: hash.digest('hex'), read };
+  },
   /** Continues the upload's running hash from `from` (where it stopped) to `to`. */
   async fold({ key, file, from, to }) {
     let state = running.get(key);

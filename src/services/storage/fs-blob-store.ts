@@ -138,6 +138,8 @@ export class FsBlobStore implements BlobStore {
     const state = this.staging.open(uploadId);
     const writer: ChunkWriter = { sealed: false, writing: undefined, start: offset };
     state.writers.add(writer);
+    // A write into the head chunk's bytes makes its hash worthless as the start of the file's.
+    if (state.head && offset < state.head.to) state.head = undefined;
     try {
       // Bytes already folded into the running hash are final; only a writer whose
       // reservation lapsed can aim at them, and it is turned away.
@@ -174,13 +176,22 @@ export class FsBlobStore implements BlobStore {
         // (fdatasync is enough: it also flushes the file size, not timestamps) and, read back
         // through this very handle on the digest thread meanwhile, matching the client's digest.
         const expected = opts.expectedSha256?.toLowerCase();
+        // The first chunk, with nobody else writing into its bytes and nothing folded yet: its digest
+        // pass is also the start of the whole-file hash (a photo sent in one chunk is hashed once).
+        const head = expected !== undefined && offset === 0 && state.frozenTo === 0 && !state.broken && ![...state.writers].some((w) => w !== writer && w.start < length) ? { to: length, ready: false } : undefined;
+        if (head) state.head = head;
         // allSettled: the descriptor is closed below, and never while the digest thread still reads it.
-        const [synced, checked] = await Promise.allSettled([handle.datasync(), expected === undefined ? undefined : this.digests.range(handle.fd, offset, offset + length)]);
+        const [synced, checked] = await Promise.allSettled([
+          handle.datasync(),
+          expected === undefined ? undefined : head ? this.digests.head(uploadId, handle.fd, length) : this.digests.range(handle.fd, offset, offset + length),
+        ]);
         if (synced.status === 'rejected') throw synced.reason;
         if (checked.status === 'rejected') digestFailed(checked.reason);
         const digest = checked.status === 'fulfilled' ? checked.value : undefined;
         if (digest && (digest.read !== length || digest.sha256 !== expected)) throw chunkDigestMismatch(expected!, digest.sha256);
+        if (head && state.head === head) head.ready = true;
       } catch (error) {
+        if (state.head && !state.head.ready) state.head = undefined;
         throw storageError(writeError ?? error);
       } finally {
         await handle.close();
@@ -205,6 +216,16 @@ export class FsBlobStore implements BlobStore {
     assertValidUploadId(uploadId);
     const prefix = coveredPrefix(chunks);
     const state = this.staging.open(uploadId);
+    const head = state.head;
+    state.head = undefined;
+    if (head?.ready && prefix >= head.to && state.frozenTo === 0 && !state.broken) {
+      // The head chunk was hashed into the running hash as it was checked, and nobody has written
+      // into it since (a writer there would have dropped it): its bytes count as folded, and final.
+      state.frozenTo = head.to;
+      state.hashedTo = head.to;
+    } else if (head?.ready) {
+      this.digests.drop(uploadId); // not to be used: folds start from scratch
+    }
     if (prefix <= state.frozenTo || state.broken) {
       this.staging.forgetIfIdle(uploadId, state);
       return;

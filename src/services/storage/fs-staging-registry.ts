@@ -11,6 +11,12 @@ export interface Staging {
   folding: Promise<void>;
   /** A fold failed or staging was dropped: assembly must not use the running hash. */
   broken: boolean;
+  /**
+   * The chunk at offset 0 whose digest pass also started the running hash (up to `to`): usable
+   * once it was counted (noteReceived) if no other writer has touched `[0, to)` since — a writer
+   * starting there drops it. `ready` once its digest matched.
+   */
+  head?: { to: number; ready: boolean };
 }
 
 /**
@@ -40,7 +46,7 @@ export class StagingRegistry {
 
   /** Nothing written and nothing folded: nothing worth remembering. */
   forgetIfIdle(uploadId: string, state: Staging): void {
-    if (state.writers.size === 0 && state.frozenTo === 0) this.forget(uploadId, state);
+    if (state.writers.size === 0 && state.frozenTo === 0 && !state.head) this.forget(uploadId, state);
   }
 
   /** Forgets this state of the upload (not a newer one made since). */
