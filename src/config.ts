@@ -72,6 +72,8 @@ export interface Config {
     maxInputBytes: number;
     /** The ffmpeg binary for video posters; unset: the one shipped in @ffmpeg-installer/ffmpeg. */
     ffmpegPath?: string;
+    /** A job waits up to this long for this instance's uploads to pause before it starts (0: never waits). */
+    yieldSeconds: number;
   };
   sharing: {
     /** Recipients and owner are reminded this many days before a share's items go (0: no reminder). */
@@ -307,6 +309,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       timeoutSeconds: read(env, 'PIXSHARE_MEDIA_TIMEOUT_SECONDS', integer(1, 3600).default(60)),
       maxInputBytes: read(env, 'PIXSHARE_MEDIA_MAX_INPUT_BYTES', integer(1024, 2 ** 31).default(256 * 1024 * 1024)),
       ffmpegPath: read(env, 'PIXSHARE_FFMPEG_PATH', z.string().min(1).optional()),
+      yieldSeconds: read(env, 'PIXSHARE_MEDIA_YIELD_SECONDS', integer(0, 3600).default(30)),
     },
     sharing: {
       reminderDays: read(env, 'PIXSHARE_SHARE_REMINDER_DAYS', integer(0, 365).default(3)),

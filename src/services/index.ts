@@ -10,6 +10,7 @@ import { Events } from './events.js';
 import { ContactGroupService } from './friends/contact-group-service.js';
 import { FriendService } from './friends/friend-service.js';
 import { sendFriendRequestMail } from './friends/send-friend-request-mail.js';
+import { ForegroundActivity } from './jobs/foreground-activity.js';
 import type { JobQueue } from './jobs/job-queue.js';
 import type { Mailer } from './mail/mailer.js';
 import { FolderService } from './library/folder-service.js';
@@ -65,11 +66,13 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const devices = new DeviceService({ db, events, config });
   const accounts = new AccountService({ db, config, devices, limiter });
   const blobs = new BlobService({ db, storage, config, log });
-  const media = new MediaProcessing({ db, storage, access, events, jobs, config, log });
+  // Media processing gives way to uploads receiving bytes in this process (they share its cores).
+  const foreground = new ForegroundActivity();
+  const media = new MediaProcessing({ db, storage, access, events, jobs, foreground, config, log });
   const library = new LibraryService({ db, access, blobs, media, events, quota, config });
   const folders = new FolderService({ db, access, events, config });
   const syncPlan = new SyncPlan({ db, events, config });
-  const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, syncPlan, config });
+  const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, syncPlan, foreground, config });
   const sync = new SyncStatusService({ db, access, live: new LiveSync(db, events, log), config });
   const friends = new FriendService({ db, jobs });
   jobs.handle('send-friend-request-mail', ({ requestId }) => sendFriendRequestMail({ db, mailer, config }, requestId));

@@ -82,10 +82,11 @@ export async function startTestApp(env: Record<string, string> = {}, options: Ap
     return { token: result.data.signUp.token, userId: result.data.signUp.user.id, deviceId: result.data.signUp.device.id, email };
   };
 
+  // Jobs waiting or running (one on its last attempt too); not those that gave up for good.
   const mediaSettled: TestApp['mediaSettled'] = async (timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const [row] = await app.database.sql<{ n: number }[]>`select count(*)::int as n from graphile_worker.jobs where task_identifier = 'process-media' and attempts < max_attempts`;
+      const [row] = await app.database.sql<{ n: number }[]>`select count(*)::int as n from graphile_worker.jobs where task_identifier = 'process-media' and (attempts < max_attempts or locked_at is not null)`;
       if (row!.n === 0) return;
       if (Date.now() > deadline) throw new Error(`${row!.n} media jobs still queued after ${timeoutMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, 25));

@@ -14,6 +14,7 @@ import type { Access } from '../access.js';
 import { blobKey, derivedKey } from '../blobs.js';
 import type { Viewer } from '../devices.js';
 import { topics, type Events } from '../events.js';
+import type { ForegroundActivity } from '../jobs/foreground-activity.js';
 import type { JobQueue, JobRun } from '../jobs/job-queue.js';
 import { processMedia, type ProcessedMedia } from '../media/process-media.js';
 import type { TakenAt } from '../media/read-media-facts.js';
@@ -28,10 +29,13 @@ import type { BlobStore } from '../storage/blob-store.js';
  * PIXSHARE_MEDIA_CONCURRENCY at a time per instance. The work is per blob: every asset of the
  * same bytes gets the facts in the transaction that records them, and each owner hears of it.
  */
+/** How long no chunk must have arrived before a media job starts (while it gives way to uploads). */
+const FOREGROUND_QUIET_MS = 250;
+
 export class MediaProcessing {
   private readonly ffmpeg: string | null;
 
-  constructor(private readonly deps: { db: Db; storage: BlobStore; access: Access; events: Events; jobs: JobQueue; config: Pick<Config, 'media' | 'uploads'>; log: Pick<Logger, 'error'> }) {
+  constructor(private readonly deps: { db: Db; storage: BlobStore; access: Access; events: Events; jobs: JobQueue; foreground: ForegroundActivity; config: Pick<Config, 'media' | 'uploads'>; log: Pick<Logger, 'error'> }) {
     this.ffmpeg = ffmpegPath(deps.config.media.ffmpegPath);
     deps.jobs.handle('process-media', ({ sha256, force }, run) => this.run(sha256, run, force === true));
   }
@@ -97,6 +101,9 @@ export class MediaProcessing {
     const [blob] = await this.deps.db.select().from(blobs).where(eq(blobs.sha256, sha256));
     // Collected since, or done by an earlier run of the same job.
     if (!blob?.stored || (blob.thumbnailStatus !== 'pending' && !force)) return;
+    // Uploads receiving bytes here go first (their files count once stored; thumbnails can follow).
+    const { yieldSeconds } = this.deps.config.media;
+    if (yieldSeconds > 0) await this.deps.foreground.quiet(FOREGROUND_QUIET_MS, yieldSeconds * 1000);
     let processed: ProcessedMedia;
     try {
       processed = await this.withLocalFile(blob, (file) =>

@@ -90,6 +90,7 @@ export async function commitChunk(ctx: UploadContext, viewer: Viewer, input: Chu
       .catch(() => {});
     void ctx.db.update(uploads).set({ lastActivityAt: sql`now()` }).where(and(eq(uploads.id, input.uploadId), eq(uploads.state, 'open'))).catch(() => {});
   }, Math.min(LEASE_SECONDS / 3, ctx.config.uploads.sessionIdleSeconds / 3) * 1000);
+  const receiving = ctx.foreground.begin();
   try {
     await ctx.storage.writeStagedChunk(input.uploadId, input.offset, input.length, input.body, { expectedSha256: sha256 });
   } catch (error) {
@@ -100,6 +101,7 @@ export async function commitChunk(ctx: UploadContext, viewer: Viewer, input: Chu
     throw error;
   } finally {
     clearInterval(renew);
+    receiving();
   }
 
   const { upload, complete, received } = await ctx.db.transaction(async (tx) => {

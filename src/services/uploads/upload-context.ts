@@ -5,6 +5,7 @@ import { blobs } from '../../db/schema/index.js';
 import type { Access } from '../access.js';
 import type { BlobService } from '../blobs.js';
 import type { Events } from '../events.js';
+import type { ForegroundActivity } from '../jobs/foreground-activity.js';
 import type { FolderService } from '../library/folder-service.js';
 import type { LibraryService } from '../library/library-service.js';
 import type { Quota } from '../library/quota.js';
@@ -24,6 +25,8 @@ export interface UploadDeps {
   quota: Quota;
   /** The folder syncs' plans (S3): what each step changes of them. */
   syncPlan: SyncPlan;
+  /** Chunks being received, which background work of this process gives way to. */
+  foreground: ForegroundActivity;
   config: Pick<Config, 'uploads' | 'secret'>;
 }
 
