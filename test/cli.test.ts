@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import path from 'node:path';
@@ -164,6 +165,45 @@ describe('the pixshare command', () => {
     const since2019 = await pixshare(['--json', 'sync', roll, '--since', '2019-01-01'], { env: env() });
     expect(outcomes(since2019.lines)).toEqual(['unchanged', 'unchanged', 'uploaded']);
     expect((await pixshare(['sync', roll, '--since', 'last tuesday'], { env: env() })).code).toBe(2);
+  });
+
+  it('push --perceptual-hash works out each image\'s dHash and sends it with the check; the asset keeps it where the server cannot make one', async () => {
+    const dir = path.join(files.dir, 'Similar');
+    await mkdir(dir);
+    const photo = await photoLikeJpeg({ width: 640, height: 480, seed: 4242 });
+    await writeFile(path.join(dir, 'IMG_A.jpg'), photo);
+    // The same picture re-encoded smaller: other bytes, nearly the same dHash.
+    await writeFile(path.join(dir, 'IMG_B.jpg'), await sharp(photo).resize(320, 240).jpeg({ quality: 70 }).toBuffer());
+    const run = await pixshare(['--json', 'push', dir, '--perceptual-hash'], { env: env() });
+    expect(run.code, run.stderr).toBe(0);
+    const sent = run.lines.filter((l) => l.type === 'file') as { path: string; perceptualHash?: string; sha256: string; assetId: string }[];
+    expect(sent).toHaveLength(2);
+    for (const line of sent) expect(line.perceptualHash).toMatch(/^[0-9a-f]{16}$/);
+    // The server kept what the client sent with each upload session.
+    for (const line of sent) {
+      const [row] = await app.database.sql<{ phash: string }[]>`select phash::text from uploads where sha256 = ${line.sha256}`;
+      expect(BigInt.asUintN(64, BigInt(row!.phash)).toString(16).padStart(16, '0')).toBe(line.perceptualHash);
+    }
+    await app.mediaSettled();
+    const token = await storedToken();
+    const [a, b] = sent.sort((x, y) => x.path.localeCompare(y.path));
+    const similar = await app.gql<{ similarAssets: { asset: { id: string }; distance: number }[] }>('query($id: ID!) { similarAssets(assetId: $id) { asset { id } distance } }', { id: a!.assetId }, { token });
+    expect(similar.data!.similarAssets.map((s) => s.asset.id)).toContain(b!.assetId);
+
+    // A file the server cannot decode keeps the hash its client sent; a malformed hash is refused, that file only.
+    const api = new ApiClient(app.url, token);
+    const bytes = Buffer.from('not really an image, but its client says what it looks like');
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const check = await api.graphql<{ checkUploads: { status: string; upload: { id: string } | null; error: { code: string } | null }[] }>(
+      'mutation($files: [CheckFileInput!]!) { checkUploads(files: $files) { status upload { id } error { code } } }',
+      { files: [{ sha256, size: bytes.length, name: 'odd.jpg', perceptualHash: 'f0e1d2c3b4a59687' }, { sha256: 'ab'.repeat(32), size: 10, name: 'bad.jpg', perceptualHash: 'not-hex' }] },
+    );
+    expect(check.checkUploads.map((c) => c.status)).toEqual(['UPLOAD', 'REFUSED']);
+    expect(check.checkUploads[1]!.error!.code).toBe('BAD_USER_INPUT');
+    const put = await api.putChunk<{ asset: { id: string } }>(check.checkUploads[0]!.upload!.id, 0, bytes, createHash('sha256').update(bytes).digest());
+    await app.mediaSettled();
+    const odd = await app.gql<{ asset: { perceptualHash: string | null; thumbnailStatus: string } }>('query($id: ID!) { asset(id: $id) { perceptualHash thumbnailStatus } }', { id: put.asset.id }, { token });
+    expect(odd.data!.asset).toEqual({ perceptualHash: 'f0e1d2c3b4a59687', thumbnailStatus: 'failed' });
   });
 
   it('status --follow shows a folder sync live as another device pushes, until interrupted', async () => {

@@ -234,6 +234,7 @@ describe('library, folders, live status, housekeeping', () => {
     const a = await uploadFile(api, await files.write('orig.jpg', original));
     await uploadFile(api, await files.write('small.jpg', smaller));
     await uploadFile(api, await files.write('other.jpg', different));
+    await app.mediaSettled(); // the hashes are made in the background
     const { similarAssets } = await api.graphql<{ similarAssets: { distance: number; asset: { name: string } }[] }>(
       'query($id: ID!) { similarAssets(assetId: $id) { distance asset { name } } }',
       { id: a.asset.id },

@@ -1,5 +1,4 @@
 import { open } from 'node:fs/promises';
-import ExifReader from 'exifreader';
 import { takenAtFrom } from '../protocol/capture-time.js';
 import { mediaTypeFromName } from '../protocol/media-types.js';
 
@@ -23,6 +22,8 @@ export async function captureTime(path: string, mtimeMs: number): Promise<Date> 
       } finally {
         await file.close();
       }
+      // Loaded on first use: only `sync --since` reads EXIF, and the command starts faster without it.
+      const { default: ExifReader } = await import('exifreader');
       const exif = ExifReader.load(head, { expanded: true }).exif as Record<string, { description?: unknown } | undefined> | undefined;
       const text = (name: string) => (typeof exif?.[name]?.description === 'string' ? (exif[name].description as string) : undefined);
       const takenAt =

@@ -1,3 +1,5 @@
+// watch (chokidar), status (graphql-ws) and EXIF reading are imported when a command needs them:
+// every command starts faster without loading what it does not use.
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -5,8 +7,6 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ApiClient, ApiError } from '../client/api-client.js';
 import { parseSince } from './capture-time.js';
 import { push, StopRun, stopFor } from './push.js';
-import { watch } from './watch.js';
-import { followStatus, showStatus } from './status.js';
 import { createReporter, outputMode, type Reporter } from './reporter.js';
 import { configDir, forgetCredentials, loadCredentials, normaliseServer, saveCredentials, type Credentials } from './settings.js';
 import { SyncList } from './sync-list.js';
@@ -127,6 +127,7 @@ export function program(): Command {
       const onSignal = () => stop.abort();
       process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
       try {
+        const { watch } = await import('./watch.js');
         await watch(api, syncList, path.resolve(folder), { ...options, memoryBytes: options.maxMemory * 2 ** 20, everyMs: options.every, shareTo: options.shareTo ?? [], settleMs: options.settle }, report, stop.signal);
       } finally {
         process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
@@ -142,7 +143,8 @@ export function program(): Command {
       .option('--ignore <glob...>', "leave out matching files and folders ('*.tmp', 'raw/**'); a pattern without / matches a name anywhere")
       .option('--all', 'every file, not only photos and videos')
       .option('--include-hidden', 'also files and folders whose names start with a dot')
-      .option('--dry-run', 'only say what would be sent');
+      .option('--dry-run', 'only say what would be sent')
+      .option('--perceptual-hash', "also work out each image's perceptual hash and send it with the check (near-duplicates: similarAssets)");
   }
 
   cli
@@ -153,6 +155,7 @@ export function program(): Command {
     .action(async (folder: string | undefined, options: { follow?: boolean }, command: Command) => {
       const report = reporterFor(command);
       const { api } = await signedIn();
+      const { followStatus, showStatus } = await import('./status.js');
       if (!options.follow) return showStatus(api, folder, report);
       const stop = new AbortController();
       const onSignal = () => stop.abort();
@@ -176,6 +179,7 @@ interface PushCommandOptions {
   dryRun?: boolean;
   concurrency: number;
   since?: Date;
+  perceptualHash?: boolean;
 }
 
 /** push and sync: the files, the sync list, the report, the exit code. */

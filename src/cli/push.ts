@@ -22,6 +22,8 @@ export interface PushOptions extends WalkOptions {
   onConfirmed?(file: FoundFile, asset: { id: string; sha256: string }, outcome: FileOutcome): void | Promise<void>;
   /** Files in flight at once. */
   concurrency: number;
+  /** Work out each image's perceptual hash and send it with the check (U1). */
+  perceptualHash?: boolean;
   /** File bytes held in memory at once, at most: small files read whole, and chunks on their way. */
   memoryBytes?: number;
 }
@@ -135,7 +137,7 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
     syncList.record(file, { sha256: asset.sha256, assetId: asset.id });
     summary[outcome as 'uploaded' | 'instant' | 'exists']++;
     summary.sentBytes += sentBytes;
-    report.file({ path: file.path, outcome, sha256: asset.sha256, assetId: asset.id, size: file.size, sentBytes });
+    report.file({ path: file.path, outcome, sha256: asset.sha256, assetId: asset.id, size: file.size, sentBytes, ...(prepared?.perceptualHash ? { perceptualHash: prepared.perceptualHash } : {}) });
     try {
       await options.onConfirmed?.(file, asset, outcome);
     } catch (error) {
@@ -154,7 +156,7 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
         // A large file's hash is kept while it is on its way: a client killed in the middle resumes without hashing it again.
         const large = !readsWhole(file.size, wholeFiles);
         const known = large ? syncList.inFlightHash(file) : null;
-        const prepared = await prepareFile(file, { memory: wholeFiles, knownSha256: known });
+        const prepared = await prepareFile(file, { memory: wholeFiles, knownSha256: known, perceptualHash: options.perceptualHash });
         if (large && !known) syncList.rememberInFlight(file, prepared.sha256);
         hashed.push({ file, prepared });
       } catch (error) {
@@ -174,7 +176,14 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
         continue;
       }
       const batch = [first, ...hashed.takeAll(CHECK_BATCH - 1)];
-      const inputs = batch.map(({ file, prepared }): CheckFileInput => ({ sha256: prepared.sha256, size: prepared.size, name: path.basename(file.path), folder: file.folder || null, takenAt: new Date(file.mtimeMs).toISOString() }));
+      const inputs = batch.map(({ file, prepared }): CheckFileInput => ({
+        sha256: prepared.sha256,
+        size: prepared.size,
+        name: path.basename(file.path),
+        folder: file.folder || null,
+        takenAt: new Date(file.mtimeMs).toISOString(),
+        ...(prepared.perceptualHash ? { perceptualHash: prepared.perceptualHash } : {}),
+      }));
       let answers: CheckAnswer[];
       try {
         answers = await checkFiles(api, inputs);

@@ -8,6 +8,8 @@ export interface FileEvent {
   sha256?: string;
   assetId?: string;
   sentBytes?: number;
+  /** With --perceptual-hash, for images: the 64-bit dHash, 16 hex digits. */
+  perceptualHash?: string;
   folder?: string | null;
   error?: { code: string; message: string; [key: string]: unknown };
 }

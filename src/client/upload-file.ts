@@ -98,6 +98,8 @@ export interface CheckFileInput {
   folder?: string | null;
   /** ISO time: the file's time, used when the photo has no capture time of its own. */
   takenAt?: string | null;
+  /** The image's perceptual hash (perceptualHashOf), when the client works it out. */
+  perceptualHash?: string | null;
 }
 
 export async function checkFiles(api: ApiClient, files: CheckFileInput[], signal?: AbortSignal): Promise<CheckAnswer[]> {

@@ -100,6 +100,7 @@ const CheckFileInput = builder.inputType('CheckFileInput', {
     name: t.string({ description: 'File name' }),
     folder: t.string({ required: false, description: 'Name of the folder the file belongs to (created on first use)' }),
     takenAt: t.field({ type: 'DateTime', required: false, description: 'File time, used when the photo has no EXIF date' }),
+    perceptualHash: t.string({ required: false, description: "The image's 64-bit dHash as 16 hex digits (the server's recipe, protocol/perceptual-hash.ts): the asset's until the server computes its own, and kept if it cannot" }),
   }),
 });
 

@@ -12,7 +12,7 @@ import {
   type DeriveImagesResult,
   type DerivedImages,
 } from '../../src/services/media/derive-images.js';
-import { hammingDistance } from '../../src/services/media/perceptual-hash.js';
+import { hammingDistance } from '../../src/protocol/perceptual-hash.js';
 import { bombPng, ftyp } from './crafted-files.js';
 import { photoLikeJpeg, photoLikePixels } from './photo-like.js';
 

@@ -6,7 +6,7 @@ import {
   hammingDistance,
   perceptualHashFromBits,
   perceptualHashFromHex,
-} from '../../src/services/media/perceptual-hash.js';
+} from '../../src/protocol/perceptual-hash.js';
 import { classifySharpError } from '../../src/services/media/sharp-runtime.js';
 import { mediaTypeFromName } from '../../src/protocol/media-types.js';
 import { isDecodableImageType, sniffMediaType } from '../../src/services/media/sniff-media-type.js';

@@ -27,6 +27,8 @@ export const uploads = pgTable(
   {
     id: uuid('id').primaryKey().defaultRandom(),
     ...declaredFile(),
+    /** The perceptual hash the client sent with its check (signed 64-bit, as assets.phash), until the server computes its own. */
+    phash: bigint('phash', { mode: 'bigint' }),
     state: text('state', { enum: ['open', 'completing', 'done', 'failed'] }).notNull().default('open'),
     receivedBytes: bigint('received_bytes', { mode: 'number' }).notNull().default(0),
     assetId: uuid('asset_id').references(() => assets.id, { onDelete: 'set null' }),

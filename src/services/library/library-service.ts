@@ -31,6 +31,8 @@ export interface NewAsset {
   name: string;
   /** The file time the client declared: used when the blob has no capture time of its own. */
   takenAt: Date | null;
+  /** The perceptual hash the client sent: used until (and unless) the server computes the blob's. */
+  perceptualHash?: bigint | null;
   /** One of the user's folders to file it in (a folder deleted meanwhile is skipped). */
   folderId: string | null;
   origin: AssetRow['origin'];
@@ -108,6 +110,7 @@ export class LibraryService {
           name: input.name,
           size: input.blob.size,
           ...blobFacts(input.blob),
+          phash: input.blob.phash ?? input.perceptualHash ?? null,
           // The file's own capture time, else the file time the client sent (an exact instant).
           takenAt: input.blob.takenAt ?? input.takenAt,
           takenAtZone: input.blob.takenAt ? input.blob.takenAtZone : input.takenAt ? 'Z' : null,

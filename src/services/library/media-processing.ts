@@ -183,7 +183,8 @@ export class MediaProcessing {
           altitude: blob.altitude,
           durationMs: blob.durationMs,
           videoCodec: blob.videoCodec,
-          phash: blob.phash,
+          // A hash the client sent stays when the server could not compute one (a format it cannot decode).
+          ...(blob.phash !== null ? { phash: blob.phash } : {}),
           thumbnailStatus: blob.thumbnailStatus,
         })
         .where(eq(assets.sha256, sha256))

@@ -97,6 +97,7 @@ export async function finishUpload(ctx: UploadContext, viewer: Viewer, upload: U
           blob: blob!,
           name: upload.name,
           takenAt: upload.takenAt,
+          perceptualHash: upload.phash,
           folderId: upload.folderId,
           origin: 'upload',
         });

@@ -1,3 +1,4 @@
+import { perceptualHashFromHex } from '../../protocol/perceptual-hash.js';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { uploadChunks, uploads, type UploadChunkRow, type UploadRow } from '../../db/schema/index.js';
 import type { Tx } from '../../db/transaction.js';
@@ -23,6 +24,8 @@ export interface CheckFile {
   name: string;
   folder?: string | null;
   takenAt?: Date | null;
+  /** The client's perceptual hash of the image (16 hex digits, protocol/perceptual-hash.ts), when it sends one. */
+  perceptualHash?: string | null;
 }
 
 export interface UploadView extends UploadRow {
@@ -43,7 +46,15 @@ export function validateCheckFile(ctx: UploadContext, raw: CheckFile): CheckFile
   if (name.length === 0 || name.length > 255 || /[\u0000-\u001f]/.test(name)) throw new AppError('BAD_USER_INPUT', 'name must have 1 to 255 printable characters', { field: 'name' });
   // Checked here, so that one bad folder name refuses its file alone, not the whole batch.
   const folder = raw.folder?.trim() ? parseFolderName(raw.folder) : null;
-  return { sha256, size: raw.size, name, folder, takenAt: raw.takenAt ?? null };
+  const perceptualHash = raw.perceptualHash ? perceptualHashFromHex(raw.perceptualHash) : null;
+  if (raw.perceptualHash && !perceptualHash) throw new AppError('BAD_USER_INPUT', 'perceptualHash must be 16 hexadecimal characters (a 64-bit dHash)', { field: 'perceptualHash' });
+  return { sha256, size: raw.size, name, folder, takenAt: raw.takenAt ?? null, perceptualHash: perceptualHash?.hex ?? null };
+}
+
+/** The row of a new session for a (validated) file. */
+function sessionValues(viewer: Viewer, file: CheckFile, folderId: string | null) {
+  const phash = file.perceptualHash ? perceptualHashFromHex(file.perceptualHash)!.value : null;
+  return { userId: viewer.user.id, deviceId: viewer.device.id, sha256: file.sha256, size: file.size, name: file.name, folderId, takenAt: file.takenAt ?? null, phash };
 }
 
 /** An upload session for the file, skipping deduplication (the fallback after a refused proof). */
@@ -85,7 +96,7 @@ export async function lockUpload(ctx: UploadContext, tx: Tx, principal: Principa
 }
 
 export async function openSession(ctx: UploadContext, viewer: Viewer, file: CheckFile, folderId: string | null): Promise<UploadView> {
-  const values = { userId: viewer.user.id, deviceId: viewer.device.id, sha256: file.sha256, size: file.size, name: file.name, folderId, takenAt: file.takenAt ?? null };
+  const values = sessionValues(viewer, file, folderId);
   for (let attempt = 0; attempt < 3; attempt++) {
     const [existing] = await resumeSessions(ctx, viewer.user.id, [file.sha256]);
     if (existing) {
@@ -112,7 +123,7 @@ export async function openSessions(ctx: UploadContext, viewer: Viewer, files: { 
   if (fresh.length > 0) {
     const created = await ctx.db
       .insert(uploads)
-      .values(fresh.map(({ file, folderId }) => ({ userId: viewer.user.id, deviceId: viewer.device.id, sha256: file.sha256, size: file.size, name: file.name, folderId, takenAt: file.takenAt ?? null })))
+      .values(fresh.map(({ file, folderId }) => sessionValues(viewer, file, folderId)))
       .onConflictDoNothing()
       .returning();
     for (const upload of created) bySha.set(upload.sha256, upload);
