@@ -92,8 +92,9 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
   const summary: PushSummary = { files: found.files.length, uploaded: 0, instant: 0, exists: 0, unchanged: 0, failed: 0, skipped: found.skipped, unreadable: found.unreadable.length, older: 0, sentBytes: 0 };
   for (const unreadable of found.unreadable) report.file({ path: unreadable.path, outcome: 'failed', error: { code: 'UNREADABLE', message: unreadable.message } });
   const pending: FoundFile[] = [];
-  for (const file of found.files) {
-    const known = options.recheck ? null : syncList.lookup(file);
+  const knownFiles = options.recheck ? [] : syncList.lookupMany(found.files);
+  for (const [i, file] of found.files.entries()) {
+    const known = knownFiles[i] ?? null;
     if (known) {
       summary.unchanged++;
       report.file({ path: file.path, outcome: 'unchanged', sha256: known.sha256, assetId: known.assetId, size: file.size });

@@ -32,6 +32,8 @@ export class SyncList {
   private readonly hashOf: sqlite.Statement;
   private readonly rememberHash: sqlite.Statement;
   private readonly forgetHash: sqlite.Statement;
+  private readonly pending: { file: FileIdentity; known: KnownFile }[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(file: string, private readonly server: string) {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -65,6 +67,21 @@ export class SyncList {
     this.upsert = this.db.prepare('insert or replace into uploaded (server, path, size, mtime_ms, inode, sha256, asset_id) values (?, ?, ?, ?, ?, ?, ?)');
   }
 
+  /**
+   * `lookup` for many files in one read transaction: SQLite takes its lock once, not once per
+   * statement (with this build each lock is a directory made and removed).
+   */
+  lookupMany<T extends FileIdentity>(files: readonly T[]): (KnownFile | null)[] {
+    if (files.length === 0) return [];
+    this.flush();
+    this.db.exec('begin');
+    try {
+      return files.map((file) => this.lookup(file));
+    } finally {
+      this.db.exec('commit');
+    }
+  }
+
   /** What this device sent of this file, if the file is as it was then (here or under another name). */
   lookup(file: FileIdentity): KnownFile | null {
     const row = (this.byPath.get([this.server, file.path, file.size, file.mtimeMs, file.inode]) ??
@@ -72,10 +89,34 @@ export class SyncList {
     return row ? { sha256: row.sha256, assetId: row.asset_id } : null;
   }
 
-  /** The server confirmed it stores these bytes (an upload, an instant upload, or already there). */
+  /**
+   * The server confirmed it stores these bytes (an upload, an instant upload, or already there).
+   * Written with others in one transaction, at most half a second later (or at `close`): losing the
+   * last few to a crash is safe, the server's check answers for them next time.
+   */
   record(file: FileIdentity, known: KnownFile): void {
-    this.upsert.run([this.server, file.path, file.size, file.mtimeMs, file.inode, known.sha256, known.assetId]);
-    this.forgetHash.run([file.path]);
+    this.pending.push({ file, known });
+    if (this.pending.length >= 200) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), 500).unref();
+  }
+
+  /** Writes what `record` holds back. */
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pending.length === 0) return;
+    const batch = this.pending.splice(0);
+    this.db.exec('begin');
+    try {
+      for (const { file, known } of batch) {
+        this.upsert.run([this.server, file.path, file.size, file.mtimeMs, file.inode, known.sha256, known.assetId]);
+        this.forgetHash.run([file.path]);
+      }
+      this.db.exec('commit');
+    } catch (error) {
+      this.db.exec('rollback');
+      throw error;
+    }
   }
 
   /**
@@ -93,6 +134,7 @@ export class SyncList {
   }
 
   close(): void {
+    this.flush();
     for (const statement of [this.byPath, this.byInode, this.upsert, this.hashOf, this.rememberHash, this.forgetHash]) statement.finalize();
     this.db.close();
   }
