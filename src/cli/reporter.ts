@@ -123,7 +123,8 @@ class ProgressReporter implements Reporter {
   private redraw(): void {
     this.overall?.update(this.sent(), { label: this.label() });
     const width = Math.max(40, (process.stderr.columns || 100) - 2);
-    const names = [...this.inFlight].map(([path, f]) => `${basename(path)} ${f.size > 0 ? Math.floor((f.sent / f.size) * 100) : 0}%`).join(' · ');
+    // Every byte sent, no answer yet: the server is checking and storing it.
+    const names = [...this.inFlight].map(([path, f]) => `${basename(path)} ${f.size > 0 && f.sent >= f.size ? 'verifying' : `${f.size > 0 ? Math.floor((f.sent / f.size) * 100) : 0}%`}`).join(' · ');
     this.current?.update(0, { label: `  ${names}`.slice(0, width) });
   }
 
