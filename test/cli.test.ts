@@ -3,11 +3,12 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiClient } from '../src/client/api-client.js';
 import { photoLikeJpeg } from './media/photo-like.js';
 import { freePort, PASSWORD, startTestApp, type TestApp } from './support/app.js';
 import { scratchDir } from './support/files.js';
+import { startTcpProxy } from './support/tcp-proxy.js';
 
 /** The real `pixshare` command as a subprocess, as a person or a script runs it. */
 async function pixshare(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string; lines: Record<string, unknown>[] }> {
@@ -165,6 +166,37 @@ describe('the pixshare command', () => {
     const since2019 = await pixshare(['--json', 'sync', roll, '--since', '2019-01-01'], { env: env() });
     expect(outcomes(since2019.lines)).toEqual(['unchanged', 'unchanged', 'uploaded']);
     expect((await pixshare(['sync', roll, '--since', 'last tuesday'], { env: env() })).code).toBe(2);
+  });
+
+  it('checks many files per request, and small files are not held back by a large one', async () => {
+    const dir = path.join(files.dir, 'Mixed');
+    await mkdir(dir);
+    // The large file is listed first (names sort), and each sender takes the next file in line.
+    await writeFile(path.join(dir, 'A_long_clip.mp4'), Buffer.alloc(48 * 1024 * 1024, 7));
+    for (let i = 0; i < 40; i++) await writeFile(path.join(dir, `IMG_${String(i).padStart(2, '0')}.jpg`), await sharp(photoPixels(2000 + i), { raw: { width: 64, height: 48, channels: 3 } }).jpeg().toBuffer());
+    const checks: number[] = [];
+    const original = app.services.uploads.checkUploads.bind(app.services.uploads);
+    const counting = vi.spyOn(app.services.uploads, 'checkUploads').mockImplementation((viewer, batch) => {
+      checks.push(batch.length);
+      return original(viewer, batch);
+    });
+    // A link of 16 MB/s: the clip takes seconds on it, a photo a moment.
+    const proxy = await startTcpProxy(new URL(app.url));
+    proxy.setRate(16_000_000);
+    try {
+      const run = await pixshare(['--json', 'push', dir, '--concurrency', '2'], { env: { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'config-mixed'), PIXSHARE_SERVER: proxy.url, PIXSHARE_TOKEN: await storedToken() } });
+      expect(run.code, run.stderr).toBe(0);
+      const order = run.lines.filter((l) => l.type === 'file').map((l) => path.basename(String(l.path)));
+      expect(order).toHaveLength(41);
+      // 41 files in a few requests, not 41.
+      expect(checks.reduce((a, b) => a + b, 0)).toBe(41);
+      expect(checks.length).toBeLessThanOrEqual(10);
+      // The photos went by while the clip was on its way (the other sender took them, one after another).
+      expect(order.at(-1)).toBe('A_long_clip.mp4');
+    } finally {
+      counting.mockRestore();
+      await proxy.close();
+    }
   });
 
   it('push --perceptual-hash works out each image\'s dHash and sends it with the check; the asset keeps it where the server cannot make one', async () => {
