@@ -300,3 +300,31 @@ function photoPixels(seed: number): Uint8Array {
 async function storedToken(): Promise<string> {
   return (JSON.parse(await readFile(path.join(config, 'credentials.json'), 'utf8')) as { token: string }).token;
 }
+
+describe('pixshare push against a full account', () => {
+  it('reports each file that does not fit with the numbers, sends the rest, and exits 1', async () => {
+    const small = await startTestApp({ PIXSHARE_STANDARD_QUOTA: '150KiB' });
+    const scratch = await scratchDir();
+    try {
+      const { token } = await small.signUp();
+      const dir = path.join(scratch.dir, 'Full');
+      await mkdir(dir);
+      for (let i = 0; i < 3; i++) await writeFile(path.join(dir, `IMG_${i}.jpg`), Buffer.alloc(60 * 1024, i + 1));
+      const run = await pixshare(['--json', 'push', dir], { env: { PIXSHARE_CONFIG_DIR: path.join(scratch.dir, 'config'), PIXSHARE_SERVER: small.url, PIXSHARE_TOKEN: token } });
+      expect(run.code).toBe(1);
+      const results = run.lines.filter((l) => l.type === 'file') as { outcome: string; error?: { code: string; message: string } }[];
+      expect(results.map((r) => r.outcome).sort()).toEqual(['failed', 'uploaded', 'uploaded']);
+      const refused = results.find((r) => r.outcome === 'failed')!;
+      expect(refused.error).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+      expect(refused.error!.message).toMatch(/61440 bytes needed, \d+ of 153600 free/);
+      expect(summaryOf(run.lines)).toMatchObject({ uploaded: 2, failed: 1 });
+      // Plain output says it in words, on standard error.
+      const plain = await pixshare(['push', dir], { env: { PIXSHARE_CONFIG_DIR: path.join(scratch.dir, 'config'), PIXSHARE_SERVER: small.url, PIXSHARE_TOKEN: token } });
+      expect(plain.code).toBe(1);
+      expect(plain.stderr).toMatch(/failed: .*IMG_\d\.jpg: Not enough space: 61440 bytes needed/);
+    } finally {
+      await small.close();
+      await scratch.remove();
+    }
+  });
+});
