@@ -1,3 +1,4 @@
+import type { SyncCounts } from '../src/protocol/sync-counts.js';
 import { randomBytes } from 'node:crypto';
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,16 +14,7 @@ const FILE = 'id name size state bytesDone error { code message }';
 const STATUS = `folderId run ${COUNTS} changes { ${FILE} } changesComplete`;
 const FOLDER_SUB = `subscription($id: ID!) { folderSyncStatus(folderId: $id) { ${STATUS} } }`;
 
-interface Counts {
-  filesPlanned: number;
-  filesDone: number;
-  filesUploaded: number;
-  filesInstant: number;
-  filesInProgress: number;
-  filesPending: number;
-  filesFailed: number;
-  bytesPlanned: number;
-  bytesDone: number;
+interface Counts extends SyncCounts {
   active: boolean;
 }
 interface SyncFile {

@@ -1,19 +1,11 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { ApiError, type ApiClient } from '../client/api-client.js';
+import type { SyncCounts } from '../protocol/sync-counts.js';
 import type { Reporter } from './reporter.js';
 import { StopRun } from './push.js';
 
-interface Counts {
-  filesPlanned: number;
-  filesDone: number;
-  filesUploaded: number;
-  filesInstant: number;
-  filesInProgress: number;
-  filesPending: number;
-  filesFailed: number;
-  bytesPlanned: number;
-  bytesDone: number;
+interface Counts extends SyncCounts {
   active: boolean;
 }
 

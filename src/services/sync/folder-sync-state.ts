@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { folderSyncs, syncFiles, type SyncFileState } from '../../db/schema/index.js';
+import type { SyncCounts } from '../../protocol/sync-counts.js';
 import { AppError } from '../app-error.js';
 
 /** A file of a folder's sync plan, as watchers hold it. */
@@ -20,20 +21,7 @@ export interface SyncFile {
   updatedAt: Date;
 }
 
-/** "5 of 10 uploaded": a folder sync's counters. */
-export interface SyncCounts {
-  filesPlanned: number;
-  /** Uploaded or instant. */
-  filesDone: number;
-  filesUploaded: number;
-  filesInstant: number;
-  /** Uploading or verifying. */
-  filesInProgress: number;
-  filesPending: number;
-  filesFailed: number;
-  bytesPlanned: number;
-  bytesDone: number;
-}
+export type { SyncCounts };
 
 export function emptyCounts(): SyncCounts {
   return { filesPlanned: 0, filesDone: 0, filesUploaded: 0, filesInstant: 0, filesInProgress: 0, filesPending: 0, filesFailed: 0, bytesPlanned: 0, bytesDone: 0 };
