@@ -124,5 +124,6 @@ export async function commitChunk(ctx: UploadContext, viewer: Viewer, input: Chu
   ctx.storage.noteReceived?.(upload.id, received);
   if (!complete) return { upload: viewWith(ctx, upload, received), asset: null };
   const asset = await finishUpload(ctx, viewer, upload);
-  return { upload: await getUpload(ctx, viewer, upload.id), asset };
+  // Done, as finishUpload's transaction recorded it: no need to read it back.
+  return { upload: viewWith(ctx, { ...upload, state: 'done', assetId: asset.id, receivedBytes: upload.size, lastActivityAt: new Date() }, []), asset };
 }
