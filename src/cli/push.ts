@@ -2,7 +2,7 @@ import path from 'node:path';
 import { ApiError, type ApiClient } from '../client/api-client.js';
 import { ByteBudget } from '../client/byte-budget.js';
 import { prepareFile, readsWhole, type PreparedFile } from '../client/prepare-file.js';
-import { checkFiles, sendChecked, type CheckAnswer, type CheckFileInput, type UploadFileResult } from '../client/upload-file.js';
+import { checkFiles, sendChecked, withRetries, type CheckAnswer, type CheckFileInput, type UploadFileResult } from '../client/upload-file.js';
 import type { Reporter } from './reporter.js';
 import type { SyncList } from './sync-list.js';
 import { captureTime } from './capture-time.js';
@@ -187,7 +187,8 @@ export async function push(api: ApiClient, syncList: SyncList, paths: string[], 
       }));
       let answers: CheckAnswer[];
       try {
-        answers = await checkFiles(api, inputs);
+        // A check is safe to ask again (a second one resumes the sessions the first opened).
+        answers = await withRetries(2, undefined, () => checkFiles(api, inputs));
       } catch (error) {
         for (const { file, prepared } of batch) await settle(file, prepared, { error });
         continue;

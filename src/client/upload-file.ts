@@ -336,7 +336,7 @@ async function complete(api: ApiClient, uploadId: string, signal?: AbortSignal):
  * Retries what a later attempt can fix — the connection dropped, the server restarted
  * or answered 5xx — and nothing else: a refused chunk stays refused.
  */
-async function withRetries<T>(retries: number, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+export async function withRetries<T>(retries: number, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
   for (let n = 0; ; n++) {
     try {
       return await attempt();
