@@ -43,7 +43,8 @@ describe('videos and iPhone photos in the owner pages', () => {
     await page.goto(`${app.url}/library`);
     await page.getByRole('link', { name: /Camera roll/ }).click();
     await page.getByRole('heading', { name: 'Camera roll' }).waitFor();
-    await page.locator('.grid img').nth(1).waitFor({ timeout: 20_000 });
+    // Under load (other test files decode at the same time) a HEIC and a video take a while.
+    await page.locator('.grid img').nth(1).waitFor({ timeout: 45_000 });
     await screenshot(page, 'media-folder');
 
     // The video's page: a player whose source is the original (ranges let it start), the poster frame, its length.

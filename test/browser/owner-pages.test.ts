@@ -55,8 +55,7 @@ describe("the owner's pages", () => {
       const result = await uploadFile(device, await files.write(name, await cameraJpeg(500 + i, { width: 900, height: 600 })), { name, folder: 'Harbour' });
       photos.push({ name, id: result.asset.id });
     }
-    // Thumbnails are made in the background; the library's cover is read when the page loads.
-    await app.mediaSettled();
+    // Thumbnails are made in the background: the cover appears once one is ready, without a reload.
     await page.reload();
     const card = page.getByRole('link', { name: /Harbour/ });
     await card.waitFor();
