@@ -41,7 +41,8 @@ export async function followStatus(api: ApiClient, folder: string | undefined, r
     folderId = folders.find((f) => f.name === folder)?.id;
     if (!folderId) throw new StopRun('NOT_FOUND', `no folder named "${folder}"`, 1);
   }
-  const url = new URL('/graphql', api.baseUrl);
+  // As the API client builds its addresses (a server under a path keeps it).
+  const url = new URL(`${api.baseUrl}/graphql`);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   let refused: StopRun | undefined;
   const client: Client = createClient({
