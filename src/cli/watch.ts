@@ -42,9 +42,17 @@ export async function watch(api: ApiClient, syncList: SyncList, root: string, op
 
   const afterConfirmed = async (file: FoundFile, shared: string[], asset: { id: string }, outcome: FileOutcome) => {
     if (outcome !== 'unchanged') shared.push(asset.id);
+    if (!parked && !options.deleteSent) return;
     try {
+      // Written to since it was listed (a camera or an editor still at it): the server may hold other
+      // bytes than the file has now. It stays, and the next scan sends it as it is then.
+      const now = await stat(file.path);
+      if (now.size !== file.size || now.mtimeMs !== file.mtimeMs) {
+        report.file({ path: file.path, outcome: 'failed', error: { code: 'FILE_CHANGED', message: `changed after it was sent; kept where it is, the next scan sends it again` } });
+        return;
+      }
       if (parked) await moveInto(file.path, path.join(parked, path.relative(root, file.path)));
-      else if (options.deleteSent) await unlink(file.path);
+      else await unlink(file.path);
     } catch (error) {
       report.file({ path: file.path, outcome: 'failed', error: { code: 'KEEP_FAILED', message: `stored on the server, but could not be ${parked ? 'moved' : 'deleted'}: ${(error as Error).message}` } });
     }
