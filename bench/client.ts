@@ -25,13 +25,13 @@
  * both): sha256sum time / ours.
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../src/db/embedded-postgres.js';
 import { photoLikeJpeg } from '../test/media/photo-like.js';
 import { folderId, thumbnailsPending } from './support/photos.js';
-import { Cleanup, execFileAsync, fmtMs, inParallel, median, r1, r2, readStatus, ROOT, runScript, signUp, sleep, startBench, startServerProcess, type Client } from './support/kit.js';
+import { Cleanup, execFileAsync, fmtMs, inParallel, median, r1, r2, readStatus, ROOT, runScript, signUp, sleep, startBench, startServerProcess, tempDir, type Client } from './support/kit.js';
 
 const FILES = Number(process.env.BENCH_CLIENT_FILES ?? 300);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -39,9 +39,7 @@ const BASES = 20;
 
 export async function run(): Promise<void> {
   const cleanup = startBench();
-  const dir = await mkdtemp(path.join(tmpdir(), 'pixshare-bench-client-'));
-  await chmod(dir, 0o755); // the embedded PostgreSQL runs as its own user when we are root
-  cleanup.add('temp dir', () => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(cleanup, 'client');
   try {
     const { stdout: rsyncVersion } = await execFileAsync('rsync', ['--version']);
     console.log(`client bench: ${FILES} photos, ${ROUNDS} rounds; ${cpus().length} CPUs; ${rsyncVersion.split('\n')[0]}`);

@@ -20,8 +20,8 @@
  *    completion cost when they were made inside the request). `complete_ratio` = in-request /
  *    background.
  */
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
@@ -33,7 +33,7 @@ import { computeDHash } from '../src/services/media/perceptual-hash.js';
 import { fromRawPixels, sharp, type RawPixels } from '../src/services/media/sharp-runtime.js';
 import { makeHeic } from '../test/media/make-heic.js';
 import { photoLikeJpeg, photoLikePixels } from '../test/media/photo-like.js';
-import { fmtMs, inParallel, median, r1, r2, r3, readCpuMs, signUp, startBench, startServerProcess, type Client } from './support/kit.js';
+import { fmtMs, inParallel, median, r1, r2, r3, readCpuMs, signUp, startBench, startServerProcess, tempDir, type Client } from './support/kit.js';
 
 const WIDTH = 4032;
 const HEIGHT = 3024;
@@ -48,9 +48,7 @@ interface Photo {
 
 export async function run(): Promise<void> {
   const cleanup = startBench();
-  const dir = await mkdtemp(path.join(tmpdir(), 'pixshare-bench-media-'));
-  await chmod(dir, 0o755); // the embedded PostgreSQL runs as its own user when we are root
-  cleanup.add('temp dir', () => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(cleanup, 'media');
   try {
     console.log(`media bench: ${MIX.jpeg} JPEG + ${MIX.heic} HEIC + ${MIX.png} PNG at ${WIDTH}×${HEIGHT}; ${cpus().length} CPUs, libvips ${sharp.versions.vips}`);
     const photos = await makePhotos(dir);

@@ -5,7 +5,8 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -84,6 +85,17 @@ export function partRunner(cleanup: Cleanup, errors: string[]) {
       return undefined;
     }
   };
+}
+
+/**
+ * A temporary directory removed by the clean-up; readable by others (an embedded PostgreSQL in it
+ * runs as its own user when the bench runs as root).
+ */
+export async function tempDir(cleanup: Cleanup, label: string): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), `pixshare-bench-${label}-`));
+  await chmod(dir, 0o755);
+  cleanup.add('temp dir', () => rm(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 // -- small helpers -------------------------------------------------------------
