@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import { Kind, parse, type DocumentNode } from 'graphql';
 import { createClient } from 'graphql-ws';
 import type { Plugin } from 'graphql-yoga';
@@ -40,7 +41,11 @@ const probe: Plugin<GraphQLContext> = {
     const query = (context as { params?: { query?: string } }).params?.query;
     if (query) seen.push({ hook: 'context', operation: label(parse(query)) });
   },
-  onExecute: ({ args }) => void seen.push({ hook: 'execute', operation: label(args.document), signedIn: Boolean((args.contextValue as GraphQLContext).viewer) }),
+  onExecute: async ({ args }) => {
+    seen.push({ hook: 'execute', operation: label(args.document), signedIn: Boolean((args.contextValue as GraphQLContext).viewer) });
+    // An operation slow enough for its client to leave before the answer.
+    if (label(args.document) === 'ProbeSlow') await new Promise((resolve) => setTimeout(resolve, 300));
+  },
   onSubscribe: ({ args }) => void seen.push({ hook: 'subscribe', operation: label(args.document), signedIn: Boolean((args.contextValue as GraphQLContext).viewer) }),
 };
 
@@ -140,5 +145,22 @@ describe('one GraphQL pipeline', () => {
     expect(hooksOf('ProbeWsMutation')).toEqual(['parse', 'validate', 'context', 'execute']);
     expect(hooksOf('ProbeWsSubscription')).toEqual(['parse', 'validate', 'context', 'subscribe']);
     expect(seen.filter((s) => s.operation.startsWith('ProbeWs') && (s.hook === 'execute' || s.hook === 'subscribe')).every((s) => s.signedIn)).toBe(true);
+  });
+
+  it('takes a client that leaves before its answer in its stride: nothing logged as an error, the server still answers', async () => {
+    const api = await newClient(app);
+    const body = JSON.stringify({ query: 'query ProbeSlow { me { id } }' });
+    // Gone while the operation runs, as a page reloaded or closed in the middle of a request is.
+    for (const delayMs of [0, 20, 100, 250]) {
+      await new Promise<void>((resolve) => {
+        const request = http.request(`${app.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' } });
+        request.on('error', () => resolve());
+        request.on('response', () => resolve());
+        request.end(body, () => setTimeout(() => request.destroy(), delayMs));
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(app.loggedErrors).toEqual([]);
+    expect(await api.graphql<{ me: { id: string } }>('query { me { id } }')).toMatchObject({ me: { id: expect.any(String) } });
   });
 });

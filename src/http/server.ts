@@ -117,6 +117,11 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/** The error is the abort of a request whose client has gone. */
+function clientLeft(res: ServerResponse, error: unknown): boolean {
+  return res.destroyed && !res.writableFinished && error instanceof Error && error.name === 'AbortError';
+}
+
 export async function startHttpServer(deps: {
   config: Config;
   services: Services;
@@ -235,6 +240,8 @@ export async function startHttpServer(deps: {
         sendError(res, error);
         return;
       }
+      // A client that left (a page reloaded or closed mid-request) aborts its request: no one to answer, no fault.
+      if (clientLeft(res, error)) return;
       log.error(`unexpected error on ${req.method} ${path}`, error);
       if (res.headersSent) res.destroy();
       else sendError(res, new AppError('INTERNAL_SERVER_ERROR', 'Unexpected error'));
