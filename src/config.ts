@@ -114,6 +114,12 @@ export interface Config {
   devices: {
     /** A device seen within this many seconds counts as online (D1). */
     onlineWindowSeconds: number;
+    /** A command not taken up by its device within this time expires and never runs (D2). */
+    commandTtlSeconds: number;
+    /** An agent running a command reports at least this often, else another run may take it over. */
+    commandLeaseSeconds: number;
+    /** While a requester on the same network hands a command over directly, the server holds it back this long (D3). */
+    directWindowSeconds: number;
   };
   uploads: {
     /** `global`: a file any user stored can be claimed by others after a proof of possession; `user`: only within one account. */
@@ -343,6 +349,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     devices: {
       onlineWindowSeconds: read(env, 'PIXSHARE_DEVICE_ONLINE_SECONDS', integer(5, 86400).default(120)),
+      commandTtlSeconds: read(env, 'PIXSHARE_COMMAND_TTL_SECONDS', integer(1, 30 * 86400).default(7 * 86400)),
+      commandLeaseSeconds: read(env, 'PIXSHARE_COMMAND_LEASE_SECONDS', integer(2, 3600).default(60)),
+      directWindowSeconds: read(env, 'PIXSHARE_COMMAND_DIRECT_SECONDS', integer(1, 300).default(10)),
     },
     uploads: loadUploads(env),
   };

@@ -5,33 +5,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { photoLikeJpeg } from './media/photo-like.js';
 import { startTestApp, type TestApp } from './support/app.js';
+import { startPixshare } from './support/cli.js';
 import { newClient, scratchDir } from './support/files.js';
 import { befriend } from './support/sharing.js';
 
-/** `pixshare watch` running as its own process; its JSON lines as they come. */
-function startWatch(args: string[], env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, [path.resolve('bin/pixshare.js'), '--json', 'watch', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  let stderr = '';
-  let buffered = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split('\n');
-    buffered = parts.pop()!;
-    for (const part of parts) if (part.startsWith('{')) lines.push(JSON.parse(part) as Record<string, unknown>);
-  });
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const until = async (test: (line: Record<string, unknown>) => boolean, what: string, timeoutMs = 30_000) => {
-    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
-      const found = lines.find(test);
-      if (found) return found;
-      if (child.exitCode !== null) break;
-    }
-    throw new Error(`no ${what} within ${timeoutMs} ms; lines: ${JSON.stringify(lines)}; stderr: ${stderr}`);
-  };
-  return { child, lines, until, exited, stderr: () => stderr };
-}
+const startWatch = (args: string[], env: Record<string, string>) => startPixshare(['watch', ...args], env);
 
 let app: TestApp;
 let files: Awaited<ReturnType<typeof scratchDir>>;

@@ -7,24 +7,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiClient } from '../src/client/api-client.js';
 import { photoLikeJpeg } from './media/photo-like.js';
 import { freePort, PASSWORD, startTestApp, type TestApp } from './support/app.js';
+import { pixshare } from './support/cli.js';
 import { scratchDir } from './support/files.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
-
-/** The real `pixshare` command as a subprocess, as a person or a script runs it. */
-async function pixshare(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string; lines: Record<string, unknown>[] }> {
-  const child = spawn(process.execPath, [path.resolve('bin/pixshare.js'), ...args], { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdin.end(options.input ?? '');
-  const code = await new Promise<number>((resolve) => child.on('close', (exit) => resolve(exit ?? -1)));
-  const lines = stdout
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-  return { code, stdout, stderr, lines };
-}
 
 let app: TestApp;
 let files: Awaited<ReturnType<typeof scratchDir>>;

@@ -1,5 +1,6 @@
 // watch (chokidar), status (graphql-ws) and EXIF reading are imported when a command needs them:
 // every command starts faster without loading what it does not use.
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -135,6 +136,66 @@ export function program(): Command {
       }
     });
 
+  cli
+    .command('agent')
+    .description('keep this device ready for commands from your other devices: it offers folders they can ask it to upload (run it as a service)')
+    .option('--folder <dir...>', 'a folder to offer, as DIR or NAME=DIR (named after the folder by default)')
+    .addOption(new Option('--listen <port>', 'the port of its local endpoint, for devices on the same network (0: any free port)').argParser(portArg).default(0))
+    .addOption(new Option('-c, --concurrency <n>', 'files in flight at once').argParser(positiveInt).default(4))
+    .addOption(new Option('--max-memory <MiB>', 'file bytes held in memory at once').argParser(memoryArg).default(256, '256'))
+    .action(async (options: { folder?: string[]; listen: number; concurrency: number; maxMemory: number }, command: Command) => {
+      const report = createReporter(outputMode({ ...command.optsWithGlobals<GlobalOptions>(), progress: false }));
+      const folders = await offeredFolders(options.folder ?? []);
+      const { api, credentials } = await signedIn();
+      const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+      try {
+        const { runAgent, agentStateFile } = await import('./agent.js');
+        await runAgent(api, syncList, { folders, port: options.listen, concurrency: options.concurrency, memoryBytes: options.maxMemory * 2 ** 20, stateFile: agentStateFile(configDir()) }, report, stop.signal);
+      } finally {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+        syncList.close();
+      }
+      // A run still under way is left to its lease: the next start picks it up again.
+      if (stop.signal.aborted) process.exit(EXIT.done);
+    });
+
+  cli
+    .command('command')
+    .description('ask another of your devices (running `pixshare agent`) to upload: directly on the same network, else through the server')
+    .argument('<device>', 'the device, by name or id (pixshare devices)')
+    .argument('<action>', 'what to do: upload')
+    .option('-f, --folder <name>', 'one of the folders it offers (default: all of them)')
+    .addOption(new Option('-s, --since <when>', 'only what it took since: 1d, 12h, 2w, or a date like 2026-11-01').argParser(sinceArg))
+    .option('--no-wait', 'do not follow the command until it ends')
+    .option('--no-direct', 'always go through the server')
+    .action(async (device: string, action: string, options: { folder?: string; since?: Date; wait: boolean; direct: boolean }, command: Command) => {
+      if (action !== 'upload') throw new CommanderError(EXIT.usage, 'pixshare.usage', `unknown action "${action}": the one a device takes is upload`);
+      const report = reporterFor(command);
+      const { api } = await signedIn();
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+      try {
+        const { giveCommand } = await import('./command.js');
+        await giveCommand(api, device, options, report, stop.signal);
+      } finally {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      }
+    });
+
+  cli
+    .command('devices')
+    .description('your devices: which are online, and the folders their agents offer')
+    .action(async (_options: unknown, command: Command) => {
+      const report = reporterFor(command);
+      const { api } = await signedIn();
+      const { listDevices } = await import('./command.js');
+      await listDevices(api, report);
+    });
+
   // What push, sync and watch choose among and how they go about it, alike.
   for (const name of ['push', 'sync', 'watch']) {
     cli.commands
@@ -211,6 +272,28 @@ async function runPush(command: Command, paths: string[], options: PushCommandOp
   } finally {
     syncList.close();
   }
+}
+
+function portArg(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidArgumentError('a port number from 0 to 65535');
+  return port;
+}
+
+/** --folder of the agent: DIR or NAME=DIR, each an existing directory, names distinct. */
+async function offeredFolders(values: string[]): Promise<{ name: string; dir: string }[]> {
+  const folders: { name: string; dir: string }[] = [];
+  for (const value of values) {
+    const split = /^([^=/\\]+)=(.+)$/.exec(value);
+    const dir = path.resolve(split ? split[2]! : value);
+    const name = split ? split[1]!.trim() : path.basename(dir);
+    const info = await stat(dir).catch(() => null);
+    if (!info?.isDirectory()) throw new CommanderError(EXIT.usage, 'pixshare.usage', `--folder ${value}: not a directory`);
+    if (!name || name.length > 200) throw new CommanderError(EXIT.usage, 'pixshare.usage', `--folder ${value}: a name of 1 to 200 characters is needed (NAME=DIR)`);
+    if (folders.some((f) => f.name === name)) throw new CommanderError(EXIT.usage, 'pixshare.usage', `two folders named "${name}": name them (NAME=DIR)`);
+    folders.push({ name, dir });
+  }
+  return folders;
 }
 
 function memoryArg(value: string): number {
@@ -294,7 +377,7 @@ async function run(cli: Command, argv: string[]): Promise<number> {
     }
     if (error instanceof ApiError) {
       report.fail(error.code, error.message);
-      return EXIT.someFailed;
+      return error.code === 'BAD_USER_INPUT' ? EXIT.usage : EXIT.someFailed;
     }
     report.fail('INTERNAL', error instanceof Error ? (error.stack ?? error.message) : String(error));
     return EXIT.someFailed;

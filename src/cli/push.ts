@@ -57,6 +57,11 @@ export class StopRun extends Error {
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE']);
 
+/** The server refused the token (a live connection closed with 4401/4403): exit code 3. */
+export function loginRefused(): StopRun {
+  return new StopRun('UNAUTHENTICATED', 'the server does not take this login — log in again: pixshare login <server>', 3);
+}
+
 /** Exit code 3: the server cannot be reached, or does not take our token. */
 export function stopFor(error: unknown): StopRun | null {
   if (error instanceof ApiError && (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN')) {

@@ -1,9 +1,8 @@
-import { createClient, type Client } from 'graphql-ws';
-import WebSocket from 'ws';
-import { ApiError, type ApiClient } from '../client/api-client.js';
+import type { ApiClient } from '../client/api-client.js';
+import { openLive, subscriptionData } from '../client/live-client.js';
 import type { SyncCounts } from '../protocol/sync-counts.js';
 import type { Reporter } from './reporter.js';
-import { StopRun } from './push.js';
+import { loginRefused, StopRun } from './push.js';
 
 interface Counts extends SyncCounts {
   active: boolean;
@@ -41,27 +40,7 @@ export async function followStatus(api: ApiClient, folder: string | undefined, r
     folderId = folders.find((f) => f.name === folder)?.id;
     if (!folderId) throw new StopRun('NOT_FOUND', `no folder named "${folder}"`, 1);
   }
-  // As the API client builds its addresses (a server under a path keeps it).
-  const url = new URL(`${api.baseUrl}/graphql`);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  let refused: StopRun | undefined;
-  const client: Client = createClient({
-    url: url.href,
-    webSocketImpl: WebSocket,
-    connectionParams: api.token ? { authorization: `Bearer ${api.token}` } : {},
-    lazy: false,
-    // The server may be away for a while (a restart, a network change): keep trying, up to a minute apart.
-    retryAttempts: Number.MAX_SAFE_INTEGER,
-    retryWait: async (retries) => new Promise((resolve) => setTimeout(resolve, Math.min(60_000, 1000 * 2 ** Math.min(retries, 6)))),
-    shouldRetry: () => !refused && !signal.aborted,
-    on: {
-      closed: (event) => {
-        // 4401/4403: the connection's credentials were refused (graphql-ws's codes for it).
-        const code = (event as { code?: number }).code;
-        if (code === 4401 || code === 4403) refused = new StopRun('UNAUTHENTICATED', 'the server does not take this login — log in again: pixshare login <server>', 3);
-      },
-    },
-  });
+  const live = openLive(api, signal);
   const shown = new Map<string, string>();
   const show = (sync: FolderSync) => {
     const c = sync.counts;
@@ -79,14 +58,8 @@ export async function followStatus(api: ApiClient, folder: string | undefined, r
     : { query: `subscription { librarySyncStatus { folders { ${FOLDER_SYNC} } } }` };
   let first = true;
   try {
-    const messages = client.iterate<{ folderSyncStatus?: FolderSync; librarySyncStatus?: { folders: FolderSync[] } }>(query);
-    signal.addEventListener('abort', () => void messages.return?.(undefined), { once: true });
-    for await (const message of messages) {
-      if (message.errors?.length) {
-        const error = message.errors[0]!;
-        throw new ApiError(String(error.extensions?.code ?? 'UNKNOWN'), error.message);
-      }
-      const syncs = message.data?.folderSyncStatus ? [message.data.folderSyncStatus] : (message.data?.librarySyncStatus?.folders ?? []);
+    for await (const data of subscriptionData<{ folderSyncStatus?: FolderSync; librarySyncStatus?: { folders: FolderSync[] } }>(live, query, signal)) {
+      const syncs = data.folderSyncStatus ? [data.folderSyncStatus] : (data.librarySyncStatus?.folders ?? []);
       if (first) {
         first = false;
         report.result('following', { folders: syncs.length }, `following ${folder ? `"${folder}"` : `${syncs.length} folder${syncs.length === 1 ? '' : 's'} with recent activity, and any that starts`} (Ctrl-C to stop)`);
@@ -94,14 +67,10 @@ export async function followStatus(api: ApiClient, folder: string | undefined, r
       for (const sync of syncs) show(sync);
     }
   } catch (error) {
-    if (refused) throw refused;
-    if (signal.aborted) return;
-    // graphql-ws throws a subscription's GraphQL errors as their list.
-    const first = Array.isArray(error) ? (error[0] as { message?: string; extensions?: { code?: string } } | undefined) : undefined;
-    if (first) throw new ApiError(String(first.extensions?.code ?? 'UNKNOWN'), first.message ?? 'subscription failed');
+    if (live.refused) throw loginRefused();
     throw error;
   } finally {
-    await client.dispose();
+    await live.dispose();
   }
-  if (refused) throw refused;
+  if (live.refused) throw loginRefused();
 }

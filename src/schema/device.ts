@@ -3,6 +3,15 @@ import type { DeviceRow } from '../db/schema/index.js';
 import { builder } from './builder.js';
 import { uuidArg } from './id-arg.js';
 
+const AgentRef = builder.objectRef<DeviceRow>('Agent').implement({
+  description: 'What `pixshare agent` on the device last announced (D2, D3).',
+  fields: (t) => ({
+    seenAt: t.field({ type: 'DateTime', resolve: (d) => d.agentSeenAt! }),
+    folders: t.stringList({ description: 'The folders it offers, by name: what a command may ask it to upload', resolve: (d) => d.agentFolders ?? [] }),
+    port: t.int({ nullable: true, description: 'The port of its local endpoint', resolve: (d) => d.agentPort }),
+  }),
+});
+
 export const DeviceRef = builder.objectRef<DeviceRow & { online?: boolean }>('Device').implement({
   description: 'A signed-in client of the account: a program with a device token, or a browser session. One entry of the control list.',
   fields: (t) => ({
@@ -14,6 +23,7 @@ export const DeviceRef = builder.objectRef<DeviceRow & { online?: boolean }>('De
     lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime' }),
     lastAddress: t.exposeString('lastAddress', { nullable: true, description: 'Client address of the last request' }),
     lastPort: t.exposeInt('lastPort', { nullable: true, description: 'Client port of the last request' }),
+    agent: t.field({ type: AgentRef, nullable: true, description: 'Set once the device ran `pixshare agent`: it can be given commands', resolve: (d) => (d.agentSeenAt ? d : null) }),
     online: t.boolean({ description: 'Seen within the online window', resolve: (device) => device.online ?? true }),
     current: t.boolean({
       description: 'This is the device making the request',

@@ -10,5 +10,6 @@ import './friend.js';
 import './contact-group.js';
 import './share.js';
 import './sync.js';
+import './device-command.js';
 
 export const schema = builder.toSchema();

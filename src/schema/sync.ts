@@ -23,7 +23,7 @@ const SyncFileState = builder.enumType('SyncFileState', {
 const toEnum = (state: SyncFileStateValue) => state.toUpperCase() as 'PENDING';
 const fromEnum = (states: readonly string[] | null | undefined) => states?.map((s) => s.toLowerCase() as SyncFileStateValue) ?? null;
 
-const SyncError = builder.objectRef<{ code: string; message: string }>('SyncError').implement({
+export const SyncError = builder.objectRef<{ code: string; message: string }>('SyncError').implement({
   fields: (t) => ({ code: t.exposeString('code', { description: 'Stable code: UPLOAD_DIGEST_MISMATCH, QUOTA_EXCEEDED, UPLOAD_EXPIRED, FILE_TOO_LARGE, …' }), message: t.exposeString('message') }),
 });
 
@@ -51,7 +51,7 @@ const SyncFileConnection = builder.objectRef<SyncFilePage>('SyncFileConnection')
   }),
 });
 
-const SyncCountsRef = builder.objectRef<SyncCounts>('SyncCounts').implement({
+export const SyncCountsRef = builder.objectRef<SyncCounts>('SyncCounts').implement({
   description: 'A sync\'s counters: "5 of 10 uploaded" is filesDone of filesPlanned.',
   fields: (t) => ({
     filesPlanned: t.exposeInt('filesPlanned', { description: 'Files in the plan ("of 10")' }),
@@ -67,7 +67,7 @@ const SyncCountsRef = builder.objectRef<SyncCounts>('SyncCounts').implement({
   }),
 });
 
-const FolderSyncRef = builder.objectRef<FolderSyncStatus>('FolderSyncStatus').implement({
+export const FolderSyncRef = builder.objectRef<FolderSyncStatus>('FolderSyncStatus').implement({
   description: 'A folder sync (S3): "5 of 10 uploaded", bytes, and where each file is.',
   fields: (t) => ({
     folderId: t.exposeID('folderId'),

@@ -45,7 +45,21 @@ export type AppErrorCode =
   /** Its thumbnails and facts are still being made in the background: ask again shortly. */
   | 'MEDIA_PENDING'
   | 'SHARE_EXPIRED'
-  | 'SHARE_REVOKED';
+  | 'SHARE_REVOKED'
+  /** The device was revoked: it cannot be given commands. */
+  | 'DEVICE_REVOKED'
+  /** The device has never run `pixshare agent` (or is a browser): nothing would receive a command. */
+  | 'DEVICE_NOT_AGENT'
+  /** The device does not offer a folder of that name. */
+  | 'FOLDER_NOT_OFFERED'
+  /** The command ran already, runs elsewhere, was cancelled or expired: it cannot be taken up. */
+  | 'COMMAND_NOT_OPEN'
+  /** The command is held back a moment while its requester hands it over directly. */
+  | 'COMMAND_NOT_DUE'
+  /** Another run of the agent took the command over (this one stopped reporting in time). */
+  | 'COMMAND_LEASE_LOST'
+  /** The direct-command credential does not check out, or has expired. */
+  | 'BAD_CREDENTIAL';
 
 const httpStatus: Record<AppErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -89,6 +103,13 @@ const httpStatus: Record<AppErrorCode, number> = {
   MEDIA_PENDING: 409,
   SHARE_EXPIRED: 410,
   SHARE_REVOKED: 410,
+  DEVICE_REVOKED: 410,
+  DEVICE_NOT_AGENT: 409,
+  FOLDER_NOT_OFFERED: 404,
+  COMMAND_NOT_OPEN: 409,
+  COMMAND_NOT_DUE: 409,
+  COMMAND_LEASE_LOST: 409,
+  BAD_CREDENTIAL: 401,
 };
 
 export class AppError extends Error {

@@ -178,6 +178,16 @@ export class DeviceService {
     return rows.map((r) => ({ ...r.device, online: r.online }));
   }
 
+  /** One of the viewer's devices by id, signed out or not, with whether it is online; null for any other. */
+  async find(viewer: Viewer, deviceId: string): Promise<DeviceView | null> {
+    if (!isUuid(deviceId)) return null;
+    const [row] = await this.deps.db
+      .select({ device: devices, online: sql<boolean>`${devices.lastSeenAt} > now() - make_interval(secs => ${this.deps.config.devices.onlineWindowSeconds})` })
+      .from(devices)
+      .where(and(eq(devices.id, deviceId), eq(devices.userId, viewer.user.id)));
+    return row ? { ...row.device, online: row.online } : null;
+  }
+
   /** Revokes one of the viewer's devices; its token stops working at once. */
   async revoke(viewer: Viewer, deviceId: string): Promise<DeviceRow> {
     if (!isUuid(deviceId)) throw new AppError('NOT_FOUND', 'No such device');

@@ -59,6 +59,12 @@ export interface MediaEvent {
   assetIds: string[];
 }
 
+/** A command to a device was given, relayed, taken up, reported on or ended (D2). */
+export interface DeviceCommandEvent {
+  commandId: string;
+  targetDeviceId: string;
+}
+
 export interface DeviceRevokedEvent {
   deviceId: string;
 }
@@ -73,6 +79,8 @@ export const topics = {
   media: (userId: string) => topic<MediaEvent>(`user:${userId}:media`),
   /** The user's control list changed: a device signed in, out or was revoked. */
   devices: (userId: string) => topic<DevicesEvent>(`user:${userId}:devices`),
+  /** A command of the user's devices moved on: its requester, its target's agent and dashboards listen here. */
+  deviceCommands: (userId: string) => topic<DeviceCommandEvent>(`user:${userId}:commands`),
   /** A device was revoked: every instance stops trusting its token at once. */
   deviceRevoked: topic<DeviceRevokedEvent>('devices:revoked'),
 } as const;

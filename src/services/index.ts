@@ -6,6 +6,7 @@ import { AccountService } from './accounts.js';
 import { AttemptLimiter } from './attempt-limiter.js';
 import { BlobService } from './blobs.js';
 import { DeviceService } from './devices.js';
+import { DeviceCommandService } from './devices/device-commands.js';
 import { Events } from './events.js';
 import { ContactGroupService } from './friends/contact-group-service.js';
 import { FriendService } from './friends/friend-service.js';
@@ -34,6 +35,8 @@ export interface Services {
   access: Access;
   accounts: AccountService;
   devices: DeviceService;
+  /** Devices commanding each other (D2, D3): commands stored, delivered once, run by agents. */
+  deviceCommands: DeviceCommandService;
   blobs: BlobService;
   /** Thumbnails, previews and facts of stored files, made in the background (S12). */
   media: MediaProcessing;
@@ -64,6 +67,7 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const quota = new Quota(config);
   const limiter = new AttemptLimiter({ db });
   const devices = new DeviceService({ db, events, config });
+  const deviceCommands = new DeviceCommandService({ db, events, config });
   const accounts = new AccountService({ db, config, devices, limiter });
   const blobs = new BlobService({ db, storage, config, log });
   // Media processing gives way to uploads receiving bytes in this process (they share its cores).
@@ -86,5 +90,5 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const sweep = (now?: Date) => sweepExpired({ db, library, log }, now);
   jobs.handle('sweep-expired', async () => void (await sweep()));
   jobs.every(SWEEP_SCHEDULE, 'sweep-expired');
-  return { access, accounts, devices, blobs, media, library, folders, uploads, sync, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };
+  return { access, accounts, devices, deviceCommands, blobs, media, library, folders, uploads, sync, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };
 }

@@ -1,6 +1,12 @@
-import { index, integer, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { customType } from 'drizzle-orm/pg-core';
 import { users } from './users.js';
+
+/** A local network address an agent listens on, with its subnet (prefix length), as it reported it (D3). */
+export interface AgentAddress {
+  address: string;
+  prefixLength: number;
+}
 
 const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => 'bytea' });
 
@@ -28,6 +34,11 @@ export const devices = pgTable(
     /** Browser sessions slide; program tokens never expire on their own. */
     expiresAt: timestamp('expires_at', { withTimezone: true }),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    /** Set by `pixshare agent` (D2, D3): when it last announced itself, where it listens, the folders it offers. */
+    agentSeenAt: timestamp('agent_seen_at', { withTimezone: true }),
+    agentPort: integer('agent_port'),
+    agentAddresses: jsonb('agent_addresses').$type<AgentAddress[]>(),
+    agentFolders: jsonb('agent_folders').$type<string[]>(),
   },
   (t) => [uniqueIndex('devices_token_hash_key').on(t.tokenHash), index('devices_user_id_idx').on(t.userId)],
 );

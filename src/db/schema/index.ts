@@ -7,3 +7,4 @@ export * from './uploads.js';
 export * from './friends.js';
 export * from './shares.js';
 export * from './sync.js';
+export * from './device-commands.js';
