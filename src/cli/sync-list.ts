@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import sqlite from 'node-sqlite3-wasm';
 
@@ -10,7 +10,9 @@ import sqlite from 'node-sqlite3-wasm';
  * the server's check answers that it has them.
  *
  * SQLite compiled to WebAssembly (node-sqlite3-wasm): it ships inside its npm package (nothing
- * native to build or download) and writes its database file directly.
+ * native to build or download) and writes its database file directly. Several pixshare processes
+ * may share it (an agent running as a service and a push by hand): a statement waits up to 5 s for
+ * another's lock.
  */
 export interface KnownFile {
   sha256: string;
@@ -24,6 +26,32 @@ export interface FileIdentity {
   inode: number;
 }
 
+/** How long another process may wait on the database's lock; every transaction here takes milliseconds. */
+const BUSY_TIMEOUT_MS = 5000;
+/**
+ * A lock this old, found after waiting that long for it, was left by a process that died holding
+ * it: a live one takes a new lock (a new directory) for each transaction, each a matter of milliseconds.
+ */
+const STALE_LOCK_MS = BUSY_TIMEOUT_MS;
+
+/**
+ * node-sqlite3-wasm locks the database with a directory beside it, made and removed around each
+ * transaction; a process killed while holding it (SIGKILL, power loss) leaves it behind, and every
+ * later open would find the database locked for good. A lock that old is removed. Says whether it was.
+ */
+function clearStaleLock(file: string): boolean {
+  const lock = `${file}.lock`;
+  try {
+    if (Date.now() - statSync(lock).mtimeMs < STALE_LOCK_MS) return false;
+    rmdirSync(lock);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const isLocked = (error: unknown) => error instanceof Error && /database is locked/i.test(error.message);
+
 export class SyncList {
   private readonly db: sqlite.Database;
   private readonly byPath: sqlite.Statement;
@@ -35,10 +63,16 @@ export class SyncList {
   private readonly pending: { file: FileIdentity; known: KnownFile }[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
 
-  constructor(file: string, private readonly server: string) {
+  constructor(
+    private readonly file: string,
+    private readonly server: string,
+  ) {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    clearStaleLock(file);
     this.db = new sqlite.Database(file);
-    this.db.exec(`
+    this.db.exec(`pragma busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    this.locking(() =>
+      this.db.exec(`
       create table if not exists uploaded (
         server text not null,
         path text not null,
@@ -58,7 +92,8 @@ export class SyncList {
         inode integer not null,
         sha256 text not null
       );
-    `);
+    `),
+    );
     this.hashOf = this.db.prepare('select sha256 from hashed where path = ? and size = ? and mtime_ms = ? and inode = ?');
     this.rememberHash = this.db.prepare('insert or replace into hashed (path, size, mtime_ms, inode, sha256) values (?, ?, ?, ?, ?)');
     this.forgetHash = this.db.prepare('delete from hashed where path = ?');
@@ -74,11 +109,23 @@ export class SyncList {
   lookupMany<T extends FileIdentity>(files: readonly T[]): (KnownFile | null)[] {
     if (files.length === 0) return [];
     this.flush();
-    this.db.exec('begin');
+    return this.locking(() => {
+      this.db.exec('begin');
+      try {
+        return files.map((file) => this.lookup(file));
+      } finally {
+        this.db.exec('commit');
+      }
+    });
+  }
+
+  /** Runs `work` again once when it found the database locked by a process that died holding the lock. */
+  private locking<T>(work: () => T): T {
     try {
-      return files.map((file) => this.lookup(file));
-    } finally {
-      this.db.exec('commit');
+      return work();
+    } catch (error) {
+      if (!isLocked(error) || !clearStaleLock(this.file)) throw error;
+      return work();
     }
   }
 
@@ -97,7 +144,14 @@ export class SyncList {
   record(file: FileIdentity, known: KnownFile): void {
     this.pending.push({ file, known });
     if (this.pending.length >= 200) this.flush();
-    else this.flushTimer ??= setTimeout(() => this.flush(), 500).unref();
+    else
+      this.flushTimer ??= setTimeout(() => {
+        try {
+          this.flush();
+        } catch {
+          // Kept for the next flush (or lost with the process: the server's check answers for them).
+        }
+      }, 500).unref();
   }
 
   /** Writes what `record` holds back. */
@@ -106,15 +160,22 @@ export class SyncList {
     this.flushTimer = undefined;
     if (this.pending.length === 0) return;
     const batch = this.pending.splice(0);
-    this.db.exec('begin');
     try {
-      for (const { file, known } of batch) {
-        this.upsert.run([this.server, file.path, file.size, file.mtimeMs, file.inode, known.sha256, known.assetId]);
-        this.forgetHash.run([file.path]);
-      }
-      this.db.exec('commit');
+      this.locking(() => {
+        this.db.exec('begin');
+        try {
+          for (const { file, known } of batch) {
+            this.upsert.run([this.server, file.path, file.size, file.mtimeMs, file.inode, known.sha256, known.assetId]);
+            this.forgetHash.run([file.path]);
+          }
+          this.db.exec('commit');
+        } catch (error) {
+          if (this.db.inTransaction) this.db.exec('rollback');
+          throw error;
+        }
+      });
     } catch (error) {
-      this.db.exec('rollback');
+      this.pending.unshift(...batch);
       throw error;
     }
   }
@@ -125,12 +186,12 @@ export class SyncList {
    * same upload session, whose missing ranges the server tells.
    */
   inFlightHash(file: FileIdentity): string | null {
-    const row = this.hashOf.get([file.path, file.size, file.mtimeMs, file.inode]) as { sha256: string } | null;
+    const row = this.locking(() => this.hashOf.get([file.path, file.size, file.mtimeMs, file.inode])) as { sha256: string } | null;
     return row?.sha256 ?? null;
   }
 
   rememberInFlight(file: FileIdentity, sha256: string): void {
-    this.rememberHash.run([file.path, file.size, file.mtimeMs, file.inode, sha256]);
+    this.locking(() => this.rememberHash.run([file.path, file.size, file.mtimeMs, file.inode, sha256]));
   }
 
   close(): void {
