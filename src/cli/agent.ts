@@ -6,6 +6,7 @@ import { openLive, subscriptionData } from '../client/live-client.js';
 import { localAddresses } from '../client/local-network.js';
 import type { SyncCounts } from '../protocol/sync-counts.js';
 import { startAgentEndpoint } from './agent-endpoint.js';
+import { describeResult } from './command.js';
 import { CountingReporter } from './counting-reporter.js';
 import { loginRefused, push, StopRun, stopFor, type PushSummary } from './push.js';
 import type { Reporter } from './reporter.js';
@@ -127,7 +128,7 @@ export async function runAgent(api: ApiClient, syncList: SyncList, options: Agen
   const run = async (entry: Held) => {
     const { command } = entry;
     const from = command.requester ? ` from ${command.requester.name}` : '';
-    say('command', command, { status: 'running', path: command.path?.toLowerCase() ?? null, folder: command.folder }, `upload ${command.folder ? `"${command.folder}"` : 'of every offered folder'}${command.since ? ` since ${command.since}` : ''}${from}, ${command.path === 'DIRECT' ? 'handed over directly' : 'through the server'}`);
+    say('command', command, { status: 'running', path: command.path?.toLowerCase() ?? null, folder: command.folder }, `upload ${command.folder ? `"${command.folder}"` : 'every offered folder'}${command.since ? ` since ${command.since}` : ''}${from}, ${command.path === 'DIRECT' ? 'handed over directly' : 'through the server'}`);
     const wanted = command.folder === null ? options.folders : options.folders.filter((f) => f.name === command.folder);
     const counter = new CountingReporter(report, (progress) => {
       entry.progress = progress;
@@ -151,13 +152,13 @@ export async function runAgent(api: ApiClient, syncList: SyncList, options: Agen
       error = { code: stop?.code ?? (caught instanceof ApiError ? caught.code : 'FAILED'), message: caught instanceof Error ? caught.message : String(caught) };
       if (caught instanceof ApiError && caught.code === 'COMMAND_LEASE_LOST') return;
     }
-    const result = { files: total.files, uploaded: total.uploaded, instant: total.instant, exists: total.exists, unchanged: total.unchanged, failed: total.failed + total.unreadable, sentBytes: total.sentBytes };
+    const result = { files: total.files, uploaded: total.uploaded, instant: total.instant, exists: total.exists, unchanged: total.unchanged, failed: total.failed + total.unreadable, older: total.older, sentBytes: total.sentBytes };
     const { finishDeviceCommand } = await api.graphql<{ finishDeviceCommand: { status: string } }>(
       `mutation($id: ID!, $lease: String!, $result: DeviceCommandResultInput, $progress: SyncCountsInput, $error: DeviceCommandErrorInput) {
         finishDeviceCommand(id: $id, leaseId: $lease, result: $result, progress: $progress, error: $error) { status } }`,
       { id: command.id, lease: entry.leaseId, result: error ? null : result, progress: counter.counts(), error },
     );
-    const sentence = error ? `failed: ${error.message}` : `${finishDeviceCommand.status.toLowerCase()}: ${result.files} files, ${result.uploaded} sent, ${result.instant + result.exists} already on the server, ${result.unchanged} unchanged${result.failed ? `, ${result.failed} failed` : ''}`;
+    const sentence = error ? `failed: ${error.message}` : `${finishDeviceCommand.status.toLowerCase()}: ${describeResult(result)}`;
     say('command', command, { status: finishDeviceCommand.status.toLowerCase(), result, error }, sentence);
   };
 

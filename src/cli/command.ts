@@ -27,11 +27,11 @@ interface CommandState {
   path: 'DIRECT' | 'RELAYED' | null;
   attempts: number;
   progress: SyncCounts | null;
-  result: { files: number; uploaded: number; instant: number; exists: number; unchanged: number; failed: number; sentBytes: number } | null;
+  result: { files: number; uploaded: number; instant: number; exists: number; unchanged: number; failed: number; older: number; sentBytes: number } | null;
   error: { code: string; message: string } | null;
 }
 
-const STATE = 'id status path attempts progress { filesPlanned filesDone filesUploaded filesInstant filesInProgress filesPending filesFailed bytesPlanned bytesDone } result { files uploaded instant exists unchanged failed sentBytes } error { code message }';
+const STATE = 'id status path attempts progress { filesPlanned filesDone filesUploaded filesInstant filesInProgress filesPending filesFailed bytesPlanned bytesDone } result { files uploaded instant exists unchanged failed older sentBytes } error { code message }';
 
 /** `pixshare devices`: the account's devices (the control list), and what each agent offers. */
 export async function listDevices(api: ApiClient, report: Reporter): Promise<void> {
@@ -68,7 +68,7 @@ export async function giveCommand(api: ApiClient, deviceName: string, options: {
     { device: device.id, folder: options.folder ?? null, since: options.since?.toISOString() ?? null },
   );
   const { command, direct } = commandDevice;
-  const what = `upload ${options.folder ? `"${options.folder}"` : 'of every folder it offers'}${options.since ? ` since ${options.since.toLocaleString()}` : ''}`;
+  const what = `upload ${options.folder ? `"${options.folder}"` : 'every folder it offers'}${options.since ? ` since ${options.since.toLocaleString()}` : ''}`;
   report.result('given', { commandId: command.id, deviceId: device.id, device: device.name }, `asked ${device.name} to ${what} (command ${command.id.slice(0, 8)})`);
 
   if (direct && options.direct) {
@@ -116,14 +116,22 @@ function describe(state: CommandState): string {
     case 'PENDING':
       return 'waiting for the device to take it up';
     case 'RUNNING':
-      return p
+      return p && p.filesPlanned > 0
         ? `running (${state.path?.toLowerCase()}): ${p.filesDone} of ${p.filesPlanned} stored${p.filesFailed ? `, ${p.filesFailed} failed` : ''} — ${(p.bytesDone / 1e6).toFixed(1)} of ${(p.bytesPlanned / 1e6).toFixed(1)} MB`
         : `running (${state.path?.toLowerCase()})`;
     case 'DONE': {
       const r = state.result;
-      return r ? `done: ${r.files} files, ${r.uploaded} sent, ${r.instant + r.exists} already on the server, ${r.unchanged} unchanged; ${(r.sentBytes / 1e6).toFixed(1)} MB sent` : 'done';
+      return r ? `done: ${describeResult(r)}; ${(r.sentBytes / 1e6).toFixed(1)} MB sent` : 'done';
     }
     default:
       return `${state.status.toLowerCase()}${state.error ? `: ${state.error.message}` : ''}`;
   }
+}
+
+/** "19 files, 3 sent, 16 already on the server": what a run did, as the agent and the requester say it. */
+export function describeResult(r: { files: number; uploaded: number; instant: number; exists: number; unchanged: number; failed: number; older: number }): string {
+  return (
+    `${r.files} files, ${r.uploaded} sent, ${r.instant + r.exists} already on the server, ${r.unchanged} unchanged` +
+    `${r.older ? `, ${r.older} taken before the time asked` : ''}${r.failed ? `, ${r.failed} failed` : ''}`
+  );
 }

@@ -38,6 +38,7 @@ const DeviceCommandResultRef = builder.objectRef<NonNullable<DeviceCommandView['
     exists: t.exposeInt('exists', { description: 'Already in the library' }),
     unchanged: t.exposeInt('unchanged', { description: "Sent before (the device's sync list)" }),
     failed: t.exposeInt('failed'),
+    older: t.int({ description: 'Left out for being taken before since', resolve: (r) => r.older ?? 0 }),
     sentBytes: t.exposeFloat('sentBytes'),
   }),
 });
@@ -121,6 +122,7 @@ const DeviceCommandResultInput = builder.inputType('DeviceCommandResultInput', {
     exists: t.int(),
     unchanged: t.int(),
     failed: t.int(),
+    older: t.int({ required: false }),
     sentBytes: t.float(),
   }),
 });
@@ -230,6 +232,14 @@ builder.mutationFields((t) => ({
 }));
 
 builder.subscriptionFields((t) => ({
+  deviceCommands: t.field({
+    type: [DeviceCommandRef],
+    authScopes: { signedIn: true },
+    description: "The account's recent commands, newest first, now and after every change (given, taken up, progress, outcome).",
+    args: { first: t.arg.int({ required: false, validate: first.nullish() }) },
+    subscribe: (_root, args, context) => context.services.deviceCommands.watchList(context.viewer!, { first: args.first }),
+    resolve: (commands: DeviceCommandView[]) => commands,
+  }),
   deviceCommand: t.field({
     type: DeviceCommandRef,
     authScopes: { signedIn: true },

@@ -17,6 +17,8 @@ export interface DeviceCommandResult {
   exists: number;
   unchanged: number;
   failed: number;
+  /** Left out for being taken before the command's `since`. */
+  older: number;
   sentBytes: number;
 }
 

@@ -4,7 +4,7 @@ import { and, desc, eq, gt, inArray, lte, or, sql, type SQL } from 'drizzle-orm'
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/client.js';
-import { deviceCommands, devices, folders, type AgentAddress, type DeviceCommandPath, type DeviceCommandResult, type DeviceCommandRow, type DeviceRow } from '../../db/schema/index.js';
+import { deviceCommands, devices, folders, type AgentAddress, type DeviceCommandPath, type DeviceCommandRow, type DeviceRow } from '../../db/schema/index.js';
 import { checkDirectCredential, directCredential } from '../../protocol/direct-command.js';
 import type { SyncCounts } from '../../protocol/sync-counts.js';
 import { parseInput } from '../accounts.js';
@@ -71,6 +71,7 @@ const resultSchema = z.object({
   exists: z.number().int().min(0),
   unchanged: z.number().int().min(0),
   failed: z.number().int().min(0),
+  older: z.number().int().min(0).default(0),
   sentBytes: z.number().min(0),
 });
 
@@ -131,7 +132,8 @@ export class DeviceCommandService {
     const since = input.since ?? null;
     if (since !== null && (Number.isNaN(since.getTime()) || since.getTime() > Date.now() + 60_000)) throw new AppError('BAD_USER_INPUT', 'since must be a time in the past', { field: 'since' });
 
-    const sameNetwork = origin.address !== null && origin.address === target.lastAddress && target.agentPort !== null && (target.agentAddresses?.length ?? 0) > 0;
+    // A program can dial the agent's local endpoint; a browser page cannot (the server relays for it).
+    const sameNetwork = viewer.device.kind === 'program' && origin.address !== null && origin.address === target.lastAddress && target.agentPort !== null && (target.agentAddresses?.length ?? 0) > 0;
     const { devices: settings } = this.deps.config;
     const command = await this.deps.db.transaction(async (tx) => {
       const [row] = await tx
@@ -285,7 +287,7 @@ export class DeviceCommandService {
   }
 
   /** The run's end: its outcome, once; the lease ends. */
-  async finish(viewer: Viewer, commandId: string, input: { leaseId: string; result?: DeviceCommandResult | null; progress?: SyncCounts | null; error?: { code: string; message: string } | null }): Promise<DeviceCommandView> {
+  async finish(viewer: Viewer, commandId: string, input: { leaseId: string; result?: unknown; progress?: SyncCounts | null; error?: { code: string; message: string } | null }): Promise<DeviceCommandView> {
     const result = input.result ? parseInput(resultSchema, input.result, 'result') : null;
     const error = input.error ? parseInput(errorSchema, input.error, 'error') : null;
     const progress = input.progress ? parseInput(countsSchema, input.progress, 'progress') : undefined;
@@ -310,6 +312,11 @@ export class DeviceCommandService {
       () => this.get(viewer, command.id),
       (event) => event.commandId === command.id,
     );
+  }
+
+  /** The account's recent commands (as `list`) now, then again after every change: a dashboard's live list. */
+  watchList(viewer: Viewer, args: { first?: number | null } = {}): AsyncIterableIterator<DeviceCommandView[]> {
+    return this.deps.events.watch(topics.deviceCommands(viewer.user.id), () => this.list(viewer, args));
   }
 
   /** For the viewer's agent: its commands now, then again whenever one is given, relayed, taken or ends. */

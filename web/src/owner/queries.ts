@@ -100,7 +100,36 @@ export const DELETE_PHOTO = graphql(`
 
 export const DEVICES = graphql(`
   query Devices {
-    devices { id name platform kind lastAddress lastPort lastSeenAt online current createdAt }
+    devices { id name platform kind lastAddress lastPort lastSeenAt online current createdAt agent { folders seenAt } }
+  }
+`);
+
+export const COMMAND_DEVICE = graphql(`
+  mutation CommandDevice($deviceId: ID!, $folder: String, $since: DateTime) {
+    commandDevice(deviceId: $deviceId, folder: $folder, since: $since) { command { id } }
+  }
+`);
+
+export const CANCEL_DEVICE_COMMAND = graphql(`
+  mutation CancelDeviceCommand($id: ID!) { cancelDeviceCommand(id: $id) { id } }
+`);
+
+export const DEVICE_COMMANDS = graphql(`
+  subscription DeviceCommands {
+    deviceCommands(first: 10) {
+      id
+      status
+      path
+      folder
+      since
+      createdAt
+      attempts
+      target { id name }
+      requester { name }
+      progress { filesPlanned filesDone filesFailed bytesPlanned bytesDone }
+      result { files uploaded instant exists unchanged failed older }
+      error { code message }
+    }
   }
 `);
 
