@@ -120,6 +120,8 @@ export interface Config {
     commandLeaseSeconds: number;
     /** While a requester on the same network hands a command over directly, the server holds it back this long (D3). */
     directWindowSeconds: number;
+    /** The library change feed (pull sync, D4) keeps this many days; a device away longer lists the library again. */
+    changesRetentionDays: number;
   };
   uploads: {
     /** `global`: a file any user stored can be claimed by others after a proof of possession; `user`: only within one account. */
@@ -352,6 +354,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       commandTtlSeconds: read(env, 'PIXSHARE_COMMAND_TTL_SECONDS', integer(1, 30 * 86400).default(7 * 86400)),
       commandLeaseSeconds: read(env, 'PIXSHARE_COMMAND_LEASE_SECONDS', integer(2, 3600).default(60)),
       directWindowSeconds: read(env, 'PIXSHARE_COMMAND_DIRECT_SECONDS', integer(1, 300).default(10)),
+      changesRetentionDays: read(env, 'PIXSHARE_CHANGES_RETENTION_DAYS', integer(1, 3650).default(90)),
     },
     uploads: loadUploads(env),
   };

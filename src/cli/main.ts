@@ -1,6 +1,6 @@
 // watch (chokidar), status (graphql-ws) and EXIF reading are imported when a command needs them:
 // every command starts faster without loading what it does not use.
-import { stat } from 'node:fs/promises';
+import { mkdir, realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -183,6 +183,33 @@ export function program(): Command {
         await giveCommand(api, device, options, report, stop.signal);
       } finally {
         process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      }
+    });
+
+  cli
+    .command('pull')
+    .description("bring a folder on this device up to date with your library: new photos downloaded (verified), moved ones moved; pulling again transfers nothing")
+    .argument('<dir>', 'the folder to fill: a subfolder per server folder')
+    .option('-f, --folder <name>', 'only this server folder')
+    .option('--delete', 'also remove files whose photo was removed on the server (never a file changed here)')
+    .addOption(new Option('-c, --concurrency <n>', 'downloads at once').argParser(positiveInt).default(4))
+    .action(async (dir: string, options: { folder?: string; delete?: boolean; concurrency: number }, command: Command) => {
+      const report = reporterFor(command);
+      const { api, credentials } = await signedIn();
+      await mkdir(dir, { recursive: true });
+      const root = await realpath(dir);
+      const { pull } = await import('./pull.js');
+      const { PullState } = await import('./pull-state.js');
+      const state = new PullState(path.join(configDir(), 'sync-list.db'), credentials.server, root, options.folder ?? '');
+      try {
+        const summary = await pull(api, state, root, options, report);
+        const sentence =
+          `${summary.changes} changes: ${summary.downloaded} downloaded (${(summary.bytes / 1e6).toFixed(1)} MB), ${summary.copied} copied from files already here, ${summary.moved} moved` +
+          `${summary.removed ? `, ${summary.removed} removed` : ''}${summary.kept ? `, ${summary.kept} kept here` : ''}${summary.failed ? `, ${summary.failed} failed (pull again to retry)` : ''}`;
+        report.result('summary', { ...summary }, sentence);
+        if (summary.failed > 0) process.exitCode = EXIT.someFailed;
+      } finally {
+        state.close();
       }
     });
 

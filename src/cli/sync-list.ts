@@ -1,6 +1,5 @@
-import { mkdirSync, rmdirSync, statSync } from 'node:fs';
-import path from 'node:path';
-import sqlite from 'node-sqlite3-wasm';
+import type sqlite from 'node-sqlite3-wasm';
+import { locking, openLocalDatabase } from './local-database.js';
 
 /**
  * The sync list (U2): what this device has uploaded to which server, so that a file that has not
@@ -9,10 +8,7 @@ import sqlite from 'node-sqlite3-wasm';
  * its new path too and not sent again. Losing the list is safe: the files are hashed again and
  * the server's check answers that it has them.
  *
- * SQLite compiled to WebAssembly (node-sqlite3-wasm): it ships inside its npm package (nothing
- * native to build or download) and writes its database file directly. Several pixshare processes
- * may share it (an agent running as a service and a push by hand): a statement waits up to 5 s for
- * another's lock.
+ * Kept in the config folder's local database (local-database.ts).
  */
 export interface KnownFile {
   sha256: string;
@@ -25,32 +21,6 @@ export interface FileIdentity {
   mtimeMs: number;
   inode: number;
 }
-
-/** How long another process may wait on the database's lock; every transaction here takes milliseconds. */
-const BUSY_TIMEOUT_MS = 5000;
-/**
- * A lock this old, found after waiting that long for it, was left by a process that died holding
- * it: a live one takes a new lock (a new directory) for each transaction, each a matter of milliseconds.
- */
-const STALE_LOCK_MS = BUSY_TIMEOUT_MS;
-
-/**
- * node-sqlite3-wasm locks the database with a directory beside it, made and removed around each
- * transaction; a process killed while holding it (SIGKILL, power loss) leaves it behind, and every
- * later open would find the database locked for good. A lock that old is removed. Says whether it was.
- */
-function clearStaleLock(file: string): boolean {
-  const lock = `${file}.lock`;
-  try {
-    if (Date.now() - statSync(lock).mtimeMs < STALE_LOCK_MS) return false;
-    rmdirSync(lock);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const isLocked = (error: unknown) => error instanceof Error && /database is locked/i.test(error.message);
 
 export class SyncList {
   private readonly db: sqlite.Database;
@@ -67,10 +37,7 @@ export class SyncList {
     private readonly file: string,
     private readonly server: string,
   ) {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    clearStaleLock(file);
-    this.db = new sqlite.Database(file);
-    this.db.exec(`pragma busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    this.db = openLocalDatabase(file);
     this.locking(() =>
       this.db.exec(`
       create table if not exists uploaded (
@@ -119,14 +86,8 @@ export class SyncList {
     });
   }
 
-  /** Runs `work` again once when it found the database locked by a process that died holding the lock. */
   private locking<T>(work: () => T): T {
-    try {
-      return work();
-    } catch (error) {
-      if (!isLocked(error) || !clearStaleLock(this.file)) throw error;
-      return work();
-    }
+    return locking(this.file, work);
   }
 
   /** What this device sent of this file, if the file is as it was then (here or under another name). */

@@ -56,6 +56,26 @@ export class ApiClient {
   }
 
   /**
+   * Opens a download of stored bytes (an asset's downloadUrl), from `offset` on when resuming:
+   * answered 200 with the whole file or 206 with the rest. Redirects (S3's signed URLs) are
+   * followed; the token is not sent to another origin. Errors are ApiErrors with the server's code.
+   */
+  async download(url: string, offset = 0, signal?: AbortSignal): Promise<Response> {
+    const target = new URL(url, this.baseUrl);
+    const sameOrigin = target.origin === new URL(this.baseUrl).origin;
+    const response = await fetch(target, { headers: { ...(sameOrigin ? this.headers() : {}), ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) }, redirect: 'follow', signal });
+    if (response.status === 200 || response.status === 206) return response;
+    const text = await response.text().catch(() => '');
+    let error: { code?: string; message?: string } | undefined;
+    try {
+      error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+    } catch {
+      error = undefined;
+    }
+    throw new ApiError(error?.code ?? `HTTP_${response.status}`, error?.message ?? `HTTP ${response.status} for ${target.pathname}`);
+  }
+
+  /**
    * Sends one chunk with PUT; `body` is the exact bytes. Through node:http rather than
    * fetch: fetch copies a byte body twice before sending it, which for 64 MiB chunks
    * costs as much CPU as hashing them.

@@ -11,5 +11,6 @@ import './contact-group.js';
 import './share.js';
 import './sync.js';
 import './device-command.js';
+import './library-changes.js';
 
 export const schema = builder.toSchema();

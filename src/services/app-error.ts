@@ -59,7 +59,9 @@ export type AppErrorCode =
   /** Another run of the agent took the command over (this one stopped reporting in time). */
   | 'COMMAND_LEASE_LOST'
   /** The direct-command credential does not check out, or has expired. */
-  | 'BAD_CREDENTIAL';
+  | 'BAD_CREDENTIAL'
+  /** A change-feed cursor older than the feed keeps: list the library again. */
+  | 'CURSOR_EXPIRED';
 
 const httpStatus: Record<AppErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -110,6 +112,7 @@ const httpStatus: Record<AppErrorCode, number> = {
   COMMAND_NOT_DUE: 409,
   COMMAND_LEASE_LOST: 409,
   BAD_CREDENTIAL: 401,
+  CURSOR_EXPIRED: 410,
 };
 
 export class AppError extends Error {

@@ -15,6 +15,7 @@ import { ForegroundActivity } from './jobs/foreground-activity.js';
 import type { JobQueue } from './jobs/job-queue.js';
 import type { Mailer } from './mail/mailer.js';
 import { FolderService } from './library/folder-service.js';
+import { LibraryChanges } from './library/library-changes.js';
 import { LibraryService } from './library/library-service.js';
 import { MediaProcessing } from './library/media-processing.js';
 import { Quota } from './library/quota.js';
@@ -41,6 +42,8 @@ export interface Services {
   /** Thumbnails, previews and facts of stored files, made in the background (S12). */
   media: MediaProcessing;
   library: LibraryService;
+  /** The change feed of a library (D4): what to pull since a cursor. */
+  libraryChanges: LibraryChanges;
   folders: FolderService;
   uploads: UploadService;
   /** Live sync status (S3): folder plans, upload progress, the library dashboard. */
@@ -58,6 +61,8 @@ export interface Services {
 
 /** How often the expiry sweep runs (cron): every ten minutes, on one instance. */
 const SWEEP_SCHEDULE = '*/10 * * * *';
+/** The library change feed is pruned once a day, on one instance. */
+const PRUNE_SCHEDULE = '17 4 * * *';
 
 /** Builds every service over one database, storage and event bus; each takes what it needs, nothing more. */
 export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSub; jobs: JobQueue; mailer: Mailer; config: Config; log: Logger }): Services {
@@ -74,6 +79,7 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const foreground = new ForegroundActivity();
   const media = new MediaProcessing({ db, storage, access, events, jobs, foreground, config, log });
   const library = new LibraryService({ db, access, blobs, media, events, quota, config });
+  const libraryChanges = new LibraryChanges({ db });
   const folders = new FolderService({ db, access, events, config });
   const syncPlan = new SyncPlan({ db, events, config });
   const uploads = new UploadService({ db, storage, access, blobs, library, folders, events, quota, syncPlan, foreground, config });
@@ -90,5 +96,9 @@ export function createServices(deps: { db: Db; storage: BlobStore; pubsub: PubSu
   const sweep = (now?: Date) => sweepExpired({ db, library, log }, now);
   jobs.handle('sweep-expired', async () => void (await sweep()));
   jobs.every(SWEEP_SCHEDULE, 'sweep-expired');
-  return { access, accounts, devices, deviceCommands, blobs, media, library, folders, uploads, sync, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };
+  jobs.handle('prune-library-changes', async () => {
+    while ((await libraryChanges.prune(config.devices.changesRetentionDays)) > 0);
+  });
+  jobs.every(PRUNE_SCHEDULE, 'prune-library-changes');
+  return { access, accounts, devices, deviceCommands, blobs, media, library, libraryChanges, folders, uploads, sync, events, quota, friends, contactGroups, shares, shareUrls, shareArchives, sweepExpired: sweep };
 }

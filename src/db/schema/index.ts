@@ -8,3 +8,4 @@ export * from './friends.js';
 export * from './shares.js';
 export * from './sync.js';
 export * from './device-commands.js';
+export * from './library-changes.js';

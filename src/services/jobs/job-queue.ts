@@ -15,6 +15,8 @@ export interface Jobs {
    */
   'remind-share-expiry': { shareId: string; expiresAt: string; links: { recipientId: string; link: string }[] };
   'sweep-expired': Record<string, never>;
+  /** Forgets library changes older than the retention (PIXSHARE_CHANGES_RETENTION_DAYS). */
+  'prune-library-changes': Record<string, never>;
   /** Thumbnails, preview, facts and perceptual hash of a stored blob; `force` redoes a processed one. */
   'process-media': { sha256: string; force?: boolean };
 }
