@@ -25,17 +25,15 @@
  * both): sha256sum time / ours.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import path from 'node:path';
-import { freePort } from '../src/db/embedded-postgres.js';
-import { photoLikeJpeg } from '../test/media/photo-like.js';
+import { makeBases, startRsyncDaemon, timed, writeFolder } from './support/camera-folder.js';
 import { folderId, thumbnailsPending } from './support/photos.js';
-import { Cleanup, execFileAsync, fmtMs, inParallel, median, r1, r2, readStatus, ROOT, runScript, signUp, sleep, startBench, startServerProcess, tempDir, type Client } from './support/kit.js';
+import { Cleanup, execFileAsync, fmtMs, median, r1, r2, readStatus, ROOT, runScript, signUp, sleep, startBench, startServerProcess, tempDir, type Client } from './support/kit.js';
 
 const FILES = Number(process.env.BENCH_CLIENT_FILES ?? 300);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const BASES = 20;
 
 export async function run(): Promise<void> {
   const cleanup = startBench();
@@ -55,7 +53,7 @@ export async function run(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       cleanup.checkpoint();
       const folder = path.join(dir, `photos-${round}`);
-      folderBytes = await writeFolder(folder, bases, round);
+      folderBytes = await writeFolder(folder, bases, round, FILES);
       await execFileAsync('sync');
       const figures: Record<string, number> = {};
       const ours = async () => Object.assign(figures, await pushRound(owner, server.url, folder, path.join(dir, `config-${round}`), `Round ${round}`));
@@ -107,79 +105,6 @@ export async function run(): Promise<void> {
   } finally {
     await cleanup.run();
   }
-}
-
-/** 20 photo-like JPEGs from 4.5 to 18 megapixels (4:3): about 2 to 8 MB. */
-async function makeBases(): Promise<Buffer[]> {
-  return inParallel(
-    Array.from({ length: BASES }, (_, i) => i),
-    2,
-    async (i) => {
-      const megapixels = 4.5 + (13.5 * i) / (BASES - 1);
-      const width = Math.round(Math.sqrt((megapixels * 1e6 * 4) / 3) / 8) * 8;
-      return photoLikeJpeg({ width, height: Math.round((width * 3) / 4 / 8) * 8, seed: 7000 + i, quality: 95, grain: 14 });
-    },
-  );
-}
-
-/** The round's folder: file i is base i mod 20 with a comment segment (COM) after the start-of-image marker naming the round and the file. */
-async function writeFolder(folder: string, bases: Buffer[], round: number): Promise<number> {
-  await mkdir(folder, { recursive: true });
-  let bytes = 0;
-  await inParallel(
-    Array.from({ length: FILES }, (_, i) => i),
-    8,
-    async (i) => {
-      const base = bases[i % bases.length]!;
-      const text = Buffer.from(`pixshare client bench, round ${round}, photo ${i + 1}`);
-      const segment = Buffer.concat([Buffer.from([0xff, 0xfe, (text.length + 2) >> 8, (text.length + 2) & 0xff]), text]);
-      const file = Buffer.concat([base.subarray(0, 2), segment, base.subarray(2)]);
-      bytes += file.length;
-      await writeFile(path.join(folder, `IMG_${String(i + 1).padStart(4, '0')}.jpg`), file);
-    },
-  );
-  return bytes;
-}
-
-async function timed(command: string, args: string[]): Promise<number> {
-  const started = performance.now();
-  await execFileAsync(command, args, { maxBuffer: 64 * 2 ** 20 });
-  return performance.now() - started;
-}
-
-async function startRsyncDaemon(cleanup: Cleanup, root: string): Promise<{ url: string }> {
-  const module = path.join(root, 'module');
-  await mkdir(module, { recursive: true });
-  const port = await freePort();
-  const asRoot = process.getuid?.() === 0;
-  const config = [
-    'use chroot = no',
-    'pid file = ' + path.join(root, 'rsyncd.pid'),
-    ...(asRoot ? ['uid = root', 'gid = root'] : []),
-    '[bench]',
-    `path = ${module}`,
-    'read only = no',
-    '',
-  ].join('\n');
-  const configFile = path.join(root, 'rsyncd.conf');
-  await writeFile(configFile, config);
-  const daemon = spawn('rsync', ['--daemon', '--no-detach', `--config=${configFile}`, `--port=${port}`, '--address=127.0.0.1', `--log-file=${path.join(root, 'rsyncd.log')}`], { stdio: 'ignore' });
-  cleanup.children.add(daemon);
-  cleanup.add('rsync daemon', async () => {
-    daemon.kill('SIGTERM');
-    cleanup.children.delete(daemon);
-  });
-  const url = `rsync://127.0.0.1:${port}/bench`;
-  for (let i = 0; ; i++) {
-    try {
-      await execFileAsync('rsync', [`rsync://127.0.0.1:${port}/`]);
-      break;
-    } catch (error) {
-      if (i > 100 || daemon.exitCode !== null) throw new Error(`rsync daemon did not start: ${(error as Error).message}`);
-      await sleep(50);
-    }
-  }
-  return { url };
 }
 
 /** One push of the folder by the CLI, the time until its thumbnails are ready, and the repush. */
