@@ -22,6 +22,7 @@ import { ApiClient } from '../src/client/api-client.js';
 import { handOverDirectly } from '../src/client/local-network.js';
 import { photoLikeJpeg } from '../test/media/photo-like.js';
 import { makeBases, startRsyncDaemon, timed, writeFolder } from './support/camera-folder.js';
+import { folderId, thumbnailsPending } from './support/photos.js';
 import { execFileAsync, fmtMs, median, percentile, r1, r2, ROOT, signUp, sleep, startBench, startServerProcess, tempDir, PASSWORD, type Cleanup } from './support/kit.js';
 
 const ROUNDS = Number(process.env.BENCH_COMMANDS ?? 20);
@@ -90,9 +91,14 @@ export async function run(): Promise<void> {
     const folderBytes = await writeFolder(photos, bases, 1, FILES);
     const laptopConfig = path.join(dir, 'laptop-config');
     await cli(['push', photos, '--folder', 'Camera'], { PIXSHARE_SERVER: server.url, PIXSHARE_TOKEN: office.token, PIXSHARE_CONFIG_DIR: path.join(dir, 'office-config') });
+    // Background processing of the pushed photos done: the pulls and rsync have the cores to themselves.
+    const camera = await folderId(office, 'Camera');
+    for (const deadline = Date.now() + 900_000; await thumbnailsPending(office, camera); await sleep(500)) {
+      if (Date.now() > deadline) throw new Error('thumbnails still pending after 15 minutes');
+    }
     await cli(['pull', path.join(dir, 'warm'), '--folder', 'Inbox'], { PIXSHARE_SERVER: server.url, PIXSHARE_TOKEN: laptopToken, PIXSHARE_CONFIG_DIR: path.join(dir, 'warm-config') });
     // The originals as the fs store keeps them (thumbnails and previews aside; the inbox's few photos too).
-    const rsync = await startRsyncDaemon(cleanup, path.join(dir, 'rsync'), path.join(dataDir, 'blobs', 'blobs'));
+    const rsync = await startRsyncDaemon(cleanup, path.join(dir, 'rsync'), path.join(dataDir, 'blobs', 'objects', 'blobs'));
     const pulls: number[] = [];
     const rsyncs: number[] = [];
     let again = 0;
@@ -116,6 +122,8 @@ export async function run(): Promise<void> {
       if (round === 1) again = await cli(['pull', target, '--folder', 'Camera'], env);
       const pulled = (await readdir(path.join(target, 'Camera'))).length;
       if (pulled !== FILES) throw new Error(`pull wrote ${pulled} files, expected ${FILES}`);
+      const copied = (await readdir(copy, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length;
+      if (copied < FILES) throw new Error(`rsync copied ${copied} files, expected at least ${FILES}`);
       await rm(target, { recursive: true, force: true });
       await rm(copy, { recursive: true, force: true });
     }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -88,7 +88,7 @@ afterAll(async () => {
 });
 
 describe('pixshare agent and pixshare command', () => {
-  it('on the same network: the office asks home to upload a folder, handed over directly; home uploads it and the office sees it done', async () => {
+  it('on the same network: the office asks home to upload a folder, handed over directly; home uploads it, the office sees it done, the laptop pulls it', async () => {
     const agent = startAgent('home', ['--folder', `Camera=${photos}`]);
     await agent.until((l) => l.type === 'agent', 'agent online');
     const devices = await pixshare(['--json', 'devices'], { env: envOf('office') });
@@ -105,6 +105,16 @@ describe('pixshare agent and pixshare command', () => {
     expect(await storedHashes(await apiOf('office'), 'Camera')).toEqual(photoHashes);
     expect(await commandRow(id)).toMatchObject({ state: 'done', path: 'direct', attempts: 1 });
     await agent.until((l) => l.type === 'command' && l.commandId === id && l.status === 'done', 'the agent saying done');
+
+    // A third device, the laptop, pulls them: byte-identical; pulling again transfers nothing.
+    await logIn('laptop');
+    const pulled = path.join(files.dir, 'laptop-photos');
+    const pull = await pixshare(['--json', 'pull', pulled, '--folder', 'Camera'], { env: envOf('laptop') });
+    expect(pull.code, pull.stderr).toBe(0);
+    const names = (await readdir(path.join(pulled, 'Camera'))).sort();
+    expect(names).toEqual(['IMG_0.jpg', 'IMG_1.jpg', 'IMG_2.jpg', 'IMG_3.jpg']);
+    for (const name of names) expect(sha256(await readFile(path.join(pulled, 'Camera', name)))).toBe(sha256(await readFile(path.join(photos, name))));
+    expect((await pixshare(['--json', 'pull', pulled, '--folder', 'Camera'], { env: envOf('laptop') })).lines.at(-1)).toMatchObject({ type: 'summary', changes: 0, bytes: 0 });
   });
 
   it('with the direct endpoint unreachable the command goes through the server; to an offline device it runs when its agent starts', async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../src/client/api-client.js';
 import { uploadFile } from '../src/client/upload-file.js';
 import { photoLikeJpeg } from './media/photo-like.js';
 import { startTestApp, type TestApp } from './support/app.js';
@@ -89,5 +90,19 @@ describe('changes(after)', () => {
     await expect(owner.graphql(QUERY, { after: listed.changes.cursor })).rejects.toMatchObject({ code: 'CURSOR_EXPIRED' });
     const fresh = await owner.graphql<{ changes: Page }>(QUERY, { after: null });
     expect(fresh.changes.changes).toHaveLength(2);
+  });
+
+  it('takes a cursor on a server started after it was given (nothing of it lives in a server)', async () => {
+    const owner = await newClient(app);
+    await photo(owner, 30, 'Restart');
+    const listed = await owner.graphql<{ changes: Page }>(QUERY, { after: null });
+    const restarted = await startTestApp({ DATABASE_URL: (app.config.database as { url: string }).url });
+    try {
+      const added = await photo(owner, 31, 'Restart');
+      const since = await new ApiClient(restarted.url, owner.token).graphql<{ changes: Page }>(QUERY, { after: listed.changes.cursor });
+      expect(since.changes.changes.map((c) => [c.op, c.assetId])).toEqual([['ADDED', added]]);
+    } finally {
+      await restarted.close();
+    }
   });
 });

@@ -132,6 +132,34 @@ describe('pixshare pull', () => {
     expect(Object.keys(inside).filter((p) => p.startsWith(`Dup${path.sep}`)).sort()).toEqual([path.join('Dup', 'IMG_0.jpg'), path.join('Dup', 'img_0.JPG')]);
   });
 
+  it('goes on from where a cut-off download stopped, and never keeps bytes that do not match', async () => {
+    const config = { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'resume') };
+    expect((await pixshare(['login', app.url, '--email', email, '--device-name', 'resume'], { env: config, input: `${PASSWORD}\n` })).code).toBe(0);
+    const dir = path.join(files.dir, 'resumed');
+    await pixshare(['pull', dir], { env: config });
+    const { bytes } = await files.random('clip.mp4', 24 * 1024 * 1024);
+    const id = (await uploadFile(phone, path.join(files.dir, 'clip.mp4'), { name: 'clip.mp4', folder: 'Clips' })).asset.id;
+    // What a pull killed in the middle of the download leaves: the first 10 MiB in its partial file.
+    await mkdir(path.join(dir, '.pixshare-partial'), { recursive: true });
+    await writeFile(path.join(dir, '.pixshare-partial', `${id}.part`), bytes.subarray(0, 10 * 1024 * 1024));
+    const resumed = await pixshare(['--json', 'pull', dir], { env: config });
+    expect(resumed.lines.at(-1)).toMatchObject({ type: 'summary', downloaded: 1, bytes: bytes.length - 10 * 1024 * 1024 });
+    expect(sha256(await readFile(path.join(dir, 'Clips', 'clip.mp4')))).toBe(sha256(bytes));
+
+    // A partial file that is not the start of the photo: refused, nothing kept, whole next time.
+    const other = await files.random('clip2.mp4', 3 * 1024 * 1024);
+    const second = (await uploadFile(phone, other.file, { name: 'clip2.mp4', folder: 'Clips' })).asset.id;
+    await mkdir(path.join(dir, '.pixshare-partial'), { recursive: true });
+    await writeFile(path.join(dir, '.pixshare-partial', `${second}.part`), Buffer.alloc(1024 * 1024, 7));
+    const refused = await pixshare(['--json', 'pull', dir], { env: config });
+    expect(refused.code).toBe(1);
+    expect(refused.lines.find((l) => l.outcome === 'failed')).toMatchObject({ error: { code: 'DIGEST_MISMATCH' } });
+    expect(Object.keys(await tree(dir))).not.toContain(path.join('Clips', 'clip2.mp4'));
+    const whole = await pixshare(['--json', 'pull', dir], { env: config });
+    expect(whole.lines.at(-1)).toMatchObject({ type: 'summary', downloaded: 1, bytes: other.bytes.length, failed: 0 });
+    expect(sha256(await readFile(path.join(dir, 'Clips', 'clip2.mp4')))).toBe(sha256(other.bytes));
+  });
+
   it('makes any name one safe path part, even those the server refuses to store (NUL, 10,000 characters)', () => {
     for (const name of ['../../x', '/etc/passwd', '..', '.', 'a/../../b', 'nul\u0000byte.jpg', `${'x'.repeat(10_000)}.jpg`, '\\server\\share', 'C:\\Windows', ' ', '']) {
       const safe = safeFileName(name, null);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, lstat, mkdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiError, type ApiClient } from '../client/api-client.js';
 import { safeFileName } from '../protocol/safe-names.js';
@@ -268,7 +268,7 @@ async function download(api: ApiClient, root: string, target: string, asset: Non
       done(null, chunk);
     },
   });
-  await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>), counting, createWriteStream(partial, { flags: resumed ? 'a' : 'w', mode: 0o644 }));
+  await pipeline(response.body, counting, createWriteStream(partial, { flags: resumed ? 'a' : 'w', mode: 0o644 }));
   await settle(root, partial, target, asset, hash);
   return sent;
 }
