@@ -74,6 +74,14 @@ describe('pixshare pull', () => {
     const again = await pixshare(['--json', 'pull', dir], { env: config });
     expect(again.lines.at(-1)).toMatchObject({ type: 'summary', changes: 0, downloaded: 0, bytes: 0 });
 
+    // The pull's own records lost (a new config folder, a crash before they were written): the files
+    // already in place are recognised by their SHA-256, not downloaded again, not duplicated.
+    const fresh = { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'laptop-again') };
+    expect((await pixshare(['login', app.url, '--email', email, '--device-name', 'laptop again'], { env: fresh, input: `${PASSWORD}\n` })).code).toBe(0);
+    const adopted = await pixshare(['--json', 'pull', dir], { env: fresh });
+    expect(adopted.lines.at(-1)).toMatchObject({ type: 'summary', present: 4, downloaded: 0, bytes: 0 });
+    expect(Object.keys(await tree(dir))).toHaveLength(4);
+
     // Changes since: a new photo, one put into a second folder (copied here, not downloaded), one removed.
     const extra = await photoLikeJpeg({ width: 320, height: 240, seed: 1210 });
     await upload('IMG_9.jpg', extra, 'Trip');

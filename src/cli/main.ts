@@ -204,7 +204,7 @@ export function program(): Command {
       try {
         const summary = await pull(api, state, root, options, report);
         const sentence =
-          `${summary.changes} changes: ${summary.downloaded} downloaded (${(summary.bytes / 1e6).toFixed(1)} MB), ${summary.copied} copied from files already here, ${summary.moved} moved` +
+          `${summary.changes} changes: ${summary.downloaded} downloaded (${(summary.bytes / 1e6).toFixed(1)} MB), ${summary.copied} copied from files already here, ${summary.present} already in place, ${summary.moved} moved` +
           `${summary.removed ? `, ${summary.removed} removed` : ''}${summary.kept ? `, ${summary.kept} kept here` : ''}${summary.failed ? `, ${summary.failed} failed (pull again to retry)` : ''}`;
         report.result('summary', { ...summary }, sentence);
         if (summary.failed > 0) process.exitCode = EXIT.someFailed;

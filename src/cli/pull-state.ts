@@ -13,11 +13,19 @@ export interface PulledFile {
 
 /**
  * What `pixshare pull` brought into a folder from a server (D4): each file it wrote, by asset, and
- * where in the server's change feed it is — kept in the config folder's local database, so a pull
- * interrupted anywhere goes on from its last finished page and a pull again transfers nothing.
+ * where in the server's change feed it is — kept in the config folder's local database. Read whole
+ * when the pull starts and answered from memory; what changes is written with the feed position, in
+ * one transaction per page (each statement of this SQLite build takes a lock of its own: a write per
+ * file cost milliseconds of the event loop). A pull cut off before its page was written applies the
+ * page again, and finds its files already there (pull adopts a file identical to the photo).
  */
 export class PullState {
   private readonly db: sqlite.Database;
+  private readonly byPath = new Map<string, PulledFile>();
+  private readonly byAsset = new Map<string, Set<string>>();
+  private readonly byContent = new Map<string, Set<string>>();
+  /** Changes not yet written: the file now at a path, or null when it was forgotten. */
+  private readonly pending = new Map<string, PulledFile | null>();
 
   constructor(
     private readonly file: string,
@@ -39,8 +47,6 @@ export class PullState {
           mtime_ms real not null,
           primary key (server, root, rel_path)
         );
-        create index if not exists pulled_asset on pulled (server, root, asset_id);
-        create index if not exists pulled_sha256 on pulled (server, root, sha256);
         create table if not exists pull_cursor (
           server text not null,
           root text not null,
@@ -50,6 +56,8 @@ export class PullState {
         );
       `),
     );
+    const rows = this.locked(() => this.db.all('select * from pulled where server = ? and root = ?', [server, root])) as { rel_path: string; asset_id: string; sha256: string; size: number; mtime_ms: number }[];
+    for (const r of rows) this.remember({ relPath: r.rel_path, assetId: r.asset_id, sha256: r.sha256, size: r.size, mtimeMs: r.mtime_ms });
   }
 
   private locked<T>(work: () => T): T {
@@ -61,49 +69,61 @@ export class PullState {
     return row?.cursor ?? null;
   }
 
+  /** Writes the files recorded and forgotten since the last call, and the feed position (unless null), at once. */
   saveCursor(cursor: string | null): void {
     this.locked(() => {
-      if (cursor === null) this.db.run('delete from pull_cursor where server = ? and root = ? and only_folder = ?', [this.server, this.root, this.only]);
-      else this.db.run('insert or replace into pull_cursor (server, root, only_folder, cursor) values (?, ?, ?, ?)', [this.server, this.root, this.only, cursor]);
+      this.db.exec('begin');
+      try {
+        for (const [relPath, file] of this.pending) {
+          if (file) this.db.run('insert or replace into pulled (server, root, rel_path, asset_id, sha256, size, mtime_ms) values (?, ?, ?, ?, ?, ?, ?)', [this.server, this.root, relPath, file.assetId, file.sha256, file.size, file.mtimeMs]);
+          else this.db.run('delete from pulled where server = ? and root = ? and rel_path = ?', [this.server, this.root, relPath]);
+        }
+        if (cursor !== null) this.db.run('insert or replace into pull_cursor (server, root, only_folder, cursor) values (?, ?, ?, ?)', [this.server, this.root, this.only, cursor]);
+        this.db.exec('commit');
+      } catch (error) {
+        if (this.db.inTransaction) this.db.exec('rollback');
+        throw error;
+      }
     });
+    this.pending.clear();
   }
 
   filesOf(assetId: string): PulledFile[] {
-    return this.rows('select * from pulled where server = ? and root = ? and asset_id = ?', [assetId]);
+    return [...(this.byAsset.get(assetId) ?? [])].map((p) => this.byPath.get(p)!);
   }
 
   withContent(sha256: string): PulledFile[] {
-    return this.rows('select * from pulled where server = ? and root = ? and sha256 = ?', [sha256]);
+    return [...(this.byContent.get(sha256) ?? [])].map((p) => this.byPath.get(p)!);
   }
 
   at(relPath: string): PulledFile | null {
-    return this.rows('select * from pulled where server = ? and root = ? and rel_path = ?', [relPath])[0] ?? null;
+    return this.byPath.get(relPath) ?? null;
   }
 
   record(file: PulledFile): void {
-    this.locked(() =>
-      this.db.run('insert or replace into pulled (server, root, rel_path, asset_id, sha256, size, mtime_ms) values (?, ?, ?, ?, ?, ?, ?)', [
-        this.server,
-        this.root,
-        file.relPath,
-        file.assetId,
-        file.sha256,
-        file.size,
-        file.mtimeMs,
-      ]),
-    );
+    this.forget(file.relPath);
+    this.remember(file);
+    this.pending.set(file.relPath, file);
   }
 
   forget(relPath: string): void {
-    this.locked(() => this.db.run('delete from pulled where server = ? and root = ? and rel_path = ?', [this.server, this.root, relPath]));
+    const file = this.byPath.get(relPath);
+    if (!file) return;
+    this.byPath.delete(relPath);
+    this.byAsset.get(file.assetId)?.delete(relPath);
+    this.byContent.get(file.sha256)?.delete(relPath);
+    this.pending.set(relPath, null);
   }
 
   close(): void {
     this.db.close();
   }
 
-  private rows(query: string, extra: (string | number)[]): PulledFile[] {
-    const rows = this.locked(() => this.db.all(query, [this.server, this.root, ...extra])) as { rel_path: string; asset_id: string; sha256: string; size: number; mtime_ms: number }[];
-    return rows.map((r) => ({ relPath: r.rel_path, assetId: r.asset_id, sha256: r.sha256, size: r.size, mtimeMs: r.mtime_ms }));
+  private remember(file: PulledFile): void {
+    this.byPath.set(file.relPath, file);
+    if (!this.byAsset.has(file.assetId)) this.byAsset.set(file.assetId, new Set());
+    this.byAsset.get(file.assetId)!.add(file.relPath);
+    if (!this.byContent.has(file.sha256)) this.byContent.set(file.sha256, new Set());
+    this.byContent.get(file.sha256)!.add(file.relPath);
   }
 }

@@ -22,6 +22,8 @@ export interface PullSummary {
   downloaded: number;
   /** Written from a file already here with the same content: nothing transferred. */
   copied: number;
+  /** Already in its place, identical (found, not written). */
+  present: number;
   moved: number;
   removed: number;
   /** Left in place: removed on the server without --delete, or changed here since it was pulled. */
@@ -53,7 +55,7 @@ const PARTIAL_DIR = '.pixshare-partial';
  * interrupted pull resumes and a pull again transfers nothing.
  */
 export async function pull(api: ApiClient, state: PullState, root: string, options: PullOptions, report: Reporter): Promise<PullSummary> {
-  const summary: PullSummary = { changes: 0, downloaded: 0, copied: 0, moved: 0, removed: 0, kept: 0, failed: 0, bytes: 0 };
+  const summary: PullSummary = { changes: 0, downloaded: 0, copied: 0, present: 0, moved: 0, removed: 0, kept: 0, failed: 0, bytes: 0 };
   let cursor = state.cursor();
   for (;;) {
     let page: { cursor: string; hasMore: boolean; changes: Change[] };
@@ -79,8 +81,11 @@ export async function pull(api: ApiClient, state: PullState, root: string, optio
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, worker));
-    // A page with a failed file is not passed: the next pull tries it again.
-    if (summary.failed > 0) break;
+    // A page with a failed file is not passed: the next pull tries it again (what did arrive is kept).
+    if (summary.failed > 0) {
+      state.saveCursor(cursor);
+      break;
+    }
     cursor = page.cursor;
     state.saveCursor(cursor);
     if (!page.hasMore) break;
@@ -107,6 +112,13 @@ async function apply(api: ApiClient, state: PullState, root: string, change: Cha
   const missing = wanted.filter((w) => !stay.some((f) => sameDir(w, f.relPath)));
   for (const place of missing) {
     const asset = change.asset!;
+    // The photo is there already under its name (a pull cut off before it recorded it, or a copy made by hand): kept as it is.
+    if (!state.at(place) && (await identical(root, place, asset))) {
+      record(state, place, asset, (await stat(full(root, place))).mtimeMs);
+      summary.present++;
+      report.file({ path: place, outcome: 'present', assetId: asset.id, size: asset.size });
+      continue;
+    }
     const from = left.find((f) => f.sha256 === asset.sha256);
     const target = await freePlace(state, root, place);
     if (from && (await unchanged(root, from))) {
@@ -171,6 +183,15 @@ async function freePlace(state: PullState, root: string, place: string): Promise
     );
     if (!exists) return candidate;
   }
+}
+
+/** A plain file at `relPath` with the photo's size and SHA-256. */
+async function identical(root: string, relPath: string, asset: NonNullable<Change['asset']>): Promise<boolean> {
+  const info = await lstat(full(root, relPath)).catch(() => null);
+  if (!info?.isFile() || info.size !== asset.size) return false;
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(full(root, relPath)), hash);
+  return hash.digest('hex') === asset.sha256;
 }
 
 /** The pulled file is still there as it was written (same size and time). */
