@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApiError, type ApiClient } from '../client/api-client.js';
-import { openLive, subscriptionData } from '../client/live-client.js';
+import { subscriptionData } from '../client/live-client.js';
 import { localAddresses } from '../client/local-network.js';
 import type { SyncCounts } from '../protocol/sync-counts.js';
 import { startAgentEndpoint } from './agent-endpoint.js';
 import { describeResult } from './command.js';
 import { CountingReporter } from './counting-reporter.js';
-import { loginRefused, push, StopRun, stopFor, type PushSummary } from './push.js';
+import { withLive } from './live.js';
+import { push, StopRun, stopFor, type PushSummary } from './push.js';
 import type { Reporter } from './reporter.js';
 import type { SyncList } from './sync-list.js';
 
@@ -222,22 +223,22 @@ export async function runAgent(api: ApiClient, syncList: SyncList, options: Agen
     }
   })();
 
-  const live = openLive(api, signal, { connected: () => void announce().catch(() => {}) });
   try {
-    await announce();
-    report.result('agent', { port: endpoint.port, folders: options.folders.map((f) => f.name), leaseSeconds }, `agent online: offering ${options.folders.map((f) => `"${f.name}"`).join(', ') || 'no folder'}; direct commands on port ${endpoint.port} (Ctrl-C to stop)`);
-    for await (const data of subscriptionData<{ commandsForThisDevice: Command[] }>(live, { query: `subscription { commandsForThisDevice { ${COMMAND} } }` }, signal)) {
-      schedule(data.commandsForThisDevice);
-    }
-    if (live.refused) throw loginRefused();
-  } catch (error) {
-    if (live.refused) throw loginRefused();
-    throw error;
+    await withLive(
+      api,
+      signal,
+      async (live) => {
+        await announce();
+        report.result('agent', { port: endpoint.port, folders: options.folders.map((f) => f.name), leaseSeconds }, `agent online: offering ${options.folders.map((f) => `"${f.name}"`).join(', ') || 'no folder'}; direct commands on port ${endpoint.port} (Ctrl-C to stop)`);
+        for await (const data of subscriptionData<{ commandsForThisDevice: Command[] }>(live, { query: `subscription { commandsForThisDevice { ${COMMAND} } }` }, signal)) schedule(data.commandsForThisDevice);
+      },
+      // A connection opened again: the addresses and folders are announced again (the network may have changed).
+      { connected: () => void announce().catch(() => {}) },
+    );
   } finally {
     clearInterval(keeper);
     for (const timer of timers.values()) clearTimeout(timer);
     (wake as (() => void) | null)?.();
-    await live.dispose();
     await endpoint.close();
     void worker;
   }

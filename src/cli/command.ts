@@ -1,8 +1,9 @@
 import type { ApiClient } from '../client/api-client.js';
-import { openLive, subscriptionData } from '../client/live-client.js';
+import { subscriptionData } from '../client/live-client.js';
 import { handOverDirectly, type LocalAddress } from '../client/local-network.js';
 import type { SyncCounts } from '../protocol/sync-counts.js';
-import { loginRefused, StopRun } from './push.js';
+import { withLive } from './live.js';
+import { StopRun } from './push.js';
 import type { Reporter } from './reporter.js';
 
 interface Device {
@@ -84,10 +85,8 @@ export async function giveCommand(api: ApiClient, deviceName: string, options: {
   }
   if (!options.wait) return;
 
-  const live = openLive(api, signal);
   let last = '';
-  let final: CommandState | null = null;
-  try {
+  const final = await withLive(api, signal, async (live) => {
     for await (const data of subscriptionData<{ deviceCommand: CommandState }>(live, { query: `subscription($id: ID!) { deviceCommand(id: $id) { ${STATE} } }`, variables: { id: command.id } }, signal)) {
       const state = data.deviceCommand;
       const sentence = describe(state);
@@ -95,18 +94,10 @@ export async function giveCommand(api: ApiClient, deviceName: string, options: {
         last = sentence;
         report.result('command', { commandId: state.id, status: state.status.toLowerCase(), path: state.path?.toLowerCase() ?? null, attempts: state.attempts, progress: state.progress, result: state.result, error: state.error }, sentence);
       }
-      if (ENDED.includes(state.status)) {
-        final = state;
-        break;
-      }
+      if (ENDED.includes(state.status)) return state;
     }
-  } catch (error) {
-    if (live.refused) throw loginRefused();
-    throw error;
-  } finally {
-    await live.dispose();
-  }
-  if (live.refused) throw loginRefused();
+    return null;
+  });
   if (final && final.status !== 'DONE') throw new StopRun(final.error?.code ?? final.status, `the command ${final.status.toLowerCase()}${final.error ? `: ${final.error.message}` : ''}`, 1);
 }
 

@@ -124,14 +124,10 @@ export function program(): Command {
       const report = reporterFor(command);
       const { api, credentials } = await signedIn();
       const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
       try {
         const { watch } = await import('./watch.js');
-        await watch(api, syncList, path.resolve(folder), { ...options, memoryBytes: options.maxMemory * 2 ** 20, everyMs: options.every, shareTo: options.shareTo ?? [], settleMs: options.settle }, report, stop.signal);
+        await untilInterrupted((signal) => watch(api, syncList, path.resolve(folder), { ...options, memoryBytes: options.maxMemory * 2 ** 20, everyMs: options.every, shareTo: options.shareTo ?? [], settleMs: options.settle }, report, signal));
       } finally {
-        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
         syncList.close();
       }
     });
@@ -148,18 +144,18 @@ export function program(): Command {
       const folders = await offeredFolders(options.folder ?? []);
       const { api, credentials } = await signedIn();
       const syncList = new SyncList(path.join(configDir(), 'sync-list.db'), credentials.server);
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+      let interrupted = false;
       try {
         const { runAgent, agentStateFile } = await import('./agent.js');
-        await runAgent(api, syncList, { folders, port: options.listen, concurrency: options.concurrency, memoryBytes: options.maxMemory * 2 ** 20, stateFile: agentStateFile(configDir()) }, report, stop.signal);
+        interrupted = await untilInterrupted(async (signal) => {
+          await runAgent(api, syncList, { folders, port: options.listen, concurrency: options.concurrency, memoryBytes: options.maxMemory * 2 ** 20, stateFile: agentStateFile(configDir()) }, report, signal);
+          return signal.aborted;
+        });
       } finally {
-        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
         syncList.close();
       }
       // A run still under way is left to its lease: the next start picks it up again.
-      if (stop.signal.aborted) process.exit(EXIT.done);
+      if (interrupted) process.exit(EXIT.done);
     });
 
   cli
@@ -175,15 +171,8 @@ export function program(): Command {
       if (action !== 'upload') throw new CommanderError(EXIT.usage, 'pixshare.usage', `unknown action "${action}": the one a device takes is upload`);
       const report = reporterFor(command);
       const { api } = await signedIn();
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
-      try {
-        const { giveCommand } = await import('./command.js');
-        await giveCommand(api, device, options, report, stop.signal);
-      } finally {
-        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-      }
+      const { giveCommand } = await import('./command.js');
+      await untilInterrupted((signal) => giveCommand(api, device, options, report, signal));
     });
 
   cli
@@ -245,14 +234,7 @@ export function program(): Command {
       const { api } = await signedIn();
       const { followStatus, showStatus } = await import('./status.js');
       if (!options.follow) return showStatus(api, folder, report);
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
-      try {
-        await followStatus(api, folder, report, stop.signal);
-      } finally {
-        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-      }
+      await untilInterrupted((signal) => followStatus(api, folder, report, signal));
     });
 
   return cli;
@@ -298,6 +280,18 @@ async function runPush(command: Command, paths: string[], options: PushCommandOp
     if (failed > 0) process.exitCode = EXIT.someFailed;
   } finally {
     syncList.close();
+  }
+}
+
+/** Runs `work` with a signal that Ctrl-C (SIGINT) or SIGTERM aborts: long-running commands end cleanly. */
+async function untilInterrupted<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  try {
+    return await work(stop.signal);
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
 }
 

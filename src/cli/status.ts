@@ -1,8 +1,9 @@
 import type { ApiClient } from '../client/api-client.js';
-import { openLive, subscriptionData } from '../client/live-client.js';
+import { subscriptionData } from '../client/live-client.js';
+import { withLive } from './live.js';
 import type { SyncCounts } from '../protocol/sync-counts.js';
 import type { Reporter } from './reporter.js';
-import { loginRefused, StopRun } from './push.js';
+import { StopRun } from './push.js';
 
 interface Counts extends SyncCounts {
   active: boolean;
@@ -40,7 +41,6 @@ export async function followStatus(api: ApiClient, folder: string | undefined, r
     folderId = folders.find((f) => f.name === folder)?.id;
     if (!folderId) throw new StopRun('NOT_FOUND', `no folder named "${folder}"`, 1);
   }
-  const live = openLive(api, signal);
   const shown = new Map<string, string>();
   const show = (sync: FolderSync) => {
     const c = sync.counts;
@@ -57,7 +57,7 @@ export async function followStatus(api: ApiClient, folder: string | undefined, r
     ? { query: `subscription($id: ID!) { folderSyncStatus(folderId: $id) { ${FOLDER_SYNC} } }`, variables: { id: folderId } }
     : { query: `subscription { librarySyncStatus { folders { ${FOLDER_SYNC} } } }` };
   let first = true;
-  try {
+  await withLive(api, signal, async (live) => {
     for await (const data of subscriptionData<{ folderSyncStatus?: FolderSync; librarySyncStatus?: { folders: FolderSync[] } }>(live, query, signal)) {
       const syncs = data.folderSyncStatus ? [data.folderSyncStatus] : (data.librarySyncStatus?.folders ?? []);
       if (first) {
@@ -66,11 +66,5 @@ export async function followStatus(api: ApiClient, folder: string | undefined, r
       }
       for (const sync of syncs) show(sync);
     }
-  } catch (error) {
-    if (live.refused) throw loginRefused();
-    throw error;
-  } finally {
-    await live.dispose();
-  }
-  if (live.refused) throw loginRefused();
+  });
 }
