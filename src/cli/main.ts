@@ -183,7 +183,8 @@ export function program(): Command {
     .option('--delete', 'also remove files whose photo was removed on the server (never a file changed here)')
     .addOption(new Option('-c, --concurrency <n>', 'downloads at once').argParser(positiveInt).default(4))
     .action(async (dir: string, options: { folder?: string; delete?: boolean; concurrency: number }, command: Command) => {
-      const report = reporterFor(command);
+      // A line per file written (the feed is read page by page: no total for a bar to fill).
+      const report = createReporter(outputMode({ ...command.optsWithGlobals<GlobalOptions>(), progress: false }));
       const { api, credentials } = await signedIn();
       await mkdir(dir, { recursive: true });
       const root = await realpath(dir);

@@ -59,7 +59,7 @@ class JsonReporter implements Reporter {
   }
 }
 
-const WORDS: Record<string, string> = { uploaded: 'sent', instant: 'instant', exists: 'already there', failed: 'FAILED', 'would-send': 'would send' };
+const WORDS: Record<string, string> = { uploaded: 'sent', instant: 'instant', exists: 'already there', failed: 'FAILED', 'would-send': 'would send', present: 'already here' };
 
 /** A line per file that changed something (not the unchanged ones), then the result. */
 class PlainReporter implements Reporter {
