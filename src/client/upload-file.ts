@@ -202,7 +202,20 @@ export async function sendChecked(api: ApiClient, file: CheckedFile, input: Chec
     upload = (await api.graphql<{ startUpload: UploadState }>(`mutation($file: CheckFileInput!) { startUpload(file: $file) { ${UPLOAD} } }`, { file: input }, options.signal)).startUpload;
   }
   if (!upload) throw new ApiError('BAD_RESPONSE', `a check answer of ${answer.status} without an upload session`);
-  return sendMissing(api, file, upload, options);
+  // The server's missing ranges are the authority (U6): if it still lacks bytes once every chunk was
+  // answered (a range a cut connection left unrecorded), those are sent again — twice at most.
+  let sentBefore = 0;
+  for (let round = 0; ; round++) {
+    try {
+      const result = await sendMissing(api, file, upload, options);
+      return { ...result, sentBytes: result.sentBytes + sentBefore };
+    } catch (error) {
+      const missing = error instanceof ApiError && error.code === 'UPLOAD_NOT_OPEN' && Array.isArray(error.details.missing) ? (error.details.missing as ByteRange[]) : [];
+      if (missing.length === 0 || round >= 2) throw error;
+      sentBefore += upload.missing.reduce((n, r) => n + r.length, 0);
+      upload = { ...upload, missing };
+    }
+  }
 }
 
 /** Options a caller got wrong fail at once, with a RangeError naming them. */
@@ -323,7 +336,8 @@ async function complete(api: ApiClient, uploadId: string, signal?: AbortSignal):
   const deadline = Date.now() + 600_000;
   for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
     try {
-      return (await api.graphql<{ completeUpload: AssetSummary }>(`mutation($id: ID!) { completeUpload(uploadId: $id) { ${ASSET} } }`, { id: uploadId }, signal)).completeUpload;
+      // A dropped connection is asked again, as a chunk is (completing twice is answered alike).
+      return (await withRetries(3, signal, () => api.graphql<{ completeUpload: AssetSummary }>(`mutation($id: ID!) { completeUpload(uploadId: $id) { ${ASSET} } }`, { id: uploadId }, signal))).completeUpload;
     } catch (error) {
       const completing = error instanceof ApiError && error.code === 'UPLOAD_NOT_OPEN' && error.details.state === 'completing';
       if (!completing || Date.now() + wait > deadline || signal?.aborted) throw error;
