@@ -42,7 +42,7 @@ describe('the pixshare command', () => {
   it('lists every command with --help, and says what is wrong with bad usage (exit 2)', async () => {
     const help = await pixshare(['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['login', 'logout', 'push', 'sync', 'status']) expect(help.stdout).toContain(command);
+    for (const command of ['login', 'logout', 'push', 'sync', 'watch', 'status', 'agent', 'command', 'devices', 'pull']) expect(help.stdout).toContain(command);
     expect((await pixshare(['push', '--help'])).stdout).toContain('--dry-run');
     const missing = await pixshare(['push'], { env: env() });
     expect(missing.code).toBe(2);
