@@ -87,7 +87,7 @@ afterAll(async () => {
   await files.remove();
 });
 
-describe('pixshare agent and pixshare command', () => {
+describe('pixshare agent and pixshare command', { timeout: 120_000 }, () => {
   it('on the same network: the office asks home to upload a folder, handed over directly; home uploads it, the office sees it done, the laptop pulls it', async () => {
     const agent = startAgent('home', ['--folder', `Camera=${photos}`]);
     await agent.until((l) => l.type === 'agent', 'agent online');

@@ -49,7 +49,7 @@ async function upload(name: string, bytes: Uint8Array, folder?: string): Promise
   return (await uploadFile(phone, file, { name, folder })).asset.id;
 }
 
-describe('pixshare pull', () => {
+describe('pixshare pull', { timeout: 90_000 }, () => {
   it('fills a folder with byte-identical photos, a subfolder per server folder; again transfers nothing; a removal reaches it only with --delete', async () => {
     const config = { PIXSHARE_CONFIG_DIR: path.join(files.dir, 'laptop') };
     expect((await pixshare(['login', app.url, '--email', email, '--device-name', 'laptop'], { env: config, input: `${PASSWORD}\n` })).code).toBe(0);
